@@ -1,0 +1,37 @@
+# asyncrl: two commands do everything from a fresh clone.
+#   make demo   set up .venv, train A3C on CartPole-v1 (2 workers) until solved, evaluate, plot
+#   make test   set up .venv, run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-fast bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/asyncrl train a3c --env CartPole-v1 --workers 2 --config configs/cartpole-a3c.yaml \
+		--run-dir runs/demo --overwrite
+	$(VENV)/bin/asyncrl eval runs/demo --episodes 20
+	$(VENV)/bin/asyncrl plot runs/demo --out runs/demo/learning_curve.png
+	@echo "run folder: runs/demo  (config.yaml, episodes.csv, metrics.csv, tb/, checkpoints/, learning_curve.png)"
+
+test: $(STAMP)
+	$(PY) -m pytest -q -ra
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+# Benchmarks are out of CI: they need the peer (Stable-Baselines3) and quiet cores.
+bench: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	$(PY) benchmarks/cartpole_time_to_solve.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

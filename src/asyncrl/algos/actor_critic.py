@@ -1,0 +1,78 @@
+"""Advantage actor-critic: A3C under the hogwild executor, A2C under sync (paper, Alg. 3)."""
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+import torch.nn.functional as F
+
+from ..envs import action_space_kind, check_observation_space
+from ..errors import EnvError
+from ..models import ActorCritic, build_torso
+from ..returns import n_step_returns
+from ..rollout import Rollout
+from .base import Algorithm
+
+
+def actor_critic_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor,
+                      returns: torch.Tensor, entropy_beta: float, value_coef: float
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A3C's loss for one segment (paper, Alg. 3; gradients summed over time, as the
+    paper accumulates them, and averaged over the B environments of a batch).
+
+        policy  = -sum_t log pi(a_t|s_t) * (R_t - V(s_t))      (advantage detached)
+        entropy =  sum_t H(pi(.|s_t))
+        value   =  sum_t (R_t - V(s_t))^2
+        loss    =  policy - entropy_beta * entropy + value_coef * value
+
+    Shapes: logits [T, B, A], values [T, B], actions [T, B], returns [T, B] (no grad).
+    """
+    logp = F.log_softmax(logits, dim=-1)
+    logp_a = logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    advantage = returns - values
+    policy_loss = -(logp_a * advantage.detach()).sum(0).mean()
+    entropy_sum = entropy.sum(0).mean()
+    value_loss = advantage.pow(2).sum(0).mean()
+    loss = policy_loss - entropy_beta * entropy_sum + value_coef * value_loss
+    stats = {"loss/policy": policy_loss.detach(), "loss/value": value_loss.detach(),
+             "loss/entropy": entropy_sum.detach()}
+    return loss, stats
+
+
+class ActorCriticAlgorithm(Algorithm):
+    name = "a3c"
+    stat_keys = ("loss/policy", "loss/value", "loss/entropy")
+
+    def check_spaces(self, obs_space: gym.Space, action_space: gym.Space, env_name: str) -> None:
+        check_observation_space(obs_space, env_name)
+        kind = action_space_kind(action_space)
+        if kind != "discrete":
+            raise EnvError(f"environment {env_name!r} has a {kind} action space "
+                           f"({action_space}); {self.name} supports Discrete actions so far "
+                           f"(continuous actions are not supported yet)")
+
+    def build_model(self, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
+        torso, feat = build_torso(obs_space, self.cfg)
+        value_torso = None if self.cfg.shared_torso else build_torso(obs_space, self.cfg)[0]
+        return ActorCritic(torso, feat, int(action_space.n), value_torso)
+
+    def act(self, model: ActorCritic, obs: torch.Tensor, greedy: bool = False) -> torch.Tensor:
+        logits, _ = model(obs)
+        if greedy:
+            return logits.argmax(-1)
+        return torch.multinomial(torch.softmax(logits, -1), 1).squeeze(-1)
+
+    def loss(self, model: ActorCritic, ro: Rollout) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        T, B = ro.actions.shape
+        x = ro.obs.reshape((T + 1) * B, -1)
+        if ro.final_obs is not None:
+            x = torch.cat([x, ro.final_obs])
+        logits, values = model(x)
+        v_all = values[:(T + 1) * B].view(T + 1, B)
+        next_values = v_all[1:].detach()
+        if ro.final_obs is not None:  # truncated mid-segment: bootstrap from the true final obs
+            next_values = next_values.clone()
+            next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = values[(T + 1) * B:].detach()
+        returns = n_step_returns(ro.rewards, ro.terminated, ro.truncated, next_values, self.cfg.gamma)
+        return actor_critic_loss(logits[:T * B].view(T, B, -1), v_all[:T], ro.actions, returns,
+                                 self.cfg.entropy_beta, self.cfg.value_coef)

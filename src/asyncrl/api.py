@@ -1,0 +1,219 @@
+"""The Python API: asyncrl.A3C(env, workers=..., **hyperparameters) and friends.
+
+    agent = asyncrl.A3C("CartPole-v1", workers=2, lr=1e-3)
+    agent.learn(200_000)
+    agent.evaluate(20)            # {'mean_return': ..., 'std_return': ..., ...}
+    agent.save("a3c.pt"); agent = asyncrl.load("a3c.pt")
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from typing import Any, Callable, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from .algos import make_algorithm
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config
+from .envs import EnvFactory, probe_spaces, space_from_dict, space_to_dict
+from .errors import ConfigError, EnvError
+from .evaluate import evaluate_policy
+from .executors import TrainJob, make_executor
+from .flat import flatten_params_
+from .metrics import RunLogger
+from .optim import build_optimizer
+from .rollout import ObsWriter
+
+EnvLike = "str | Callable[[], gym.Env]"
+
+
+class Agent:
+    """An agent of one algorithm: its model, optimiser state, global step and run folder."""
+
+    algo: ClassVar[str] = ""
+
+    def __init__(self, env: "str | Callable[[], gym.Env]", workers: int | None = None, *, run_dir: str | None = None,
+                 overwrite: bool = False, progress: bool | None = False, **hyperparameters: Any):
+        factory = EnvFactory(env)
+        fixed = {"algo": self.algo, "env": factory.name, "run_dir": run_dir or ""}
+        if workers is not None:
+            fixed["workers"] = workers
+        clash = sorted(set(hyperparameters) & set(fixed))
+        if clash:
+            raise ConfigError(f"{clash[0]!r} is set by {type(self).__name__} itself; do not pass it as a hyperparameter")
+        cfg = Config.from_dict({**hyperparameters, **fixed}, source=type(self).__name__).check()
+        if cfg.run_dir:
+            prepare_run_dir(cfg.run_dir, overwrite)
+        self.progress = progress
+        self._setup(cfg, factory, *probe_spaces(factory))
+
+    def _setup(self, cfg: Config, factory: EnvFactory | None, obs_space: gym.Space, action_space: gym.Space) -> None:
+        self.config = cfg
+        self.env_factory = factory
+        self.observation_space, self.action_space = obs_space, action_space
+        self.algorithm = make_algorithm(cfg)
+        self.algorithm.check_spaces(obs_space, action_space, cfg.env)
+        torch.manual_seed(cfg.seed)
+        self.model = self.algorithm.build_model(obs_space, action_space)
+        self.params = flatten_params_(self.model)
+        self.optimizer = build_optimizer(cfg, self.params.numel())
+        self.global_step = 0
+        self.wall_time = 0.0
+        self.schedule = (0, cfg.steps)
+        self.last_eval: dict | None = None
+        self._write_obs = ObsWriter(obs_space)
+        self._obs_buf = torch.zeros(1, self._write_obs.dim)
+
+    # ------------------------------------------------------------------ training
+    @property
+    def run_dir(self) -> str:
+        return self.config.run_dir
+
+    def learn(self, steps: int | None = None) -> "Agent":
+        """Train for `steps` more global environment steps (default: the config's `steps`).
+
+        The learning rate anneals to 0 over this call. Ctrl-C stops the workers, saves a
+        checkpoint and re-raises KeyboardInterrupt.
+        """
+        steps = self.config.steps if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+        cfg = self.config
+        factory = self._require_env("train")
+        start, target = self.global_step, self.global_step + int(steps)
+        self.schedule = (start, target)
+        time_origin = time.time() - self.wall_time
+        if cfg.run_dir:
+            self._write_config(target)
+        logger = RunLogger(cfg.run_dir or None, self.algorithm.stat_keys, start, target, time_origin,
+                           cfg.log_interval, self.progress)
+        self._logger = logger
+        job = TrainJob(cfg, factory, self.params, self.optimizer, start, target, self.schedule,
+                       time_origin, logger, self._periodic_checkpoint)
+        executor = make_executor(cfg)
+        failed = True
+        try:
+            self.global_step = executor.run(job)
+            failed = False
+        finally:
+            self.wall_time = time.time() - time_origin
+            if cfg.run_dir:  # nothing already learned is lost, whatever happened
+                self.save(os.path.join(cfg.run_dir, "checkpoints", "latest.pt"))
+            if failed:
+                logger.close()
+        interrupted = getattr(executor, "interrupted", False)
+        if not interrupted and cfg.run_dir:
+            self.save(os.path.join(cfg.run_dir, "checkpoints", "final.pt"))
+        if not interrupted and cfg.eval_episodes > 0:
+            self.last_eval = self.evaluate(cfg.eval_episodes)
+            logger.scalar("eval/mean_return", self.last_eval["mean_return"], self.global_step)
+            if cfg.run_dir:
+                with open(os.path.join(cfg.run_dir, "eval.json"), "w") as fh:
+                    json.dump({**self.last_eval, "step": self.global_step}, fh, indent=2)
+        logger.close()
+        if interrupted:
+            raise KeyboardInterrupt
+        return self
+
+    def _periodic_checkpoint(self, step: int) -> None:
+        self.global_step = step
+        self.save(os.path.join(self.config.run_dir, "checkpoints", "latest.pt")) if self.config.run_dir else None
+
+    def _write_config(self, target: int) -> None:
+        import yaml
+
+        resolved = {**self.config.to_dict(), "steps": target}
+        with open(os.path.join(self.config.run_dir, "config.yaml"), "w") as fh:
+            yaml.safe_dump(resolved, fh, sort_keys=False)
+
+    # ------------------------------------------------------------------ using
+    def act(self, obs: Any, deterministic: bool = True) -> Any:
+        """The action for one raw observation (greedy by default)."""
+        self._write_obs(self._obs_buf.numpy()[0], obs)
+        with torch.no_grad():
+            a = self.algorithm.act(self.model, self._obs_buf, greedy=deterministic)
+        return int(a[0])
+
+    def evaluate(self, episodes: int = 10, seed: int | None = None, deterministic: bool = True) -> dict:
+        """Mean/std/min/max return over `episodes` full episodes (greedy by default)."""
+        if episodes < 1:
+            raise ConfigError(f"episodes must be >= 1, got {episodes}")
+        seed = self.config.seed + 10_000 if seed is None else seed
+        return evaluate_policy(lambda o: self.act(o, deterministic), self._require_env("evaluate"),
+                               episodes, seed)
+
+    def _require_env(self, what: str) -> EnvFactory:
+        if self.env_factory is None:
+            raise EnvError(f"this agent was trained on a custom env factory ({self.config.env}); "
+                           f"pass env=... to asyncrl.load() to {what}")
+        return self.env_factory
+
+    # ------------------------------------------------------------------ persistence
+    def checkpoint_payload(self) -> dict:
+        return {
+            "algo": self.algo,
+            "config": self.config.to_dict(),
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": {k: v.detach().clone() for k, v in self.optimizer.state_dict().items()},
+            "global_step": int(self.global_step),
+            "wall_time": float(self.wall_time),
+            "schedule": [int(self.schedule[0]), int(self.schedule[1])],
+            "observation_space": space_to_dict(self.observation_space),
+            "action_space": space_to_dict(self.action_space),
+        }
+
+    def save(self, path: str) -> str:
+        """Write an atomic checkpoint (model, optimiser statistics, step, config)."""
+        return save_checkpoint(path, self.checkpoint_payload())
+
+
+class A3C(Agent):
+    """Asynchronous advantage actor-critic (paper, Algorithm 3) with hogwild actor-learners."""
+
+    algo = "a3c"
+
+
+AGENTS: dict[str, type[Agent]] = {"a3c": A3C}
+
+
+def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: bool | None = False) -> Agent:
+    """Load an agent from a checkpoint file or a run folder. `env` overrides the saved env
+    (required to evaluate or train an agent that was made with a custom env factory)."""
+    data = load_checkpoint(path)
+    cfg = Config.from_dict(data["config"], source=data["path"])
+    cls = AGENTS.get(data["algo"])
+    if cls is None:
+        raise ConfigError(f"{data['path']!r} holds an agent of unknown algorithm {data['algo']!r}")
+    agent = cls.__new__(cls)
+    agent.progress = progress
+    if env is not None:
+        factory: EnvFactory | None = EnvFactory(env)
+    else:
+        factory = None if cfg.env.startswith("<") else EnvFactory(cfg.env)
+    agent._setup(cfg, factory, space_from_dict(data["observation_space"]), space_from_dict(data["action_space"]))
+    try:
+        agent.model.load_state_dict(data["model"])
+        agent.optimizer.load_state_dict(data["optimizer"])
+    except (RuntimeError, ValueError) as exc:
+        from .errors import CheckpointError
+
+        raise CheckpointError(f"{data['path']!r} does not match its own config: {str(exc).splitlines()[0]}") from None
+    agent.global_step = int(data["global_step"])
+    agent.wall_time = float(data.get("wall_time", 0.0))
+    agent.schedule = tuple(data.get("schedule", (0, cfg.steps)))
+    return agent
+
+
+def prepare_run_dir(run_dir: str, overwrite: bool) -> None:
+    """A run folder that already holds a run is never reused silently."""
+    if os.path.exists(os.path.join(run_dir, "checkpoints")) or os.path.exists(os.path.join(run_dir, "episodes.csv")):
+        if not overwrite:
+            raise ConfigError(f"run folder {run_dir!r} already holds a run; choose another --run-dir "
+                              f"or pass --overwrite to replace it")
+        shutil.rmtree(run_dir)
+    os.makedirs(run_dir, exist_ok=True)

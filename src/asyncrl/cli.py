@@ -1,0 +1,196 @@
+"""asyncrl command line: train | eval | plot.
+
+Every bad input ends in one line `asyncrl <cmd>: error: ...`, exit code 2, no traceback,
+before any worker starts. Ctrl-C / SIGTERM during training saves a checkpoint and exits
+with code 130.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import fields
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+EXIT_WORKER_FAILED = 3
+
+# Training flags come from the Config fields; these are positional or set elsewhere.
+_NOT_FLAGS = {"algo", "env"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    from .config import Config
+
+    for f in fields(Config):
+        if f.name in _NOT_FLAGS:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_ = f.metadata.get("help", "")
+        default = f.default
+        if isinstance(default, bool):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                           help=f"{help_} (default: {default})")
+            continue
+        kw = {"metavar": f.name.upper(), "default": argparse.SUPPRESS}
+        if f.metadata.get("nargs"):
+            kw["nargs"] = f.metadata["nargs"]
+        shown = f.default_factory() if default is None or type(default).__name__ == "_MISSING_TYPE" else default
+        choices = f.metadata.get("choices")
+        extra = f" [{'|'.join(choices)}]" if choices else ""
+        p.add_argument(flag, dest=f.name, help=f"{help_}{extra} (default: {shown})", **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .config import ALGOS
+
+    parser = _Parser(prog="asyncrl", description="Asynchronous Methods for Deep Reinforcement Learning "
+                                                 "(A3C and friends), fast and faithful.")
+    parser.add_argument("--version", action="version", version=f"asyncrl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train an agent; writes a run folder")
+    t.add_argument("algo", metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
+    t.add_argument("--env", required=True, help="Gymnasium id, e.g. CartPole-v1 or my_module:MyEnv-v0")
+    t.add_argument("--config", metavar="FILE", help="YAML file of options (flags given here override it)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_flags(t)
+
+    e = sub.add_parser("eval", help="evaluate a run folder or checkpoint")
+    e.add_argument("path", metavar="PATH", help="run folder or checkpoint file")
+    e.add_argument("--episodes", default="10", help="number of episodes (default: 10)")
+    e.add_argument("--seed", default=None, help="seed of the first episode (default: training seed + 10000)")
+    e.add_argument("--env", default=None, help="evaluate on this env id instead of the saved one")
+    e.add_argument("--stochastic", action="store_true", help="sample actions instead of acting greedily")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    pl = sub.add_parser("plot", help="learning curves of one or more runs")
+    pl.add_argument("runs", metavar="RUN", nargs="+", help="run folders")
+    pl.add_argument("--out", default=None, help="PNG file (default: learning_curve.png in the first run)")
+    pl.add_argument("--window", default="100", help="episodes in the moving average (default: 100)")
+    return parser
+
+
+def _int_arg(name: str, value: str, minimum: int) -> int:
+    from .errors import ConfigError
+
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if v < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {v}")
+    return v
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .api import AGENTS
+    from .config import ALGOS, Config, coerce_field, load_config_file
+    from .errors import ConfigError
+
+    if args.algo not in ALGOS:
+        raise ConfigError(f"unknown algorithm {args.algo!r}; choose one of: {', '.join(ALGOS)}")
+    values = load_config_file(args.config) if args.config else {}
+    for key in ("algo", "env"):
+        if key in values:
+            raise ConfigError(f"config file {args.config!r}: {key!r} is given on the command line, not in the file")
+    flags = {f.name: getattr(args, f.name) for f in fields(Config) if hasattr(args, f.name)}
+    values.update({k: coerce_field(k, v, source="--" + k.replace("_", "-")) for k, v in flags.items()})
+    if args.algo not in AGENTS:
+        raise ConfigError(f"algorithm {args.algo!r} is not implemented yet; available: {', '.join(AGENTS)}")
+    run_dir = values.pop("run_dir", "") or _default_run_dir(args.algo, args.env)
+    workers = values.pop("workers", None)
+    agent = AGENTS[args.algo](args.env, workers=workers, run_dir=run_dir, overwrite=args.overwrite,
+                              progress=False if args.quiet else None, **values)
+    cfg = agent.config
+    print(f"asyncrl: training {cfg.algo} on {cfg.env} with {cfg.workers} workers for {cfg.steps:,} steps "
+          f"-> {run_dir}", file=sys.stderr, flush=True)
+    t0 = time.time()
+    try:
+        agent.learn()
+    except KeyboardInterrupt:
+        print(f"\nasyncrl: interrupted at step {agent.global_step:,}; checkpoint saved to "
+              f"{os.path.join(run_dir, 'checkpoints', 'latest.pt')}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    elapsed = time.time() - t0
+    print(f"asyncrl: {agent.global_step:,} steps in {elapsed:.1f} s ({agent.global_step / max(elapsed, 1e-9):,.0f} steps/s)"
+          f"; last-100 training episodes: mean return {agent._logger.recent_mean:.1f}")
+    if agent.last_eval:
+        ev = agent.last_eval
+        print(f"asyncrl: evaluation over {ev['episodes']} greedy episodes: mean return {ev['mean_return']:.1f} "
+              f"+/- {ev['std_return']:.1f} (min {ev['min_return']:.1f}, max {ev['max_return']:.1f})")
+    print(f"asyncrl: run folder {run_dir}: config.yaml episodes.csv metrics.csv tb/ checkpoints/final.pt")
+    return 0
+
+
+def _default_run_dir(algo: str, env: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in env)
+    return os.path.join("runs", f"{algo}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .api import load
+
+    episodes = _int_arg("--episodes", args.episodes, 1)
+    seed = None if args.seed is None else _int_arg("--seed", args.seed, 0)
+    agent = load(args.path, env=args.env)
+    result = agent.evaluate(episodes, seed=seed, deterministic=not args.stochastic)
+    result = {"path": args.path, "algo": agent.algo, "env": args.env or agent.config.env,
+              "global_step": agent.global_step, "greedy": not args.stochastic, **result}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['algo']} on {result['env']} (step {result['global_step']:,}): "
+              f"{'greedy' if result['greedy'] else 'stochastic'} mean return {result['mean_return']:.2f} "
+              f"+/- {result['std_return']:.2f} over {episodes} episodes "
+              f"(min {result['min_return']:.1f}, max {result['max_return']:.1f})")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_runs
+
+    window = _int_arg("--window", args.window, 1)
+    out = args.out or os.path.join(args.runs[0], "learning_curve.png")
+    plot_runs(args.runs, out, window=window)
+    print(f"asyncrl: wrote {out}")
+    return 0
+
+
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import AsyncRLError, WorkerError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"asyncrl {args.command}"
+    if args.command == "train":
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        return {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}[args.command](args)
+    except WorkerError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_WORKER_FAILED
+    except AsyncRLError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

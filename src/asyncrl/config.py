@@ -1,0 +1,214 @@
+"""Typed, frozen run configuration.
+
+Every field is a hyperparameter or option with the paper's name where it has one.
+`validate()` returns *every* problem (not just the first), each a one-line message
+naming the bad value and what is accepted. The CLI's flags are generated from the
+fields, so `--help`, config files and the Python API share one source of truth.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+ALGOS = ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q")
+IMPLEMENTED_ALGOS = ("a3c",)
+OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam")
+NETS = ("auto", "mlp")
+EXECUTORS = ("hogwild",)
+DEVICES = ("cpu",)
+ACTIVATIONS = ("relu", "tanh")
+START_METHODS = ("auto", "fork", "forkserver", "spawn")
+
+
+def _f(default: Any, help: str, **meta: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines a training run (saved as config.yaml in the run folder)."""
+
+    algo: str = _f("a3c", "algorithm", choices=ALGOS, cli=False)
+    env: str = _f("", "Gymnasium id (module:Id imports module first)", cli=False)
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1,
+                         metadata={"help": "actor-learners (hogwild: processes); default: number of cores"})
+    steps: int = _f(1_000_000, "T_max: global environment steps to train for (all workers together)")
+    t_max: int = _f(5, "steps per segment before an asynchronous update (paper: 5)")
+    lr: float = _f(7e-4, "learning rate (paper: 7e-4, annealed linearly to 0)")
+    lr_anneal: bool = _f(True, "anneal the learning rate linearly to 0 over --steps")
+    gamma: float = _f(0.99, "discount factor, in (0, 1]")
+    entropy_beta: float = _f(0.01, "entropy bonus weight beta (paper: 0.01)")
+    value_coef: float = _f(0.5, "weight of the value loss (R - V)^2 (paper: 0.5)")
+    max_grad_norm: float = _f(40.0, "clip the gradient's global L2 norm to this; 0 disables")
+    optimizer: str = _f("shared-rmsprop", "optimiser; statistics shared by all workers except 'rmsprop'",
+                        choices=OPTIMIZERS)
+    rms_alpha: float = _f(0.99, "RMSProp decay alpha (paper: 0.99)")
+    rms_eps: float = _f(0.1, "RMSProp epsilon, inside the square root (paper: 0.1)")
+    adam_beta1: float = _f(0.9, "Adam beta1")
+    adam_beta2: float = _f(0.999, "Adam beta2")
+    adam_eps: float = _f(1e-8, "Adam epsilon")
+    net: str = _f("auto", "network torso: auto picks mlp for vector observations", choices=NETS)
+    hidden: list = _f([64, 64], "hidden layer sizes of the MLP torso", nargs="+", item_type=int)
+    activation: str = _f("relu", "MLP activation", choices=ACTIVATIONS)
+    shared_torso: bool = _f(True, "policy and value share the torso (paper, Atari); off: separate "
+                                  "torsos (paper, MuJoCo)")
+    executor: str = _f("hogwild", "how actor-learners run", choices=EXECUTORS)
+    device: str = _f("cpu", "device for the model", choices=DEVICES)
+    seed: int = _f(0, "random seed (worker i uses seed + i)")
+    run_dir: str = _f("", "run folder; default runs/<algo>-<env>-<time>")
+    log_interval: float = _f(2.0, "seconds between metrics.csv rows")
+    checkpoint_interval: float = _f(60.0, "seconds between periodic checkpoints")
+    eval_episodes: int = _f(10, "greedy evaluation episodes at the end of training; 0 skips")
+    stop_return: float = _f(float("nan"), "stop early once the mean return of the last 100 "
+                                          "training episodes reaches this (nan: never)")
+    start_method: str = _f("auto", "multiprocessing start method (auto: fork on Linux, spawn elsewhere)",
+                           choices=START_METHODS)
+
+    # ------------------------------------------------------------------ helpers
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "Config":
+        """Build from a mapping; an unknown key is an error naming the key."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key {unknown[0]!r}"
+                + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+                + f"; known keys: {', '.join(sorted(known))}")
+        coerced = {k: coerce_field(k, v, source) for k, v in data.items()}
+        return cls(**coerced)
+
+    def validate(self) -> list[str]:
+        """Every problem with this configuration, one line each (empty when valid)."""
+        p: list[str] = []
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            val = getattr(self, f.name)
+            if choices and val not in choices:
+                p.append(f"{f.name.replace('_', '-')} {val!r} is not one of: {', '.join(choices)}")
+        if self.algo in ALGOS and self.algo not in IMPLEMENTED_ALGOS:
+            p.append(f"algorithm {self.algo!r} is not implemented yet; available: "
+                     f"{', '.join(IMPLEMENTED_ALGOS)}")
+        if not self.env:
+            p.append("env is empty; give a Gymnasium id such as CartPole-v1")
+        if self.workers < 1:
+            p.append(f"workers must be >= 1, got {self.workers}")
+        if self.steps < 1:
+            p.append(f"steps must be a positive integer, got {self.steps}")
+        if self.t_max < 1:
+            p.append(f"t-max must be >= 1, got {self.t_max}")
+        if not self.lr > 0:
+            p.append(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.gamma <= 1:
+            p.append(f"gamma must be in (0, 1], got {self.gamma}")
+        if not self.entropy_beta >= 0:
+            p.append(f"entropy-beta must be >= 0, got {self.entropy_beta}")
+        if not self.value_coef >= 0:
+            p.append(f"value-coef must be >= 0, got {self.value_coef}")
+        if not self.max_grad_norm >= 0:
+            p.append(f"max-grad-norm must be >= 0 (0 disables clipping), got {self.max_grad_norm}")
+        if not 0 <= self.rms_alpha < 1:
+            p.append(f"rms-alpha must be in [0, 1), got {self.rms_alpha}")
+        if not self.rms_eps > 0:
+            p.append(f"rms-eps must be > 0, got {self.rms_eps}")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                p.append(f"{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+        if not self.adam_eps > 0:
+            p.append(f"adam-eps must be > 0, got {self.adam_eps}")
+        if not self.hidden or any((not isinstance(h, int)) or h < 1 for h in self.hidden):
+            p.append(f"hidden must be one or more positive integers, got {self.hidden}")
+        if not self.log_interval > 0:
+            p.append(f"log-interval must be > 0 seconds, got {self.log_interval}")
+        if not self.checkpoint_interval > 0:
+            p.append(f"checkpoint-interval must be > 0 seconds, got {self.checkpoint_interval}")
+        if self.eval_episodes < 0:
+            p.append(f"eval-episodes must be >= 0, got {self.eval_episodes}")
+        return p
+
+    def check(self) -> "Config":
+        """Raise ConfigError with the first problem (all of them are listed after it)."""
+        problems = self.validate()
+        if problems:
+            more = f" (+{len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
+            raise ConfigError(problems[0] + more)
+        return self
+
+
+_FIELDS = {f.name: f for f in fields(Config)}
+
+
+def coerce_field(name: str, value: Any, source: str = "config") -> Any:
+    """Convert a value (from YAML or a keyword argument) to the field's type, or fail clearly."""
+    f = _FIELDS[name]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    kind = type(default)
+    original = value
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+                return value.lower() in ("true", "yes", "1")
+            raise ValueError
+        if kind is int:
+            if isinstance(value, str):
+                value = float(value) if any(c in value for c in ".eE") and "x" not in value else int(value)
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind is list:
+            items = value if isinstance(value, (list, tuple)) else [value]
+            item_type = f.metadata.get("item_type", str)
+            return [coerce_item(v, item_type) for v in items]
+        if kind is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError, OverflowError):
+        pass
+    else:
+        return value
+    expected = f"a list of {f.metadata.get('item_type', str).__name__}" if kind is list else kind.__name__
+    raise ConfigError(f"{source}: {name.replace('_', '-')} must be {expected}, got {original!r}")
+
+
+def coerce_item(value: Any, item_type: type) -> Any:
+    """One list item: ints must be whole numbers (no silent truncation of 1.5 or True)."""
+    if item_type is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(value)
+        return int(value)
+    return item_type(value)
+
+
+def load_config_file(path: str) -> dict:
+    """Read a YAML config file into a dict of field values (keys may use - or _)."""
+    import yaml
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path!r} must hold a mapping of option: value")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}

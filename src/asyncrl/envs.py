@@ -1,0 +1,126 @@
+"""Environment construction: Gymnasium ids (including `module:Id`), or zero-argument
+factories from the Python API, made picklable so worker processes can build their own."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+from .errors import EnvError
+
+
+class EnvFactory:
+    """A picklable recipe for an environment: a Gymnasium id or a user callable.
+
+    Callables (lambdas and closures included) are serialised with cloudpickle, so
+    they survive the `spawn`/`forkserver` start methods without registration.
+    """
+
+    def __init__(self, env: "str | Callable[[], gym.Env] | EnvFactory", **make_kwargs: Any):
+        if isinstance(env, EnvFactory):
+            self.env_id, self.fn, self.make_kwargs = env.env_id, env.fn, dict(env.make_kwargs)
+            return
+        if isinstance(env, str):
+            if not env.strip():
+                raise EnvError("environment id is empty; give a Gymnasium id such as CartPole-v1")
+            self.env_id, self.fn = env, None
+        elif callable(env):
+            self.env_id, self.fn = getattr(env, "__name__", "custom"), env
+        else:
+            raise EnvError(f"env must be a Gymnasium id or a zero-argument factory, got {type(env).__name__}")
+        self.make_kwargs = make_kwargs
+
+    @property
+    def name(self) -> str:
+        return self.env_id if self.fn is None else f"<{self.env_id}>"
+
+    def __call__(self, **kwargs: Any) -> gym.Env:
+        if self.fn is not None:
+            env = self.fn()
+            if not isinstance(env, gym.Env) and not hasattr(env, "step"):
+                raise EnvError(f"env factory {self.env_id!r} returned {type(env).__name__}, not a gymnasium.Env")
+            return env
+        try:
+            return gym.make(self.env_id, **{**self.make_kwargs, **kwargs})
+        except gym.error.Error as exc:
+            raise EnvError(f"unknown environment {self.env_id!r}: {_first_line(exc)}") from None
+        except ModuleNotFoundError as exc:
+            raise EnvError(f"unknown environment {self.env_id!r}: cannot import module {exc.name!r}") from None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self.fn is not None:
+            import cloudpickle
+
+            state["fn"] = cloudpickle.dumps(self.fn)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if state.get("fn") is not None and isinstance(state["fn"], bytes):
+            import cloudpickle
+
+            state["fn"] = cloudpickle.loads(state["fn"])
+        self.__dict__.update(state)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def probe_spaces(factory: EnvFactory) -> tuple[gym.Space, gym.Space]:
+    """Build the env once in this process to read its spaces (closing it again),
+    so that every space problem is reported before any worker starts."""
+    try:
+        env = factory()
+    except EnvError:
+        raise
+    except Exception as exc:  # a user's factory or env constructor failed
+        raise EnvError(f"environment {factory.name!r} failed to build: {type(exc).__name__}: {_first_line(exc)}") from None
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+def check_observation_space(space: gym.Space, env_name: str) -> None:
+    """Only flat Box observations are supported by the MLP torso so far."""
+    if isinstance(space, gym.spaces.Box):
+        if not np.issubdtype(space.dtype, np.number):
+            raise EnvError(f"environment {env_name!r}: Box observations of dtype {space.dtype} are not numeric")
+        return
+    if isinstance(space, gym.spaces.Discrete):
+        return  # one-hot encoded by the torso
+    raise EnvError(
+        f"environment {env_name!r} has a {type(space).__name__} observation space, which no network "
+        f"fits; supported: Box (vectors) and Discrete (one-hot); flatten it with a wrapper such as "
+        f"gymnasium.wrappers.FlattenObservation")
+
+
+def action_space_kind(space: gym.Space) -> str:
+    if isinstance(space, gym.spaces.Discrete):
+        return "discrete"
+    if isinstance(space, gym.spaces.Box):
+        return "continuous"
+    return type(space).__name__
+
+
+def space_to_dict(space: gym.Space) -> dict:
+    """A weights_only-safe description of a space (checkpoints rebuild models without the env)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.Box):
+        import torch
+
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
+                "low": torch.as_tensor(space.low), "high": torch.as_tensor(space.high)}
+    raise EnvError(f"cannot save a {type(space).__name__} space in a checkpoint")
+
+
+def space_from_dict(d: dict) -> gym.Space:
+    if d["type"] == "Discrete":
+        return gym.spaces.Discrete(d["n"], start=d.get("start", 0))
+    if d["type"] == "Box":
+        return gym.spaces.Box(d["low"].numpy(), d["high"].numpy(), tuple(d["shape"]), np.dtype(d["dtype"]))
+    raise EnvError(f"unknown space type {d['type']!r} in checkpoint")

@@ -1,0 +1,37 @@
+"""Evaluation episodes, run in the calling process on a fresh environment."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .envs import EnvFactory
+
+
+def evaluate_policy(act: Callable[[Any], Any], factory: EnvFactory, episodes: int, seed: int,
+                    max_steps: int = 1_000_000) -> dict:
+    """Run `episodes` full episodes with `act(raw_obs) -> action`; episode i is reset with
+    seed + i, so an evaluation is reproducible. Returns summary statistics and the returns."""
+    env = factory()
+    returns, lengths = [], []
+    try:
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            total, n = 0.0, 0
+            while n < max_steps:
+                obs, r, term, trunc, _ = env.step(act(obs))
+                total += float(r)
+                n += 1
+                if term or trunc:
+                    break
+            returns.append(total)
+            lengths.append(n)
+    finally:
+        env.close()
+    arr = np.asarray(returns, dtype=np.float64)
+    return {"episodes": episodes, "mean_return": float(arr.mean()) if episodes else float("nan"),
+            "std_return": float(arr.std()) if episodes else float("nan"),
+            "min_return": float(arr.min()) if episodes else float("nan"),
+            "max_return": float(arr.max()) if episodes else float("nan"),
+            "mean_length": float(np.mean(lengths)) if episodes else float("nan"),
+            "returns": [float(x) for x in returns], "seed": seed}

@@ -1,0 +1,36 @@
+"""Executors own processes, parameters and the optimiser; algorithms own the math."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..config import Config
+from ..envs import EnvFactory
+from ..errors import ConfigError
+from ..optim import FlatOptimizer
+
+
+@dataclass
+class TrainJob:
+    """What an executor needs to train: everything else stays with the Agent."""
+
+    cfg: Config
+    env_factory: EnvFactory
+    params: torch.Tensor            # flat parameters of the agent's (global) model
+    optimizer: FlatOptimizer
+    start_step: int
+    target_step: int
+    schedule: tuple[int, int]       # learning rate anneals to 0 from step a to step b
+    time_origin: float              # time.time() for wall_time = 0 (earlier runs included)
+    logger: "object"                # metrics.RunLogger
+    checkpoint: Callable[[int], None]  # save a checkpoint at global step T
+
+
+def make_executor(cfg: Config):
+    if cfg.executor == "hogwild":
+        from .hogwild import HogwildExecutor
+
+        return HogwildExecutor(cfg)
+    raise ConfigError(f"unknown executor {cfg.executor!r}; available: hogwild")

@@ -1,0 +1,150 @@
+"""One writer, in the main process: episodes.csv, metrics.csv, TensorBoard, progress bar.
+
+Workers send plain tuples over a queue; nothing here runs in an actor-learner.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections import deque
+
+EPISODE_COLUMNS = ("step", "wall_time", "worker", "return", "length")
+BASE_METRIC_COLUMNS = ("step", "wall_time", "steps_per_s", "episodes", "return_mean_100",
+                       "lr", "updates", "skipped_updates", "grad_norm")
+
+
+class RunLogger:
+    def __init__(self, run_dir: str | None, stat_keys: tuple[str, ...], start_step: int,
+                 target_step: int, time_origin: float, log_interval: float, progress: bool | None):
+        self.run_dir = run_dir
+        self.stat_keys = tuple(stat_keys)
+        self.time_origin = time_origin
+        self.log_interval = log_interval
+        self.returns: deque[float] = deque(maxlen=100)
+        self.episodes = 0
+        self.worker_errors: dict[int, str] = {}
+        self._sums = dict.fromkeys(self.stat_keys, 0.0)
+        self._updates = self._skipped = 0
+        self._norm_sum = 0.0
+        self._lr = float("nan")
+        self._last_step, self._last_time = start_step, time.monotonic()
+        self._ep_file = self._metrics_file = self._tb = None
+        self.metric_columns = BASE_METRIC_COLUMNS + self.stat_keys
+        if run_dir:
+            os.makedirs(run_dir, exist_ok=True)
+            self._ep_file, self._ep_csv = self._open_csv("episodes.csv", EPISODE_COLUMNS)
+            self._metrics_file, self._metrics_csv = self._open_csv("metrics.csv", self.metric_columns)
+        self._bar = None
+        self._progress, self._start_step, self._target_step = progress, start_step, target_step
+        self._started = False
+
+    def _start(self) -> None:
+        """TensorBoard's writer and tqdm's monitor are threads: they are created here, on
+        first use, which executors guarantee is after their worker processes are forked."""
+        self._started = True
+        if self.run_dir:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(os.path.join(self.run_dir, "tb"), purge_step=self._start_step or None)
+        if self._progress is not False:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self._target_step, initial=self._start_step, unit="step", dynamic_ncols=True,
+                             disable=None if self._progress is None else not self._progress, smoothing=0.1)
+
+    def _open_csv(self, name: str, columns: tuple[str, ...]):
+        path = os.path.join(self.run_dir, name)
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        fh = open(path, "a", newline="")
+        writer = csv.writer(fh)
+        if new:
+            writer.writerow(columns)
+        return fh, writer
+
+    # ------------------------------------------------------------------ inputs
+    def episode(self, worker: int, step: int, wall_time: float, ret: float, length: int) -> None:
+        if not self._started:
+            self._start()
+        self.returns.append(ret)
+        self.episodes += 1
+        if self._ep_file:
+            self._ep_csv.writerow((step, f"{wall_time:.3f}", worker, f"{ret:.6g}", length))
+            self._tb.add_scalar("episode/return", ret, step)
+            self._tb.add_scalar("episode/length", length, step)
+
+    def stats(self, worker: int, updates: int, skipped: int, norm_sum: float, sums: dict, lr: float) -> None:
+        self._updates += updates
+        self._skipped += skipped
+        self._norm_sum += norm_sum
+        for k in self.stat_keys:
+            self._sums[k] += sums.get(k, 0.0)
+        self._lr = lr
+
+    # ------------------------------------------------------------------ outputs
+    @property
+    def recent_mean(self) -> float:
+        return sum(self.returns) / len(self.returns) if self.returns else float("nan")
+
+    def solved(self, threshold: float) -> bool:
+        """Mean of the last 100 training episodes has reached `threshold` (nan: never)."""
+        return not math.isnan(threshold) and len(self.returns) == self.returns.maxlen \
+            and self.recent_mean >= threshold
+
+    def tick(self, step: int, force: bool = False) -> None:
+        if not self._started:
+            self._start()
+        now = time.monotonic()
+        if self._bar is not None:
+            self._bar.n = step
+            self._bar.set_postfix_str(f"ret={self.recent_mean:.1f} eps={self.episodes}", refresh=False)
+            self._bar.refresh() if force else self._bar.update(0)
+        dt = now - self._last_time
+        if not force and dt < self.log_interval:
+            return
+        if step == self._last_step and self._updates == 0 and not force:
+            return
+        sps = (step - self._last_step) / dt if dt > 0 else 0.0
+        n = max(self._updates, 1)
+        row = {"step": step, "wall_time": time.time() - self.time_origin, "steps_per_s": sps,
+               "episodes": self.episodes, "return_mean_100": self.recent_mean, "lr": self._lr,
+               "updates": self._updates, "skipped_updates": self._skipped,
+               "grad_norm": self._norm_sum / n if self._updates else float("nan")}
+        for k in self.stat_keys:
+            row[k] = self._sums[k] / n if self._updates else float("nan")
+        if self._metrics_file:
+            self._metrics_csv.writerow([_fmt(row[c]) for c in self.metric_columns])
+            self._metrics_file.flush()
+            self._ep_file.flush()
+            self._tb.add_scalar("time/sps", sps, step)
+            self._tb.add_scalar("episode/return_mean_100", row["return_mean_100"], step)
+            for k in ("lr", "grad_norm", *self.stat_keys):
+                if not math.isnan(row[k]):
+                    self._tb.add_scalar(k if "/" in k else f"train/{k}", row[k], step)
+        self._sums = dict.fromkeys(self.stat_keys, 0.0)
+        self._updates = self._skipped = 0
+        self._norm_sum = 0.0
+        self._last_step, self._last_time = step, now
+        self.last_row = row
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if not self._started:
+            self._start()
+        if self._tb:
+            self._tb.add_scalar(tag, value, step)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        for fh in (self._ep_file, self._metrics_file):
+            if fh:
+                fh.close()
+        if self._tb:
+            self._tb.close()
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)

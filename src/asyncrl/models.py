@@ -1,0 +1,70 @@
+"""Networks: torso (mlp; cnn and lstm come later) -> heads.
+
+Policy and value share every non-output layer (paper, section 4). Initialisation is
+orthogonal (gain sqrt(2) in the torso, 0.01 on the policy head so the initial policy is
+near-uniform, 1 on the value head).
+"""
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+from .config import Config
+from .errors import EnvError
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def obs_dim(space: gym.Space) -> int:
+    """Size of the float vector an observation is encoded to (Discrete: one-hot)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    return int(math.prod(space.shape))
+
+
+def _init(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp_torso(in_dim: int, hidden: list[int], activation: str) -> tuple[nn.Module, int]:
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in hidden:
+        layers += [_init(nn.Linear(d, h), math.sqrt(2)), _ACTIVATIONS[activation]()]
+        d = h
+    return nn.Sequential(*layers), d
+
+
+def build_torso(obs_space: gym.Space, cfg: Config) -> tuple[nn.Module, int]:
+    net = cfg.net
+    if net == "auto":
+        if isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) >= 3:
+            raise EnvError(f"image observations {obs_space.shape} need the CNN torso, which is not "
+                           f"available yet; supported: vector observations (mlp)")
+        net = "mlp"
+    return mlp_torso(obs_dim(obs_space), list(cfg.hidden), cfg.activation)
+
+
+class ActorCritic(nn.Module):
+    """Softmax policy and linear value head on a shared torso (paper, section 4), or on
+    separate torsos when `value_torso` is given (the paper's MuJoCo networks).
+
+    forward(obs [N, D]) -> (logits [N, A], value [N])
+    """
+
+    def __init__(self, torso: nn.Module, feat_dim: int, n_actions: int, value_torso: nn.Module | None = None):
+        super().__init__()
+        self.torso = torso
+        self.value_torso = value_torso
+        self.policy = _init(nn.Linear(feat_dim, n_actions), 0.01)
+        self.value = _init(nn.Linear(feat_dim, 1), 1.0)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.torso(obs)
+        hv = h if self.value_torso is None else self.value_torso(obs)
+        return self.policy(h), self.value(hv).squeeze(-1)

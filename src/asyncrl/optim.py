@@ -1,0 +1,120 @@
+"""Optimisers over flat parameter/gradient tensors, with statistics that can live in
+shared memory so every actor-learner updates the same ones (paper, section 4 and
+supplementary section 7: "shared RMSProp" was the most robust).
+
+Each optimiser's state is created eagerly (so it can be moved to shared memory before
+any worker starts) and is a flat dict of tensors (so it checkpoints with weights_only).
+The step is lock-free: concurrent workers race exactly as Hogwild! intends.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import Config
+from .errors import ConfigError
+
+
+class FlatOptimizer:
+    name = ""
+
+    def __init__(self) -> None:
+        self._buf: torch.Tensor | None = None  # per-process scratch, never shared
+
+    def _scratch(self, like: torch.Tensor) -> torch.Tensor:
+        if self._buf is None or self._buf.shape != like.shape:
+            self._buf = torch.empty_like(like)
+        return self._buf
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.Tensor) and k != "_buf"}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        own = self.state_dict()
+        if set(own) != set(state) or any(own[k].shape != state[k].shape for k in own):
+            raise ValueError(f"optimiser state does not match {self.name}: keys {sorted(state)}")
+        with torch.no_grad():
+            for k, v in state.items():
+                own[k].copy_(v)
+
+    def share_memory_(self) -> "FlatOptimizer":
+        for v in self.state_dict().values():
+            v.share_memory_()
+        return self
+
+    def is_shared(self) -> bool:
+        return all(v.is_shared() for v in self.state_dict().values())
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_buf"] = None
+        return state
+
+    def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0) -> None:
+        raise NotImplementedError
+
+
+class RMSprop(FlatOptimizer):
+    """RMSProp as the paper defines it, epsilon inside the square root:
+
+        g     <- alpha * g + (1 - alpha) * grad^2
+        theta <- theta - lr * grad / sqrt(g + eps)
+
+    shared=True: one g for all workers ("shared RMSProp"). shared=False: one row of g per
+    worker (still allocated up front, so it is checkpointed and survives a resume).
+    """
+
+    def __init__(self, n: int, alpha: float = 0.99, eps: float = 0.1, shared: bool = True, workers: int = 1):
+        super().__init__()
+        self.name = "shared-rmsprop" if shared else "rmsprop"
+        self.alpha, self.eps, self.shared = alpha, eps, shared
+        self.square_avg = torch.zeros(n) if shared else torch.zeros(workers, n)
+
+    @torch.no_grad()
+    def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0) -> None:
+        g = self.square_avg if self.shared else self.square_avg[rank % self.square_avg.shape[0]]
+        g.mul_(self.alpha).addcmul_(grad, grad, value=1.0 - self.alpha)
+        denom = torch.add(g, self.eps, out=self._scratch(g)).sqrt_()
+        params.addcdiv_(grad, denom, value=-lr)
+
+
+class Adam(FlatOptimizer):
+    """Adam with first/second moments and the step count shared by all workers."""
+
+    name = "adam"
+
+    def __init__(self, n: int, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        super().__init__()
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.exp_avg = torch.zeros(n)
+        self.exp_avg_sq = torch.zeros(n)
+        self.step_count = torch.zeros(1, dtype=torch.float64)
+
+    @torch.no_grad()
+    def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0) -> None:
+        b1, b2 = self.beta1, self.beta2
+        self.exp_avg.mul_(b1).add_(grad, alpha=1.0 - b1)
+        self.exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
+        t = float(self.step_count.add_(1.0)[0])
+        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        denom = torch.sqrt(self.exp_avg_sq, out=self._scratch(grad)).div_(math.sqrt(bc2)).add_(self.eps)
+        params.addcdiv_(self.exp_avg, denom, value=-lr / bc1)
+
+
+def build_optimizer(cfg: Config, n_params: int) -> FlatOptimizer:
+    if cfg.optimizer == "shared-rmsprop":
+        return RMSprop(n_params, cfg.rms_alpha, cfg.rms_eps, shared=True)
+    if cfg.optimizer == "rmsprop":
+        return RMSprop(n_params, cfg.rms_alpha, cfg.rms_eps, shared=False, workers=cfg.workers)
+    if cfg.optimizer == "adam":
+        return Adam(n_params, (cfg.adam_beta1, cfg.adam_beta2), cfg.adam_eps)
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; available: shared-rmsprop, rmsprop, adam")
+
+
+def annealed_lr(lr: float, step: int, start: int, end: int, anneal: bool) -> float:
+    """Linear decay from lr at `start` to 0 at `end` (paper: 7e-4 annealed to 0)."""
+    if not anneal or end <= start:
+        return lr
+    return lr * max(0.0, 1.0 - (step - start) / (end - start))

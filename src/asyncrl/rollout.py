@@ -1,0 +1,129 @@
+"""Rollouts ([T, B] segments) and the single-environment segment collector.
+
+A Rollout is what an algorithm turns into a loss; it knows nothing of processes.
+`terminated` and `truncated` are kept apart everywhere: a time-limit cut bootstraps
+from the true final observation, a terminal state does not.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from .models import obs_dim
+
+
+@dataclass
+class Rollout:
+    """One segment of experience from B environments.
+
+    obs:        [T+1, B, D] float32; obs[t] is s_t, obs[T] the observation after the last
+                step (for a hogwild segment that ends an episode: the true final observation)
+    actions:    [T, B] int64
+    rewards:    [T, B] float32
+    terminated: [T, B] bool: s_{t+1} is terminal
+    truncated:  [T, B] bool: the episode was cut by a time limit after step t
+    final_obs:  [K, D] true final observations of truncated steps whose obs[t+1] is already
+                the next episode's first observation (vectorised autoreset), else None
+    final_idx:  [K, 2] int64 (t, b) positions of final_obs, else None
+    """
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    final_obs: torch.Tensor | None = None
+    final_idx: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return self.actions.shape[0]
+
+
+class ObsWriter:
+    """Encodes raw observations into a float32 row in place (Discrete: one-hot)."""
+
+    def __init__(self, space: gym.Space):
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        self.dim = obs_dim(space)
+
+    def __call__(self, row: np.ndarray, obs) -> None:
+        if self.discrete:
+            row[:] = 0.0
+            row[int(obs)] = 1.0
+        else:
+            row[:] = np.reshape(obs, -1)
+
+
+class EpisodeSegmentCollector:
+    """Steps one environment for up to n steps or to the episode's end (paper, Alg. 3).
+
+    Buffers are allocated once; each `collect` returns a Rollout of views into them,
+    valid until the next call. Finished episodes are returned as (return, length).
+    """
+
+    def __init__(self, env: gym.Env, t_max: int, seed: int):
+        self.env = env
+        self.write_obs = ObsWriter(env.observation_space)
+        d = self.write_obs.dim
+        self.obs = torch.zeros(t_max + 1, 1, d)
+        self.actions = torch.zeros(t_max, 1, dtype=torch.int64)
+        self.rewards = torch.zeros(t_max, 1)
+        self.terminated = torch.zeros(t_max, 1, dtype=torch.bool)
+        self.truncated = torch.zeros(t_max, 1, dtype=torch.bool)
+        # numpy views of the same memory: writing through them allocates nothing
+        self._obs_np = self.obs.numpy()
+        self._act_np = self.actions.numpy()
+        self._rew_np = self.rewards.numpy()
+        self._term_np = self.terminated.numpy()
+        self._trunc_np = self.truncated.numpy()
+        self._seed = seed
+        self._needs_reset = True
+        self._last_t = 0
+        self.ep_return = 0.0
+        self.ep_length = 0
+        self.episodes_started = 0
+
+    def _reset(self) -> None:
+        seed = self._seed if self.episodes_started == 0 else None
+        obs, _ = self.env.reset(seed=seed)
+        self.write_obs(self._obs_np[0, 0], obs)
+        self.ep_return, self.ep_length = 0.0, 0
+        self.episodes_started += 1
+        self._needs_reset = False
+
+    def collect(self, policy, n: int) -> tuple[Rollout, tuple[float, int] | None]:
+        """Act with `policy(obs [1, D]) -> actions [1]` for up to n steps.
+
+        Returns the rollout and, if the episode ended, its (return, length).
+        """
+        if self._needs_reset:
+            self._reset()
+        elif self._last_t:
+            self.obs[0].copy_(self.obs[self._last_t])  # the episode goes on from s_T
+        env, obs_np = self.env, self._obs_np
+        finished = None
+        t = 0
+        while t < n:
+            a = int(policy(self.obs[t]))
+            o, r, term, trunc, _ = env.step(a)
+            self._act_np[t, 0] = a
+            self._rew_np[t, 0] = r
+            self._term_np[t, 0] = term
+            self._trunc_np[t, 0] = trunc
+            self.write_obs(obs_np[t + 1, 0], o)
+            self.ep_return += float(r)
+            self.ep_length += 1
+            t += 1
+            if term or trunc:
+                finished = (self.ep_return, self.ep_length)
+                self._needs_reset = True
+                break
+        self._last_t = t
+        ro = Rollout(self.obs[:t + 1], self.actions[:t], self.rewards[:t],
+                     self.terminated[:t], self.truncated[:t])
+        return ro, finished

@@ -1,0 +1,168 @@
+"""The CLI end to end, as a user runs it: train -> eval -> plot, and every bad input."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import asyncrl
+
+
+def run_cli(*args: str, cwd: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "asyncrl", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("cli") / "run")
+    p = run_cli("train", "a3c", "--env", "CartPole-v1", "--workers", "2", "--steps", "3003",
+                "--run-dir", run_dir, "--eval-episodes", "2", "--log-interval", "0.2", "--quiet")
+    assert p.returncode == 0, p.stderr
+    return run_dir, p
+
+
+def test_train_writes_the_run_folder(trained_run):
+    """config.yaml, episodes.csv, metrics.csv, TensorBoard events and checkpoints exist with the spec's columns."""
+    run_dir, p = trained_run
+    for name in ("config.yaml", "episodes.csv", "metrics.csv", "eval.json"):
+        assert os.path.isfile(os.path.join(run_dir, name)), name
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(run_dir, "tb")))
+    assert os.path.isfile(os.path.join(run_dir, "checkpoints", "final.pt"))
+    assert os.path.isfile(os.path.join(run_dir, "checkpoints", "latest.pt"))
+    with open(os.path.join(run_dir, "episodes.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["step", "wall_time", "worker", "return", "length"]
+    assert {r["worker"] for r in rows} == {"0", "1"}
+    assert max(int(r["step"]) for r in rows) <= 3003
+    with open(os.path.join(run_dir, "metrics.csv")) as fh:
+        mrows = list(csv.DictReader(fh))
+    for col in ("step", "wall_time", "steps_per_s", "loss/policy", "loss/value", "loss/entropy"):
+        assert col in mrows[0], col
+    assert int(mrows[-1]["step"]) == 3003
+    assert "3,003 steps" in p.stdout
+
+
+def test_global_step_lands_exactly_on_target(trained_run):
+    """The checkpoint's global step equals --steps exactly (3003 is not a multiple of t_max)."""
+    run_dir, _ = trained_run
+    agent = asyncrl.load(run_dir)
+    assert agent.global_step == 3003
+
+
+def test_eval_json(trained_run):
+    """eval --json prints one object with the contracted keys."""
+    run_dir, _ = trained_run
+    p = run_cli("eval", run_dir, "--episodes", "3", "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    for key in ("episodes", "mean_return", "std_return", "min_return", "max_return"):
+        assert key in out
+    assert out["episodes"] == 3 and out["min_return"] <= out["mean_return"] <= out["max_return"]
+
+
+def test_eval_checkpoint_file_and_stochastic(trained_run):
+    """eval accepts a checkpoint file as well as a run folder, and --stochastic samples."""
+    run_dir, _ = trained_run
+    p = run_cli("eval", os.path.join(run_dir, "checkpoints", "final.pt"), "--episodes", "2", "--stochastic")
+    assert p.returncode == 0, p.stderr
+    assert "stochastic mean return" in p.stdout
+
+
+def test_plot(trained_run, tmp_path):
+    """plot writes a PNG."""
+    run_dir, _ = trained_run
+    out = str(tmp_path / "curve.png")
+    p = run_cli("plot", run_dir, run_dir, "--out", out)
+    assert p.returncode == 0, p.stderr
+    with open(out, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_existing_run_folder_is_not_overwritten(trained_run):
+    """A second train into the same folder refuses, and the saved run is untouched."""
+    run_dir, _ = trained_run
+    before = os.path.getmtime(os.path.join(run_dir, "checkpoints", "final.pt"))
+    p = run_cli("train", "a3c", "--env", "CartPole-v1", "--steps", "100", "--run-dir", run_dir)
+    assert p.returncode == 2
+    assert "already holds a run" in p.stderr
+    assert os.path.getmtime(os.path.join(run_dir, "checkpoints", "final.pt")) == before
+
+
+def test_config_file(tmp_path):
+    """--config sets options; flags override it; the resolved config is saved."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("t-max: 7\nlr: 0.002\nhidden: [16]\n")
+    run_dir = str(tmp_path / "run")
+    p = run_cli("train", "a3c", "--env", "CartPole-v1", "--workers", "1", "--steps", "200", "--config", str(cfg),
+                "--lr", "0.003", "--run-dir", run_dir, "--eval-episodes", "0", "--quiet")
+    assert p.returncode == 0, p.stderr
+    import yaml
+
+    saved = yaml.safe_load(open(os.path.join(run_dir, "config.yaml")))
+    assert saved["t_max"] == 7 and saved["lr"] == 0.003 and saved["hidden"] == [16] and saved["workers"] == 1
+
+
+BAD_INPUTS = [
+    (["train", "a3c", "--env", "NoSuchEnv-v0", "--steps", "10"], "unknown environment 'NoSuchEnv-v0'"),
+    (["train", "a3c", "--env", "nosuchmodule:Foo-v0", "--steps", "10"], "cannot import module 'nosuchmodule'"),
+    (["train", "a3c", "--env", "Pendulum-v1", "--steps", "10"], "continuous action space"),
+    (["train", "a3c", "--env", "toy_envs:DictObs-v0", "--steps", "10"], "Dict observation space"),
+    (["train", "a3c", "--env", "CartPole-v1", "--workers", "0"], "workers must be >= 1, got 0"),
+    (["train", "a3c", "--env", "CartPole-v1", "--steps", "-5"], "steps must be a positive integer, got -5"),
+    (["train", "a3c", "--env", "CartPole-v1", "--steps", "abc"], "--steps: steps must be int, got 'abc'"),
+    (["train", "a3c", "--env", "CartPole-v1", "--gamma", "1.5"], "gamma must be in (0, 1], got 1.5"),
+    (["train", "a3c", "--env", "CartPole-v1", "--t-max", "0"], "t-max must be >= 1, got 0"),
+    (["train", "a3c", "--env", "CartPole-v1", "--lr", "-0.1"], "lr must be > 0, got -0.1"),
+    (["train", "a3c", "--env", "CartPole-v1", "--optimizer", "lbfgs"], "optimizer 'lbfgs' is not one of"),
+    (["train", "a3c", "--env", "CartPole-v1", "--executor", "mpi"], "executor 'mpi' is not one of"),
+    (["train", "dqn", "--env", "CartPole-v1"], "unknown algorithm 'dqn'"),
+    (["train", "a3c", "--env", "CartPole-v1", "--config", "/no/such.yaml"], "config file '/no/such.yaml' does not exist"),
+    (["eval", "/no/such/run"], "no such checkpoint or run folder: '/no/such/run'"),
+    (["eval", "/no/such/run", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("args,expected", BAD_INPUTS, ids=[" ".join(a[:4]) + "…" for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_clear_line(args, expected, tmp_path):
+    """Each bad input exits 2 with one line naming the problem, no traceback, and starts no run."""
+    p = run_cli(*args, "--run-dir", str(tmp_path / "r"), cwd=str(tmp_path)) if args[0] == "train" \
+        else run_cli(*args, cwd=str(tmp_path))
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert expected in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not os.path.exists(tmp_path / "r" / "checkpoints")
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    """A config file with an unknown key names the key."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("t_max: 5\nlearning_rate: 0.1\n")
+    p = run_cli("train", "a3c", "--env", "CartPole-v1", "--config", str(cfg), "--run-dir", str(tmp_path / "r"))
+    assert p.returncode == 2 and "unknown key 'learning_rate'" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("content,expected", [(b"", "not a readable asyncrl checkpoint"),
+                                              (b"hello world, not a checkpoint", "not a readable asyncrl checkpoint")])
+def test_eval_on_a_file_that_is_not_a_checkpoint(tmp_path, content, expected):
+    """eval on an empty or foreign file is refused with one line naming it."""
+    f = tmp_path / "model.pt"
+    f.write_bytes(content)
+    p = run_cli("eval", str(f))
+    assert p.returncode == 2 and expected in p.stderr and str(f) in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_eval_on_a_foreign_torch_file(tmp_path):
+    """A valid torch file that is not an asyncrl checkpoint is refused."""
+    import torch
+
+    f = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(3)}, f)
+    p = run_cli("eval", str(f))
+    assert p.returncode == 2 and "is not an asyncrl checkpoint" in p.stderr, p.stderr

@@ -1,0 +1,59 @@
+"""Toy environments for tests, importable as `toy_envs:Id` (Gymnasium imports the module)."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+
+class DictObsEnv(gym.Env):
+    """Observation space no network fits (Dict)."""
+
+    observation_space = gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (2,))})
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return {"a": np.zeros(2, np.float32)}, {}
+
+    def step(self, action):
+        return {"a": np.zeros(2, np.float32)}, 0.0, True, False, {}
+
+
+class ChainEnv(gym.Env):
+    """A short chain: action 1 moves right, 0 moves left; reward 1 at the right end (terminal).
+    Observation: one-hot position as a Discrete space (encoded by the torso)."""
+
+    def __init__(self, n: int = 5):
+        self.n = n
+        self.observation_space = gym.spaces.Discrete(n)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos = 0
+        return self.pos, {}
+
+    def step(self, action):
+        self.pos = min(self.n - 1, self.pos + 1) if action == 1 else max(0, self.pos - 1)
+        done = self.pos == self.n - 1
+        return self.pos, float(done), done, False, {}
+
+
+class ConstantRewardEnv(gym.Env):
+    """Reward 1 every step, never terminates: only the time limit ends an episode. Under
+    correct truncation handling V(s) -> 1/(1-gamma); treating the cut as terminal gives less."""
+
+    observation_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.ones(1, np.float32), {}
+
+    def step(self, action):
+        return np.ones(1, np.float32), 1.0, False, False, {}
+
+
+gym.register("DictObs-v0", entry_point=DictObsEnv, max_episode_steps=10)
+gym.register("Chain-v0", entry_point=ChainEnv, max_episode_steps=50)
+gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=20)

@@ -1,0 +1,162 @@
+"""Tests for asyncrl.config: validation, from_dict, coercion and YAML loading."""
+import pytest
+
+from asyncrl.config import Config, coerce_field, load_config_file
+from asyncrl.errors import ConfigError
+
+
+def test_valid_config_has_no_problems():
+    """A config with an env and defaults validates empty, and check() returns it."""
+    cfg = Config(env="CartPole-v1")
+    assert cfg.validate() == []
+    assert cfg.check() is cfg
+
+
+@pytest.mark.parametrize("changes,needles", [
+    ({"gamma": 0.0}, ["gamma", "0.0"]),
+    ({"gamma": 1.5}, ["gamma", "1.5"]),
+    ({"t_max": 0}, ["t-max", "0"]),
+    ({"lr": -1.0}, ["lr", "-1.0"]),
+    ({"workers": -1}, ["workers", "-1"]),
+    ({"steps": 0}, ["steps", "0"]),
+    ({"optimizer": "sgd"}, ["optimizer", "'sgd'", "shared-rmsprop", "rmsprop", "adam"]),
+    ({"entropy_beta": -1.0}, ["entropy-beta", "-1.0"]),
+    ({"hidden": [0]}, ["hidden", "[0]"]),
+    ({"env": ""}, ["env is empty"]),
+    ({"algo": "n-step-q"}, ["not implemented", "'n-step-q'"]),
+])
+def test_each_invalid_value_gives_one_message(changes, needles):
+    """Each invalid value yields exactly one message naming the field and the value."""
+    problems = Config(**{"env": "x", **changes}).validate()
+    assert len(problems) == 1, problems
+    for needle in needles:
+        assert needle in problems[0], (needle, problems[0])
+
+
+def test_gamma_one_is_valid():
+    """gamma = 1 is inside (0, 1]."""
+    assert Config(env="x", gamma=1.0).validate() == []
+
+
+def test_validate_reports_every_problem():
+    """Several invalid values give one message each, in a single call."""
+    cfg = Config(env="x", gamma=0.0, t_max=0, lr=-1.0, workers=-1, steps=0, optimizer="sgd",
+                 entropy_beta=-1.0, hidden=[0])
+    assert len(cfg.validate()) == 8
+
+
+def test_check_raises_first_problem_and_lists_rest():
+    """check() raises ConfigError with the first problem and mentions the others."""
+    cfg = Config(env="x", t_max=0, lr=-1.0)
+    with pytest.raises(ConfigError) as info:
+        cfg.check()
+    msg = str(info.value)
+    assert msg.startswith("t-max must be >= 1, got 0")
+    assert "+1 more" in msg and "lr must be > 0" in msg
+
+
+def test_from_dict_unknown_key_names_it():
+    """An unknown key raises ConfigError naming the key and the source."""
+    with pytest.raises(ConfigError, match=r"my.yaml: unknown key 'tmax'"):
+        Config.from_dict({"env": "x", "tmax": 5}, source="my.yaml")
+
+
+def test_from_dict_several_unknown_keys_counts_them():
+    """Several unknown keys: the first (sorted) is named and the rest counted."""
+    with pytest.raises(ConfigError, match=r"unknown key 'aaa' \(and 1 more\)"):
+        Config.from_dict({"zzz": 1, "aaa": 2})
+
+
+def test_from_dict_coerces_types():
+    """Strings and lists from YAML/CLI are converted to the fields' types."""
+    cfg = Config.from_dict({"env": "x", "steps": "1e6", "t_max": 20.0, "lr": "0.001",
+                            "lr_anneal": "no", "hidden": ["32", 16], "gamma": 1})
+    assert cfg.steps == 1_000_000 and isinstance(cfg.steps, int)
+    assert cfg.t_max == 20 and isinstance(cfg.t_max, int)
+    assert cfg.lr == 0.001
+    assert cfg.lr_anneal is False
+    assert cfg.hidden == [32, 16]
+    assert cfg.gamma == 1.0 and isinstance(cfg.gamma, float)
+
+
+def test_from_dict_single_hidden_value_becomes_list():
+    """A scalar for a list field becomes a one-element list."""
+    assert Config.from_dict({"hidden": 8}).hidden == [8]
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("steps", "abc", "steps must be int"),
+    ("steps", 1.5, "steps must be int"),
+    ("steps", True, "steps must be int"),
+    ("t_max", None, "t-max must be int"),
+    ("lr", "fast", "lr must be float"),
+    ("lr", False, "lr must be float"),
+    ("lr_anneal", "maybe", "lr-anneal must be bool"),
+    ("env", 3, "env must be str"),
+    ("hidden", ["a"], "hidden must be a list of int"),
+])
+def test_coercion_errors_name_the_field(key, value, message):
+    """A value of the wrong type raises ConfigError naming the field and its type."""
+    with pytest.raises(ConfigError, match=message) as info:
+        Config.from_dict({key: value}, source="cfg.yaml")
+    assert str(info.value).startswith("cfg.yaml: ")
+    assert repr(value) in str(info.value)
+
+
+def test_int_field_rejects_non_integer_string():
+    """'1.5' for an int field is rejected like 1.5 is (YAML reads `steps: 1.5e0` as a string)."""
+    with pytest.raises(ConfigError, match="steps must be int"):
+        coerce_field("steps", "1.5")
+
+
+def test_int_field_infinite_string_is_config_error():
+    """'inf' (or '1e400') for an int field raises ConfigError, not OverflowError."""
+    with pytest.raises(ConfigError, match="steps must be int"):
+        coerce_field("steps", "1e400")
+
+
+def test_load_config_file_maps_dashes(tmp_path):
+    """`t-max: 10` in YAML becomes t_max, and from_dict accepts the result."""
+    path = tmp_path / "c.yaml"
+    path.write_text("t-max: 10\nentropy-beta: 0.02\nenv: CartPole-v1\nhidden: [32, 32]\n")
+    data = load_config_file(str(path))
+    assert data == {"t_max": 10, "entropy_beta": 0.02, "env": "CartPole-v1", "hidden": [32, 32]}
+    cfg = Config.from_dict(data)
+    assert (cfg.t_max, cfg.entropy_beta, cfg.hidden) == (10, 0.02, [32, 32])
+
+
+def test_load_config_file_empty_is_empty_dict(tmp_path):
+    """An empty file is an empty mapping."""
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    assert load_config_file(str(path)) == {}
+
+
+def test_load_config_file_non_mapping(tmp_path):
+    """A YAML list is rejected with ConfigError naming the file."""
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping") as info:
+        load_config_file(str(path))
+    assert str(path) in str(info.value)
+
+
+def test_load_config_file_missing(tmp_path):
+    """A missing file raises ConfigError naming the path."""
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match="does not exist") as info:
+        load_config_file(str(path))
+    assert str(path) in str(info.value)
+
+
+def test_load_config_file_invalid_yaml(tmp_path):
+    """Malformed YAML raises ConfigError, not a yaml exception."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config_file(str(path))
+
+
+def test_config_error_is_value_error():
+    """ConfigError is catchable as ValueError."""
+    assert issubclass(ConfigError, ValueError)

@@ -1,0 +1,246 @@
+"""Exact tests for the flat optimisers in asyncrl.optim."""
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from asyncrl.config import Config
+from asyncrl.errors import ConfigError
+from asyncrl.optim import Adam, RMSprop, annealed_lr, build_optimizer
+
+THETA0 = [1.0, -2.0, 3.0]
+GRAD1 = [0.5, -1.0, 2.0]
+GRAD2 = [-0.25, 0.3, 1.0]
+
+
+def rms_reference(theta, g, grad, lr, alpha, eps):
+    """One RMSProp step in numpy float64, epsilon inside the square root."""
+    theta, g, grad = (np.asarray(x, dtype=np.float64) for x in (theta, g, grad))
+    g = alpha * g + (1 - alpha) * grad ** 2
+    return theta - lr * grad / np.sqrt(g + eps), g
+
+
+def test_rmsprop_one_step_hand_computed():
+    """One step from g0: g = a*g0 + (1-a)*grad^2, theta -= lr*grad/sqrt(g+eps)."""
+    opt = RMSprop(3, alpha=0.9, eps=0.1, shared=True)
+    opt.square_avg.copy_(torch.tensor([0.5, 1.0, 2.0]))
+    theta = torch.tensor(THETA0)
+    opt.step(theta, torch.tensor(GRAD1), lr=0.01)
+    # g = [0.45 + 0.025, 0.9 + 0.1, 1.8 + 0.4]
+    torch.testing.assert_close(opt.square_avg, torch.tensor([0.475, 1.0, 2.2]))
+    expected = torch.tensor([1.0 - 0.01 * 0.5 / math.sqrt(0.575),
+                             -2.0 + 0.01 * 1.0 / math.sqrt(1.1),
+                             3.0 - 0.01 * 2.0 / math.sqrt(2.3)])
+    torch.testing.assert_close(theta, expected, rtol=0, atol=1e-6)
+
+
+def test_rmsprop_epsilon_inside_sqrt():
+    """With g ~ 1e-12 the step is lr*grad/sqrt(g+eps) = 2e-3, not lr*grad/(sqrt(g)+eps) ~ 4e-3."""
+    opt = RMSprop(1, alpha=0.999999, eps=0.25)
+    theta = torch.tensor([0.0])
+    opt.step(theta, torch.tensor([1e-3]), lr=1.0)
+    # g = 1e-12 ~ 0 -> step = 1e-3 / sqrt(0.25) = 2e-3
+    torch.testing.assert_close(theta, torch.tensor([-2e-3]), rtol=1e-5, atol=0)
+
+
+def test_rmsprop_two_steps_match_numpy():
+    """Two consecutive steps equal the numpy reference applied twice."""
+    opt = RMSprop(3, alpha=0.99, eps=0.1, shared=True)
+    opt.square_avg.copy_(torch.tensor([0.2, 0.0, 1.0]))
+    theta = torch.tensor(THETA0)
+    ref_theta, ref_g = THETA0, [0.2, 0.0, 1.0]
+    for grad, lr in ((GRAD1, 7e-4), (GRAD2, 5e-4)):
+        opt.step(theta, torch.tensor(grad), lr=lr)
+        ref_theta, ref_g = rms_reference(ref_theta, ref_g, grad, lr, 0.99, 0.1)
+    torch.testing.assert_close(theta.double(), torch.from_numpy(ref_theta), rtol=0, atol=1e-6)
+    torch.testing.assert_close(opt.square_avg.double(), torch.from_numpy(ref_g), rtol=0, atol=1e-6)
+
+
+def test_rmsprop_unshared_uses_row_rank_only():
+    """shared=False, workers=3: rank 1 updates row 1 only; rows 0 and 2 stay untouched."""
+    opt = RMSprop(3, alpha=0.9, eps=0.1, shared=False, workers=3)
+    assert opt.square_avg.shape == (3, 3)
+    opt.square_avg[0].fill_(7.0)
+    opt.square_avg[2].fill_(9.0)
+    opt.square_avg[1].copy_(torch.tensor([0.5, 1.0, 2.0]))
+    theta = torch.tensor(THETA0)
+    opt.step(theta, torch.tensor(GRAD1), lr=0.01, rank=1)
+    ref_theta, ref_g = rms_reference(THETA0, [0.5, 1.0, 2.0], GRAD1, 0.01, 0.9, 0.1)
+    torch.testing.assert_close(opt.square_avg[1].double(), torch.from_numpy(ref_g), rtol=0, atol=1e-6)
+    torch.testing.assert_close(theta.double(), torch.from_numpy(ref_theta), rtol=0, atol=1e-6)
+    assert torch.equal(opt.square_avg[0], torch.full((3,), 7.0))
+    assert torch.equal(opt.square_avg[2], torch.full((3,), 9.0))
+
+
+def test_rmsprop_unshared_rows_are_independent():
+    """Two ranks stepping with different grads each keep their own statistics."""
+    opt = RMSprop(2, alpha=0.5, eps=0.1, shared=False, workers=2)
+    opt.step(torch.zeros(2), torch.tensor([2.0, 0.0]), lr=0.1, rank=0)
+    opt.step(torch.zeros(2), torch.tensor([0.0, 4.0]), lr=0.1, rank=1)
+    assert torch.equal(opt.square_avg, torch.tensor([[2.0, 0.0], [0.0, 8.0]]))
+
+
+def adam_reference(theta, grads, lrs, b1, b2, eps):
+    """Adam with bias correction in numpy float64 over a sequence of steps."""
+    theta = np.asarray(theta, dtype=np.float64)
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    for t, (grad, lr) in enumerate(zip(grads, lrs), start=1):
+        grad = np.asarray(grad, dtype=np.float64)
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * grad ** 2
+        m_hat = m / (1 - b1 ** t)
+        v_hat = v / (1 - b2 ** t)
+        theta = theta - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return theta, m, v
+
+
+def test_adam_two_steps_match_numpy():
+    """Two Adam steps equal the closed form with bias correction."""
+    opt = Adam(3, betas=(0.9, 0.999), eps=1e-8)
+    theta = torch.tensor(THETA0)
+    for grad in (GRAD1, GRAD2):
+        opt.step(theta, torch.tensor(grad), lr=0.01)
+    ref_theta, ref_m, ref_v = adam_reference(THETA0, [GRAD1, GRAD2], [0.01, 0.01], 0.9, 0.999, 1e-8)
+    torch.testing.assert_close(theta.double(), torch.from_numpy(ref_theta), rtol=0, atol=1e-6)
+    torch.testing.assert_close(opt.exp_avg.double(), torch.from_numpy(ref_m), rtol=0, atol=1e-7)
+    torch.testing.assert_close(opt.exp_avg_sq.double(), torch.from_numpy(ref_v), rtol=0, atol=1e-7)
+    assert opt.step_count.item() == 2.0
+
+
+def test_adam_first_step_is_lr_sign():
+    """Hand check: after one step the bias-corrected update is lr * g/|g| (eps negligible)."""
+    opt = Adam(3, betas=(0.9, 0.999), eps=1e-8)
+    theta = torch.tensor(THETA0)
+    opt.step(theta, torch.tensor(GRAD1), lr=0.1)
+    torch.testing.assert_close(theta, torch.tensor([0.9, -1.9, 2.9]), rtol=0, atol=1e-6)
+
+
+def test_adam_matches_torch_adam():
+    """Same data, three steps with non-default betas: equal to torch.optim.Adam to 1e-6."""
+    gen = torch.Generator().manual_seed(0)
+    theta0 = torch.randn(10, generator=gen)
+    grads = [torch.randn(10, generator=gen) for _ in range(3)]
+    ours = theta0.clone()
+    opt = Adam(10, betas=(0.8, 0.99), eps=1e-6)
+    p = torch.nn.Parameter(theta0.clone())
+    ref = torch.optim.Adam([p], lr=0.05, betas=(0.8, 0.99), eps=1e-6)
+    for g in grads:
+        opt.step(ours, g, lr=0.05)
+        p.grad = g.clone()
+        ref.step()
+    torch.testing.assert_close(ours, p.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(opt.exp_avg, ref.state[p]["exp_avg"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(opt.exp_avg_sq, ref.state[p]["exp_avg_sq"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: RMSprop(5), lambda: RMSprop(5, shared=False, workers=3),
+                                  lambda: Adam(5)], ids=["shared-rmsprop", "rmsprop", "adam"])
+def test_share_memory_marks_every_state_tensor(make):
+    """share_memory_() moves every state tensor to shared memory and returns self."""
+    opt = make()
+    assert not opt.is_shared()
+    assert opt.share_memory_() is opt
+    assert opt.is_shared()
+    assert all(v.is_shared() for v in opt.state_dict().values())
+
+
+def test_state_dict_keys():
+    """state_dict holds exactly the statistics (no scratch buffer, no hyperparameters)."""
+    rms, adam = RMSprop(4), Adam(4)
+    rms.step(torch.zeros(4), torch.ones(4), 0.1)
+    adam.step(torch.zeros(4), torch.ones(4), 0.1)
+    assert set(rms.state_dict()) == {"square_avg"}
+    assert set(adam.state_dict()) == {"exp_avg", "exp_avg_sq", "step_count"}
+
+
+@pytest.mark.parametrize("make", [lambda: RMSprop(4, shared=False, workers=2), lambda: Adam(4)],
+                         ids=["rmsprop", "adam"])
+def test_state_dict_round_trip(make):
+    """load_state_dict copies values in; the next step then matches the source optimiser's."""
+    src = make()
+    for g in (torch.tensor([1.0, -2.0, 0.5, 3.0]), torch.tensor([0.1, 0.2, -0.3, 0.4])):
+        src.step(torch.zeros(4), g, 0.01, rank=1)
+    dst = make()
+    dst.load_state_dict(src.state_dict())
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v), k
+        assert dst.state_dict()[k].data_ptr() != v.data_ptr(), "state must be copied, not aliased"
+    a, b = torch.ones(4), torch.ones(4)
+    g = torch.tensor([0.3, 0.3, -0.3, 1.0])
+    src.step(a, g, 0.01, rank=1)
+    dst.step(b, g, 0.01, rank=1)
+    assert torch.equal(a, b)
+
+
+def test_load_state_dict_rejects_mismatch():
+    """Wrong keys or shapes raise ValueError."""
+    with pytest.raises(ValueError):
+        RMSprop(4).load_state_dict(Adam(4).state_dict())
+    with pytest.raises(ValueError):
+        RMSprop(4).load_state_dict(RMSprop(5).state_dict())
+    with pytest.raises(ValueError):
+        RMSprop(4).load_state_dict(RMSprop(4, shared=False, workers=2).state_dict())
+
+
+@pytest.mark.parametrize("make", [lambda: RMSprop(4), lambda: Adam(4)], ids=["rmsprop", "adam"])
+def test_pickle_drops_scratch_buffer(make):
+    """Pickling keeps the statistics but not the per-process scratch buffer."""
+    opt = make()
+    opt.step(torch.zeros(4), torch.tensor([1.0, 2.0, 3.0, 4.0]), 0.1)
+    assert opt._buf is not None
+    clone = pickle.loads(pickle.dumps(opt))
+    assert clone._buf is None
+    assert opt._buf is not None, "pickling must not clear the original's buffer"
+    for k, v in opt.state_dict().items():
+        assert torch.equal(clone.state_dict()[k], v), k
+    a, b = torch.ones(4), torch.ones(4)
+    opt.step(a, torch.ones(4), 0.1)
+    clone.step(b, torch.ones(4), 0.1)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("step,expected", [(0, 1e-3), (50, 5e-4), (75, 2.5e-4), (100, 0.0), (150, 0.0)])
+def test_annealed_lr_linear_to_zero(step, expected):
+    """Linear decay from lr at start to 0 at end, clamped at 0 past the end."""
+    assert annealed_lr(1e-3, step, 0, 100, True) == pytest.approx(expected, abs=1e-15)
+
+
+def test_annealed_lr_offset_start_and_disabled():
+    """Decay measured from `start`; anneal=False or end <= start returns lr unchanged."""
+    assert annealed_lr(1.0, 200, 100, 300, True) == pytest.approx(0.5)
+    assert annealed_lr(1.0, 100, 100, 300, True) == 1.0
+    assert annealed_lr(1.0, 250, 0, 100, False) == 1.0
+    assert annealed_lr(1.0, 50, 100, 100, True) == 1.0
+
+
+def test_build_optimizer_shared_rmsprop():
+    """'shared-rmsprop' -> one shared row with the config's alpha and eps."""
+    opt = build_optimizer(Config(env="x", optimizer="shared-rmsprop", rms_alpha=0.95, rms_eps=0.2), 7)
+    assert isinstance(opt, RMSprop) and opt.shared and opt.name == "shared-rmsprop"
+    assert (opt.alpha, opt.eps) == (0.95, 0.2)
+    assert opt.square_avg.shape == (7,)
+
+
+def test_build_optimizer_rmsprop_per_worker():
+    """'rmsprop' -> one row of statistics per worker."""
+    opt = build_optimizer(Config(env="x", optimizer="rmsprop", workers=3), 7)
+    assert isinstance(opt, RMSprop) and not opt.shared and opt.name == "rmsprop"
+    assert opt.square_avg.shape == (3, 7)
+
+
+def test_build_optimizer_adam():
+    """'adam' -> Adam with the config's betas and eps."""
+    opt = build_optimizer(Config(env="x", optimizer="adam", adam_beta1=0.8, adam_beta2=0.99,
+                                 adam_eps=1e-5), 7)
+    assert isinstance(opt, Adam) and opt.name == "adam"
+    assert (opt.beta1, opt.beta2, opt.eps) == (0.8, 0.99, 1e-5)
+    assert opt.exp_avg.shape == (7,) and opt.exp_avg_sq.shape == (7,)
+
+
+def test_build_optimizer_unknown_name():
+    """An unknown optimiser name raises ConfigError naming it."""
+    with pytest.raises(ConfigError, match="sgd"):
+        build_optimizer(Config(env="x", optimizer="sgd"), 7)
