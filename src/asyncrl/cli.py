@@ -104,7 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("algo", "env"):
         if key in values:
             raise ConfigError(f"config file {args.config!r}: {key!r} is given on the command line, not in the file")
-    flags = {f.name: getattr(args, f.name) for f in fields(Config) if hasattr(args, f.name)}
+    flags = {f.name: getattr(args, f.name) for f in fields(Config)
+             if f.name not in _NOT_FLAGS and hasattr(args, f.name)}
     values.update({k: coerce_field(k, v, source="--" + k.replace("_", "-")) for k, v in flags.items()})
     if args.algo not in AGENTS:
         raise ConfigError(f"algorithm {args.algo!r} is not implemented yet; available: {', '.join(AGENTS)}")

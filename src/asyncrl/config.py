@@ -65,8 +65,8 @@ class Config:
     log_interval: float = _f(2.0, "seconds between metrics.csv rows")
     checkpoint_interval: float = _f(60.0, "seconds between periodic checkpoints")
     eval_episodes: int = _f(10, "greedy evaluation episodes at the end of training; 0 skips")
-    stop_return: float = _f(float("nan"), "stop early once the mean return of the last 100 "
-                                          "training episodes reaches this (nan: never)")
+    stop_return: float = _f(float("inf"), "stop early once the mean return of the last 100 "
+                                          "training episodes reaches this (inf: never)")
     start_method: str = _f("auto", "multiprocessing start method (auto: fork on Linux, spawn elsewhere)",
                            choices=START_METHODS)
 

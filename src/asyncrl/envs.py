@@ -46,7 +46,8 @@ class EnvFactory:
         except gym.error.Error as exc:
             raise EnvError(f"unknown environment {self.env_id!r}: {_first_line(exc)}") from None
         except ModuleNotFoundError as exc:
-            raise EnvError(f"unknown environment {self.env_id!r}: cannot import module {exc.name!r}") from None
+            module = self.env_id.split(":", 1)[0] if ":" in self.env_id else exc.name
+            raise EnvError(f"unknown environment {self.env_id!r}: cannot import module {module!r}") from None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

@@ -88,8 +88,8 @@ class RunLogger:
         return sum(self.returns) / len(self.returns) if self.returns else float("nan")
 
     def solved(self, threshold: float) -> bool:
-        """Mean of the last 100 training episodes has reached `threshold` (nan: never)."""
-        return not math.isnan(threshold) and len(self.returns) == self.returns.maxlen \
+        """Mean of the last 100 training episodes has reached `threshold` (inf: never)."""
+        return not math.isinf(threshold) and len(self.returns) == self.returns.maxlen \
             and self.recent_mean >= threshold
 
     def tick(self, step: int, force: bool = False) -> None:
