@@ -67,7 +67,9 @@ class Agent:
         self.schedule = (0, cfg.steps)
         self.last_eval: dict | None = None
         self._write_obs = ObsWriter(obs_space)
-        self._obs_buf = torch.zeros(1, self._write_obs.dim)
+        self._obs_buf = np.zeros((1, self._write_obs.dim), np.float32)
+        self._act_rng = np.random.default_rng(cfg.seed + 20_000)
+        self._policies: dict = {}
 
     # ------------------------------------------------------------------ training
     @property
@@ -134,10 +136,14 @@ class Agent:
     # ------------------------------------------------------------------ using
     def act(self, obs: Any, deterministic: bool = True) -> Any:
         """The action for one raw observation (greedy by default)."""
-        self._write_obs(self._obs_buf.numpy()[0], obs)
-        with torch.no_grad():
-            a = self.algorithm.act(self.model, self._obs_buf, greedy=deterministic)
-        return int(a[0])
+        self._write_obs(self._obs_buf[0], obs)
+        # policies may hold views of the parameters: rebuild them if the storage moved
+        key = (deterministic, self.params.untyped_storage().data_ptr())
+        policy = self._policies.get(key)
+        if policy is None:
+            self._policies = {k: v for k, v in self._policies.items() if k[1] == key[1]}
+            policy = self._policies[key] = self.algorithm.make_policy(self.model, self._act_rng, deterministic)
+        return int(policy(self._obs_buf)[0])
 
     def evaluate(self, episodes: int = 10, seed: int | None = None, deterministic: bool = True) -> dict:
         """Mean/std/min/max return over `episodes` full episodes (greedy by default)."""

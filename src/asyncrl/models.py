@@ -68,3 +68,48 @@ class ActorCritic(nn.Module):
         h = self.torso(obs)
         hv = h if self.value_torso is None else self.value_torso(obs)
         return self.policy(h), self.value(hv).squeeze(-1)
+
+    def policy_logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """Acting needs the policy only: the value torso is skipped."""
+        return self.policy(self.torso(obs))
+
+
+def numpy_mlp(torso: nn.Module, head: nn.Linear) -> "NumpyMLP | None":
+    """A NumPy mirror of `head(torso(x))` for a plain MLP torso, else None.
+
+    Batch-1 acting through torch costs ~10 us of dispatch per module; NumPy on views of
+    the same parameter memory costs ~1 us per layer. The views read the parameters live:
+    they stay valid while the parameters are updated in place (as the worker's flat local
+    copy is), and must be rebuilt if the parameter storage moves (e.g. share_memory_()).
+    """
+    layers: list[tuple] = []
+    acts = {nn.ReLU: "relu", nn.Tanh: "tanh"}
+    mods = list(torso) if isinstance(torso, nn.Sequential) else None
+    if mods is None:
+        return None
+    for m in mods:
+        if isinstance(m, nn.Linear):
+            layers.append([m.weight.detach().numpy().T, m.bias.detach().numpy(), None])
+        elif type(m) in acts and layers and layers[-1][2] is None:
+            layers[-1][2] = acts[type(m)]
+        else:
+            return None
+    layers.append([head.weight.detach().numpy().T, head.bias.detach().numpy(), None])
+    return NumpyMLP([tuple(x) for x in layers])
+
+
+class NumpyMLP:
+    def __init__(self, layers: list[tuple]):
+        self.layers = layers
+
+    def __call__(self, x):
+        import numpy as np
+
+        for w_t, b, act in self.layers:
+            x = np.dot(x, w_t)
+            x += b
+            if act == "tanh":
+                np.tanh(x, out=x)
+            elif act == "relu":
+                np.maximum(x, 0.0, out=x)
+        return x

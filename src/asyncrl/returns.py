@@ -8,6 +8,7 @@ read only where the return is *cut*: at a truncation, or at the last step of the
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -19,6 +20,9 @@ def n_step_returns(rewards: torch.Tensor, terminated: torch.Tensor, truncated: t
         R_t = r_t + gamma * (1 - terminated_t) * (next_values_t  if cut_t  else  R_{t+1})
     where cut_t = truncated_t or t = T-1. Shapes: all [T, B]; returns [T, B].
     """
+    if rewards.device.type == "cpu" and not next_values.requires_grad:
+        return torch.from_numpy(_n_step_returns_np(rewards.numpy(), terminated.numpy(), truncated.numpy(),
+                                                   next_values.numpy(), gamma))
     T = rewards.shape[0]
     not_term = 1.0 - terminated.to(rewards.dtype)
     out = torch.empty_like(rewards)
@@ -27,6 +31,21 @@ def n_step_returns(rewards: torch.Tensor, terminated: torch.Tensor, truncated: t
         if t < T - 1:
             R = torch.where(truncated[t], next_values[t], R)
         R = rewards[t] + gamma * not_term[t] * R
+        out[t] = R
+    return out
+
+
+def _n_step_returns_np(r, term, trunc, nv, gamma: float):
+    """The same recursion on NumPy arrays: ~1 us per op instead of ~5 us for torch's
+    dispatch, which matters on the hot path of a CPU actor-learner (T is small)."""
+    T = r.shape[0]
+    not_term = ~term
+    out = np.empty_like(r)
+    R = nv[T - 1].copy()
+    for t in range(T - 1, -1, -1):
+        if t < T - 1 and trunc[t].any():
+            R = np.where(trunc[t], nv[t], R)
+        R = r[t] + gamma * not_term[t] * R
         out[t] = R
     return out
 

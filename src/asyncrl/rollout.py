@@ -97,7 +97,7 @@ class EpisodeSegmentCollector:
         self._needs_reset = False
 
     def collect(self, policy, n: int) -> tuple[Rollout, tuple[float, int] | None]:
-        """Act with `policy(obs [1, D]) -> actions [1]` for up to n steps.
+        """Act with `policy(obs [1, D] NumPy) -> actions [1]` for up to n steps.
 
         Returns the rollout and, if the episode ended, its (return, length).
         """
@@ -109,7 +109,7 @@ class EpisodeSegmentCollector:
         finished = None
         t = 0
         while t < n:
-            a = int(policy(self.obs[t]))
+            a = int(policy(obs_np[t])[0])
             o, r, term, trunc, _ = env.step(a)
             self._act_np[t, 0] = a
             self._rew_np[t, 0] = r

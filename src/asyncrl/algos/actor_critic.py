@@ -1,16 +1,29 @@
 """Advantage actor-critic: A3C under the hogwild executor, A2C under sync (paper, Alg. 3)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import gymnasium as gym
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..envs import action_space_kind, check_observation_space
 from ..errors import EnvError
-from ..models import ActorCritic, build_torso
+from ..models import ActorCritic, build_torso, numpy_mlp
 from ..returns import n_step_returns
 from ..rollout import Rollout
 from .base import Algorithm
+
+
+def sample_categorical(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sample a ~ softmax(logits) per row by the Gumbel-max trick: argmax(logits + G),
+    G = -log(-log(U)). Exact, and a few NumPy calls instead of softmax + multinomial."""
+    g = rng.random(logits.shape)
+    np.log(g, out=g)
+    np.negative(g, out=g)
+    np.log(g, out=g)
+    return (logits - g).argmax(-1)
 
 
 def actor_critic_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor,
@@ -56,11 +69,18 @@ class ActorCriticAlgorithm(Algorithm):
         value_torso = None if self.cfg.shared_torso else build_torso(obs_space, self.cfg)[0]
         return ActorCritic(torso, feat, int(action_space.n), value_torso)
 
-    def act(self, model: ActorCritic, obs: torch.Tensor, greedy: bool = False) -> torch.Tensor:
-        logits, _ = model(obs)
+    def make_policy(self, model: ActorCritic, rng: np.random.Generator, greedy: bool = False
+                    ) -> Callable[[np.ndarray], np.ndarray]:
+        fast = numpy_mlp(model.torso, model.policy)
+        if fast is not None:
+            logits_of = fast
+        else:
+            def logits_of(obs: np.ndarray) -> np.ndarray:
+                with torch.no_grad():
+                    return model.policy_logits(torch.from_numpy(obs)).numpy()
         if greedy:
-            return logits.argmax(-1)
-        return torch.multinomial(torch.softmax(logits, -1), 1).squeeze(-1)
+            return lambda obs: logits_of(obs).argmax(-1)
+        return lambda obs: sample_categorical(logits_of(obs), rng)
 
     def loss(self, model: ActorCritic, ro: Rollout) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         T, B = ro.actions.shape

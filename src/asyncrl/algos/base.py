@@ -5,9 +5,10 @@ these three methods and own everything else (shared/STYLE.md).
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,8 +31,14 @@ class Algorithm:
     def build_model(self, obs_space: gym.Space, action_space: gym.Space) -> nn.Module:
         raise NotImplementedError
 
-    def act(self, model: nn.Module, obs: torch.Tensor, greedy: bool = False) -> torch.Tensor:
-        """obs [B, D] -> actions [B]; called under torch.no_grad()."""
+    def make_policy(self, model: nn.Module, rng: np.random.Generator, greedy: bool = False
+                    ) -> Callable[[np.ndarray], np.ndarray]:
+        """The acting function of an actor: obs [B, D] float32 (NumPy) -> actions [B].
+
+        Built once per actor and called every step, so it may precompute (e.g. NumPy views
+        of the model's parameters); it reads the model's parameters as they are updated in
+        place. Exploration randomness comes from `rng` (seeded per worker).
+        """
         raise NotImplementedError
 
     def loss(self, model: nn.Module, rollout: Rollout) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -74,16 +74,13 @@ def run_worker(rank: int, spec: WorkerSpec) -> None:
     norm_sum = 0.0
     last_report = time.monotonic()
 
-    def policy(obs: torch.Tensor) -> torch.Tensor:
-        return algo.act(model, obs)
-
+    policy = algo.make_policy(model, np.random.default_rng(seed))
     while True:
         n = counter.reserve(cfg.t_max)
         if n == 0:
             break
         local.copy_(shared)                               # theta' <- theta
-        with torch.no_grad():
-            ro, finished = collector.collect(policy, n)
+        ro, finished = collector.collect(policy, n)
         stats, norm = compute_grads(algo, model, ro, grad, cfg.max_grad_norm)
         T = counter.commit(n, ro.length)
         norm_f = float(norm)

@@ -1,0 +1,132 @@
+"""Time to solve CartPole-v1: asyncrl A3C (2 hogwild workers) against Stable-Baselines3 A2C
+(RL-Zoo settings), in one run on this machine. Prints one JSON object.
+
+Solved = the mean return of the last 100 *training* episodes first reaches 475.
+Wall time counts from constructing the agent (process start-up included for asyncrl,
+vectorised env creation for SB3) until the solve is detected and training has stopped.
+Env steps are those at which the crossing episode ended (asyncrl: from episodes.csv;
+SB3: at the rollout whose end detected it).
+
+    python benchmarks/cartpole_time_to_solve.py [--seeds 0 1 2] [--budget 500000] [--skip-sb3]
+
+Do not run anything else on the machine meanwhile: these are wall-clock timings.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+THRESHOLD = 475.0
+
+
+def first_crossing(episodes_csv: str, window: int = 100) -> tuple[int, float] | None:
+    with open(episodes_csv) as fh:
+        rows = sorted(csv.DictReader(fh), key=lambda r: int(r["step"]))
+    rets = [float(r["return"]) for r in rows]
+    for i in range(window - 1, len(rets)):
+        if sum(rets[i - window + 1:i + 1]) / window >= THRESHOLD:
+            return int(rows[i]["step"]), float(rows[i]["wall_time"])
+    return None
+
+
+def run_asyncrl(seed: int, budget: int, overrides: dict) -> dict:
+    import asyncrl
+    from asyncrl.config import load_config_file
+
+    cfg = load_config_file(os.path.join(ROOT, "configs", "cartpole-a3c.yaml"))
+    cfg.update(overrides, steps=budget, eval_episodes=0, seed=seed, stop_return=THRESHOLD)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        agent = asyncrl.A3C("CartPole-v1", workers=2, run_dir=os.path.join(tmp, "run"), **cfg)
+        setup = time.perf_counter() - t0
+        agent.learn()
+        seconds = time.perf_counter() - t0
+        crossing = first_crossing(os.path.join(tmp, "run", "episodes.csv"))
+    return {"seed": seed, "solved": crossing is not None, "seconds": round(seconds, 2),
+            "steps": crossing[0] if crossing else None,
+            "seconds_at_crossing": round(setup + crossing[1], 2) if crossing else None,
+            "steps_total": agent.global_step}
+
+
+def run_sb3(seed: int, budget: int) -> dict:
+    import torch
+    from stable_baselines3 import A2C
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    torch.set_num_threads(1)
+
+    class StopWhenSolved(BaseCallback):
+        solved_at = None
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            buf = self.model.ep_info_buffer
+            if self.solved_at is None and len(buf) == buf.maxlen and \
+                    sum(e["r"] for e in buf) / len(buf) >= THRESHOLD:
+                self.solved_at = self.model.num_timesteps
+
+        def _on_rollout_start(self) -> None:
+            if self.solved_at is not None:
+                self.model.num_timesteps = budget  # ends learn() at the next check
+
+    t0 = time.perf_counter()
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+    model = A2C("MlpPolicy", env, ent_coef=0.0, seed=seed, verbose=0)  # RL-Zoo hyperparameters
+    cb = StopWhenSolved()
+    model.learn(total_timesteps=budget, callback=cb)
+    seconds = time.perf_counter() - t0
+    return {"seed": seed, "solved": cb.solved_at is not None, "seconds": round(seconds, 2),
+            "steps": cb.solved_at}
+
+
+def summarise(rows: list[dict]) -> dict:
+    solved = [r for r in rows if r["solved"]]
+    out = {"runs": rows, "solved": f"{len(solved)}/{len(rows)}"}
+    if solved:
+        out["median_seconds"] = round(statistics.median(r["seconds"] for r in solved), 2)
+        out["median_steps"] = int(statistics.median(r["steps"] for r in solved))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--budget", type=int, default=500_000)
+    ap.add_argument("--skip-sb3", action="store_true")
+    args = ap.parse_args()
+    results = {}
+    results["asyncrl_a3c"] = summarise([run_asyncrl(s, args.budget, {}) for s in args.seeds])
+    results["asyncrl_a3c_shared_torso"] = summarise(
+        [run_asyncrl(s, args.budget, {"shared_torso": True}) for s in args.seeds])
+    if not args.skip_sb3:
+        results["sb3_a2c_rlzoo"] = summarise([run_sb3(s, args.budget) for s in args.seeds])
+        a, b = results["asyncrl_a3c"].get("median_seconds"), results["sb3_a2c_rlzoo"].get("median_seconds")
+        if a and b:
+            results["asyncrl_over_sb3_median_seconds"] = round(a / b, 3)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip()
+    except OSError:
+        commit = None
+    import torch
+
+    print(json.dumps({"benchmark": "cartpole_time_to_solve", "threshold": THRESHOLD, "commit": commit,
+                      "seeds": args.seeds, "cpus": os.cpu_count(), "python": platform.python_version(),
+                      "torch": torch.__version__, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
