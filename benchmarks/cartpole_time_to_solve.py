@@ -7,7 +7,10 @@ vectorised env creation for SB3) until the solve is detected and training has st
 Env steps are those at which the crossing episode ended (asyncrl: from episodes.csv;
 SB3: at the rollout whose end detected it).
 
-    python benchmarks/cartpole_time_to_solve.py [--seeds 0 1 2] [--budget 500000] [--skip-sb3]
+    python benchmarks/cartpole_time_to_solve.py [--seeds 0 1 2] [--budget STEPS] [--skip-sb3]
+
+asyncrl uses configs/cartpole-a3c.yaml (the `make demo` settings, budget included unless
+--budget is given); SB3 gets --budget or 500,000 steps (the RL-Zoo budget).
 
 Do not run anything else on the machine meanwhile: these are wall-clock timings.
 """
@@ -44,7 +47,9 @@ def run_asyncrl(seed: int, budget: int, overrides: dict) -> dict:
     from asyncrl.config import load_config_file
 
     cfg = load_config_file(os.path.join(ROOT, "configs", "cartpole-a3c.yaml"))
-    cfg.update(overrides, steps=budget, eval_episodes=0, seed=seed, stop_return=THRESHOLD)
+    cfg.update(overrides, eval_episodes=0, seed=seed, stop_return=THRESHOLD)
+    if budget:
+        cfg["steps"] = budget
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         agent = asyncrl.A3C("CartPole-v1", workers=2, run_dir=os.path.join(tmp, "run"), **cfg)
@@ -104,7 +109,7 @@ def summarise(rows: list[dict]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--budget", type=int, default=500_000)
+    ap.add_argument("--budget", type=int, default=0, help="step budget (default: config's / 500k for SB3)")
     ap.add_argument("--skip-sb3", action="store_true")
     args = ap.parse_args()
     results = {}
@@ -112,7 +117,7 @@ def main() -> None:
     results["asyncrl_a3c_shared_torso"] = summarise(
         [run_asyncrl(s, args.budget, {"shared_torso": True}) for s in args.seeds])
     if not args.skip_sb3:
-        results["sb3_a2c_rlzoo"] = summarise([run_sb3(s, args.budget) for s in args.seeds])
+        results["sb3_a2c_rlzoo"] = summarise([run_sb3(s, args.budget or 500_000) for s in args.seeds])
         a, b = results["asyncrl_a3c"].get("median_seconds"), results["sb3_a2c_rlzoo"].get("median_seconds")
         if a and b:
             results["asyncrl_over_sb3_median_seconds"] = round(a / b, 3)
