@@ -29,9 +29,6 @@ from .metrics import RunLogger
 from .optim import build_optimizer
 from .rollout import ObsWriter
 
-EnvLike = "str | Callable[[], gym.Env]"
-
-
 class Agent:
     """An agent of one algorithm: its model, optimiser state, global step and run folder."""
 
@@ -75,6 +72,12 @@ class Agent:
     @property
     def run_dir(self) -> str:
         return self.config.run_dir
+
+    @property
+    def recent_return(self) -> float:
+        """Mean return of the last 100 training episodes of the last learn() (nan before)."""
+        logger = getattr(self, "_logger", None)
+        return logger.recent_mean if logger is not None else float("nan")
 
     def learn(self, steps: int | None = None) -> "Agent":
         """Train for `steps` more global environment steps (default: the config's `steps`).
@@ -124,7 +127,8 @@ class Agent:
 
     def _periodic_checkpoint(self, step: int) -> None:
         self.global_step = step
-        self.save(os.path.join(self.config.run_dir, "checkpoints", "latest.pt")) if self.config.run_dir else None
+        if self.config.run_dir:
+            self.save(os.path.join(self.config.run_dir, "checkpoints", "latest.pt"))
 
     def _write_config(self, target: int) -> None:
         import yaml

@@ -7,6 +7,7 @@ with code 130.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -43,7 +44,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         kw = {"metavar": f.name.upper(), "default": argparse.SUPPRESS}
         if f.metadata.get("nargs"):
             kw["nargs"] = f.metadata["nargs"]
-        shown = f.default_factory() if default is None or type(default).__name__ == "_MISSING_TYPE" else default
+        shown = f.default_factory() if default is dataclasses.MISSING else default
         choices = f.metadata.get("choices")
         extra = f" [{'|'.join(choices)}]" if choices else ""
         p.add_argument(flag, dest=f.name, help=f"{help_}{extra} (default: {shown})", **kw)
@@ -125,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     elapsed = time.time() - t0
     print(f"asyncrl: {agent.global_step:,} steps in {elapsed:.1f} s ({agent.global_step / max(elapsed, 1e-9):,.0f} steps/s)"
-          f"; last-100 training episodes: mean return {agent._logger.recent_mean:.1f}")
+          f"; last-100 training episodes: mean return {agent.recent_return:.1f}")
     if agent.last_eval:
         ev = agent.last_eval
         print(f"asyncrl: evaluation over {ev['episodes']} greedy episodes: mean return {ev['mean_return']:.1f} "

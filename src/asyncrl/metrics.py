@@ -126,7 +126,6 @@ class RunLogger:
         self._updates = self._skipped = 0
         self._norm_sum = 0.0
         self._last_step, self._last_time = step, now
-        self.last_row = row
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         if not self._started:

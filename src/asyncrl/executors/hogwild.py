@@ -140,5 +140,5 @@ class HogwildExecutor:
             if p.is_alive():
                 p.terminate()
             p.join(timeout=2.0)
-        self._drain(q, log, timeout=0.0 if q.empty() else 0.1)
+        self._drain(q, log, timeout=0.1)   # what the last workers sent as they exited
         q.close()
