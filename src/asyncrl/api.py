@@ -58,6 +58,8 @@ class Agent:
         torch.manual_seed(cfg.seed)
         self.model = self.algorithm.build_model(obs_space, action_space)
         self.params = flatten_params_(self.model)
+        # theta- starts as a copy of theta (value-based methods only)
+        self.target_params = self.params.clone() if self.algorithm.uses_target_network else None
         self.optimizer = build_optimizer(cfg, self.params.numel())
         self.global_step = 0
         self.wall_time = 0.0
@@ -98,8 +100,8 @@ class Agent:
         logger = RunLogger(cfg.run_dir or None, self.algorithm.stat_keys, start, target, time_origin,
                            cfg.log_interval, self.progress)
         self._logger = logger
-        job = TrainJob(cfg, factory, self.params, self.optimizer, start, target, self.schedule,
-                       time_origin, logger, self._periodic_checkpoint)
+        job = TrainJob(cfg, factory, self.params, self.target_params, self.optimizer, start, target,
+                       self.schedule, time_origin, logger, self._periodic_checkpoint)
         executor = make_executor(cfg)
         failed = True
         try:
@@ -170,6 +172,7 @@ class Agent:
             "config": self.config.to_dict(),
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
             "optimizer": {k: v.detach().clone() for k, v in self.optimizer.state_dict().items()},
+            "target": None if self.target_params is None else self.target_params.detach().clone(),
             "global_step": int(self.global_step),
             "wall_time": float(self.wall_time),
             "schedule": [int(self.schedule[0]), int(self.schedule[1])],
@@ -188,7 +191,25 @@ class A3C(Agent):
     algo = "a3c"
 
 
-AGENTS: dict[str, type[Agent]] = {"a3c": A3C}
+class OneStepQ(Agent):
+    """Asynchronous one-step Q-learning (paper, Algorithm 1)."""
+
+    algo = "one-step-q"
+
+
+class OneStepSarsa(Agent):
+    """Asynchronous one-step SARSA: the target uses the action actually taken next."""
+
+    algo = "one-step-sarsa"
+
+
+class NStepQ(Agent):
+    """Asynchronous n-step Q-learning (paper, Algorithm 2)."""
+
+    algo = "n-step-q"
+
+
+AGENTS: dict[str, type[Agent]] = {cls.algo: cls for cls in (A3C, OneStepQ, OneStepSarsa, NStepQ)}
 
 
 def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: bool | None = False) -> Agent:
@@ -209,6 +230,11 @@ def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: 
     try:
         agent.model.load_state_dict(data["model"])
         agent.optimizer.load_state_dict(data["optimizer"])
+        if agent.target_params is not None:
+            saved = data.get("target")
+            if saved is None or saved.shape != agent.target_params.shape:
+                raise ValueError("its target network is missing or has the wrong size")
+            agent.target_params.copy_(saved)
     except (RuntimeError, ValueError) as exc:
         from .errors import CheckpointError
 

@@ -15,7 +15,7 @@ from typing import Any
 from .errors import ConfigError
 
 ALGOS = ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q")
-IMPLEMENTED_ALGOS = ("a3c",)
+IMPLEMENTED_ALGOS = ("a3c", "one-step-q", "one-step-sarsa", "n-step-q")
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam")
 NETS = ("auto", "mlp")
 EXECUTORS = ("hogwild",)
@@ -40,6 +40,16 @@ class Config:
                          metadata={"help": "actor-learners (hogwild: processes); default: number of cores"})
     steps: int = _f(1_000_000, "T_max: global environment steps to train for (all workers together)")
     t_max: int = _f(5, "steps per segment before an asynchronous update (paper: 5)")
+    async_update: int = _f(5, "one-step Q/SARSA: steps of accumulated gradients per update, "
+                              "I_AsyncUpdate (paper: 5)")
+    target_update: int = _f(10_000, "Q methods: global steps between target-network copies, I_target "
+                                    "(paper: 40,000 frames = 10,000 agent steps at action repeat 4)")
+    epsilon_steps: int = _f(1_000_000, "Q methods: global steps over which epsilon anneals from 1 to "
+                                       "each worker's final value (paper: 4M frames = 1M agent steps)")
+    epsilon_finals: list = _f([0.1, 0.01, 0.5], "Q methods: final epsilons a worker draws from (paper)",
+                              nargs="+", item_type=float)
+    epsilon_probs: list = _f([0.4, 0.3, 0.3], "Q methods: probabilities of those final epsilons (paper)",
+                             nargs="+", item_type=float)
     lr: float = _f(7e-4, "learning rate (paper: 7e-4, annealed linearly to 0)")
     lr_anneal: bool = _f(True, "anneal the learning rate linearly to 0 over --steps")
     gamma: float = _f(0.99, "discount factor, in (0, 1]")
@@ -109,6 +119,18 @@ class Config:
             p.append(f"steps must be a positive integer, got {self.steps}")
         if self.t_max < 1:
             p.append(f"t-max must be >= 1, got {self.t_max}")
+        if self.async_update < 1:
+            p.append(f"async-update must be >= 1, got {self.async_update}")
+        if self.target_update < 1:
+            p.append(f"target-update must be >= 1 global steps, got {self.target_update}")
+        if self.epsilon_steps < 0:
+            p.append(f"epsilon-steps must be >= 0, got {self.epsilon_steps}")
+        if not self.epsilon_finals or any(not 0 <= e <= 1 for e in self.epsilon_finals):
+            p.append(f"epsilon-finals must be values in [0, 1], got {self.epsilon_finals}")
+        if len(self.epsilon_probs) != len(self.epsilon_finals) or any(q < 0 for q in self.epsilon_probs) \
+                or abs(sum(self.epsilon_probs) - 1.0) > 1e-6:
+            p.append(f"epsilon-probs must be {len(self.epsilon_finals)} non-negative numbers summing to 1 "
+                     f"(one per epsilon-finals value), got {self.epsilon_probs}")
         if not self.lr > 0:
             p.append(f"lr must be > 0, got {self.lr}")
         if not 0 < self.gamma <= 1:

@@ -38,6 +38,21 @@ def flatten_params_(module: nn.Module, flat: torch.Tensor | None = None) -> torc
     return flat
 
 
+def bind_params_(module: nn.Module, flat: torch.Tensor) -> torch.Tensor:
+    """Make `module`'s parameters views into an existing flat tensor *without* copying its
+    current values in (e.g. a worker's view of the shared target network)."""
+    n = num_params(module)
+    if flat.numel() != n:
+        raise ValueError(f"flat tensor has {flat.numel()} elements, module has {n}")
+    offset = 0
+    for p in module.parameters():
+        k = p.numel()
+        p.data = flat[offset:offset + k].view_as(p)
+        p.requires_grad_(False)
+        offset += k
+    return flat
+
+
 def attach_flat_grads_(module: nn.Module) -> torch.Tensor:
     """Give every parameter a `.grad` that is a view into one zeroed 1-D tensor.
 

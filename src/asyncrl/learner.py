@@ -9,7 +9,8 @@ from .rollout import Rollout
 
 
 def compute_grads(algo: Algorithm, model: nn.Module, rollout: Rollout, flat_grad: torch.Tensor,
-                  max_grad_norm: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+                  max_grad_norm: float, target: nn.Module | None = None
+                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Zero `flat_grad`, backpropagate the algorithm's loss into it, clip its global norm.
 
     `flat_grad` must be the flat tensor the model's .grad views alias (flat.attach_flat_grads_).
@@ -17,7 +18,7 @@ def compute_grads(algo: Algorithm, model: nn.Module, rollout: Rollout, flat_grad
     not apply the gradient.
     """
     flat_grad.zero_()
-    loss, stats = algo.loss(model, rollout)
+    loss, stats = algo.loss(model, rollout, target)
     loss.backward()
     norm = torch.linalg.vector_norm(flat_grad)
     if max_grad_norm > 0:

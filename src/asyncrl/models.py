@@ -74,6 +74,18 @@ class ActorCritic(nn.Module):
         return self.policy(self.torso(obs))
 
 
+class QNetwork(nn.Module):
+    """One linear Q output per action on the same torsos: forward(obs [N, D]) -> q [N, A]."""
+
+    def __init__(self, torso: nn.Module, feat_dim: int, n_actions: int):
+        super().__init__()
+        self.torso = torso
+        self.q = _init(nn.Linear(feat_dim, n_actions), 1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.q(self.torso(obs))
+
+
 def numpy_mlp(torso: nn.Module, head: nn.Linear) -> "NumpyMLP | None":
     """A NumPy mirror of `head(torso(x))` for a plain MLP torso, else None.
 

@@ -29,6 +29,8 @@ class Rollout:
     final_obs:  [K, D] true final observations of truncated steps whose obs[t+1] is already
                 the next episode's first observation (vectorised autoreset), else None
     final_idx:  [K, 2] int64 (t, b) positions of final_obs, else None
+    next_actions: [B] int64, the action the behaviour policy chose in obs[T] (on-policy
+                targets such as SARSA's need it), else None
     """
 
     obs: torch.Tensor
@@ -38,6 +40,7 @@ class Rollout:
     truncated: torch.Tensor
     final_obs: torch.Tensor | None = None
     final_idx: torch.Tensor | None = None
+    next_actions: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -66,8 +69,11 @@ class EpisodeSegmentCollector:
     valid until the next call. Finished episodes are returned as (return, length).
     """
 
-    def __init__(self, env: gym.Env, t_max: int, seed: int):
+    def __init__(self, env: gym.Env, t_max: int, seed: int, next_action: bool = False):
         self.env = env
+        self.next_action = next_action   # choose a_T in s_T at the segment's end (SARSA)
+        self._pending: int | None = None
+        self._next_actions = torch.zeros(1, dtype=torch.int64)
         self.write_obs = ObsWriter(env.observation_space)
         d = self.write_obs.dim
         self.obs = torch.zeros(t_max + 1, 1, d)
@@ -95,6 +101,7 @@ class EpisodeSegmentCollector:
         self.ep_return, self.ep_length = 0.0, 0
         self.episodes_started += 1
         self._needs_reset = False
+        self._pending = None
 
     def collect(self, policy, n: int) -> tuple[Rollout, tuple[float, int] | None]:
         """Act with `policy(obs [1, D] NumPy) -> actions [1]` for up to n steps.
@@ -108,8 +115,12 @@ class EpisodeSegmentCollector:
         env, obs_np = self.env, self._obs_np
         finished = None
         t = 0
+        pending, self._pending = self._pending, None
         while t < n:
-            a = int(policy(obs_np[t])[0])
+            if t == 0 and pending is not None:
+                a = pending                     # chosen at the end of the last segment
+            else:
+                a = int(policy(obs_np[t])[0])
             o, r, term, trunc, _ = env.step(a)
             self._act_np[t, 0] = a
             self._rew_np[t, 0] = r
@@ -124,6 +135,13 @@ class EpisodeSegmentCollector:
                 self._needs_reset = True
                 break
         self._last_t = t
+        next_actions = None
+        if self.next_action:
+            a_next = int(policy(obs_np[t])[0])
+            self._next_actions[0] = a_next
+            next_actions = self._next_actions
+            if finished is None:
+                self._pending = a_next          # the episode goes on: a_T is executed next
         ro = Rollout(self.obs[:t + 1], self.actions[:t], self.rewards[:t],
-                     self.terminated[:t], self.truncated[:t])
+                     self.terminated[:t], self.truncated[:t], next_actions=next_actions)
         return ro, finished

@@ -23,7 +23,7 @@ def test_valid_config_has_no_problems():
     ({"entropy_beta": -1.0}, ["entropy-beta", "-1.0"]),
     ({"hidden": [0]}, ["hidden", "[0]"]),
     ({"env": ""}, ["env is empty"]),
-    ({"algo": "n-step-q"}, ["not implemented", "'n-step-q'"]),
+    ({"algo": "a2c"}, ["not implemented", "'a2c'"]),
 ])
 def test_each_invalid_value_gives_one_message(changes, needles):
     """Each invalid value yields exactly one message naming the field and the value."""

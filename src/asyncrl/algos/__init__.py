@@ -4,10 +4,12 @@ from __future__ import annotations
 from ..config import Config
 from ..errors import ConfigError
 from .actor_critic import ActorCriticAlgorithm
-from .base import Algorithm
+from .base import Algorithm, Policy
+from .value_based import VALUE_BASED, ValueBasedAlgorithm
 
 REGISTRY: dict[str, type[Algorithm]] = {
     "a3c": ActorCriticAlgorithm,
+    **{name: ValueBasedAlgorithm for name in VALUE_BASED},
 }
 
 
@@ -18,4 +20,4 @@ def make_algorithm(cfg: Config) -> Algorithm:
         raise ConfigError(f"unknown algorithm {cfg.algo!r}; available: {', '.join(REGISTRY)}") from None
 
 
-__all__ = ["Algorithm", "ActorCriticAlgorithm", "REGISTRY", "make_algorithm"]
+__all__ = ["Algorithm", "ActorCriticAlgorithm", "Policy", "ValueBasedAlgorithm", "REGISTRY", "make_algorithm"]

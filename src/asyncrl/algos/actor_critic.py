@@ -1,8 +1,6 @@
 """Advantage actor-critic: A3C under the hogwild executor, A2C under sync (paper, Alg. 3)."""
 from __future__ import annotations
 
-from typing import Callable
-
 import gymnasium as gym
 import numpy as np
 import torch
@@ -13,7 +11,7 @@ from ..errors import EnvError
 from ..models import ActorCritic, build_torso, numpy_mlp
 from ..returns import n_step_returns
 from ..rollout import Rollout
-from .base import Algorithm
+from .base import Algorithm, Policy
 
 
 def sample_categorical(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -69,8 +67,8 @@ class ActorCriticAlgorithm(Algorithm):
         value_torso = None if self.cfg.shared_torso else build_torso(obs_space, self.cfg)[0]
         return ActorCritic(torso, feat, int(action_space.n), value_torso)
 
-    def make_policy(self, model: ActorCritic, rng: np.random.Generator, greedy: bool = False
-                    ) -> Callable[[np.ndarray], np.ndarray]:
+    def make_policy(self, model: ActorCritic, rng: np.random.Generator, greedy: bool = False,
+                    n_envs: int = 1) -> Policy:
         fast = numpy_mlp(model.torso, model.policy)
         if fast is not None:
             logits_of = fast
@@ -79,10 +77,11 @@ class ActorCriticAlgorithm(Algorithm):
                 with torch.no_grad():
                     return model.policy_logits(torch.from_numpy(obs)).numpy()
         if greedy:
-            return lambda obs: logits_of(obs).argmax(-1)
-        return lambda obs: sample_categorical(logits_of(obs), rng)
+            return Policy(lambda obs: logits_of(obs).argmax(-1))
+        return Policy(lambda obs: sample_categorical(logits_of(obs), rng))
 
-    def loss(self, model: ActorCritic, ro: Rollout) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, model: ActorCritic, ro: Rollout, target: None = None
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         T, B = ro.actions.shape
         x = ro.obs.reshape((T + 1) * B, -1)
         if ro.final_obs is not None:

@@ -16,13 +16,38 @@ from ..config import Config
 from ..rollout import Rollout
 
 
+class Policy:
+    """An actor's acting function: obs [B, D] float32 (NumPy) -> actions [B].
+
+    `at_step(T)` tells it the global step after each update (for schedules such as the
+    value-based methods' epsilon annealing)."""
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]):
+        self.fn = fn
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.fn(obs)
+
+    def at_step(self, step: int) -> None:
+        pass
+
+
 class Algorithm:
     name: ClassVar[str] = ""
     #: names of the scalars `loss` reports, in the order metrics.csv shows them
     stat_keys: ClassVar[tuple[str, ...]] = ()
+    #: the executor keeps a shared target network theta- (copied every cfg.target_update steps)
+    uses_target_network: ClassVar[bool] = False
+    #: the collector chooses a_T in s_T at a segment's end (Rollout.next_actions), e.g. SARSA
+    needs_next_action: ClassVar[bool] = False
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+
+    @property
+    def segment_length(self) -> int:
+        """Steps an actor takes before an update (t_max; I_AsyncUpdate for one-step methods)."""
+        return self.cfg.t_max
 
     def check_spaces(self, obs_space: gym.Space, action_space: gym.Space, env_name: str) -> None:
         """Raise EnvError if this algorithm cannot handle the spaces."""
@@ -31,9 +56,9 @@ class Algorithm:
     def build_model(self, obs_space: gym.Space, action_space: gym.Space) -> nn.Module:
         raise NotImplementedError
 
-    def make_policy(self, model: nn.Module, rng: np.random.Generator, greedy: bool = False
-                    ) -> Callable[[np.ndarray], np.ndarray]:
-        """The acting function of an actor: obs [B, D] float32 (NumPy) -> actions [B].
+    def make_policy(self, model: nn.Module, rng: np.random.Generator, greedy: bool = False,
+                    n_envs: int = 1) -> Policy:
+        """The acting function of an actor stepping `n_envs` environments.
 
         Built once per actor and called every step, so it may precompute (e.g. NumPy views
         of the model's parameters); it reads the model's parameters as they are updated in
@@ -41,6 +66,8 @@ class Algorithm:
         """
         raise NotImplementedError
 
-    def loss(self, model: nn.Module, rollout: Rollout) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The scalar to minimise for this rollout, and detached statistics (stat_keys)."""
+    def loss(self, model: nn.Module, rollout: Rollout, target: nn.Module | None = None
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The scalar to minimise for this rollout, and detached statistics (stat_keys).
+        `target` is the target network theta- when `uses_target_network`."""
         raise NotImplementedError

@@ -19,6 +19,7 @@ class TrainJob:
     cfg: Config
     env_factory: EnvFactory
     params: torch.Tensor            # flat parameters of the agent's (global) model
+    target_params: torch.Tensor | None  # flat target network theta-, if the algorithm uses one
     optimizer: FlatOptimizer
     start_step: int
     target_step: int

@@ -65,3 +65,11 @@ class StepCounter:
             a[_RESERVED] -= reserved - used
             a[_DONE] += used
             return a[_DONE]
+
+
+def crossed_period(T: int, used: int, period: int) -> bool:
+    """True if the commit that moved the counter from T - used to T crossed a multiple of
+    `period`. Commits are serialised, so across all workers this is True exactly once per
+    multiple (a commit spanning several multiples counts once): the rule for copying the
+    target network theta- <- theta every I_target global steps (paper, Algorithms 1-2)."""
+    return T // period > (T - used) // period

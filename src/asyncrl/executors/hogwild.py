@@ -66,10 +66,12 @@ class HogwildExecutor:
         cfg, log = job.cfg, job.logger
         ctx = _context(self.method)
         job.params.share_memory_()
+        if job.target_params is not None:
+            job.target_params.share_memory_()
         job.optimizer.share_memory_()
         counter = StepCounter(ctx, job.start_step, job.target_step)
         q = ctx.Queue()
-        spec = WorkerSpec(cfg, job.env_factory, job.params, job.optimizer, counter, q,
+        spec = WorkerSpec(cfg, job.env_factory, job.params, job.target_params, job.optimizer, counter, q,
                           job.schedule, job.time_origin)
         procs = [ctx.Process(target=worker_main, args=(rank, spec), name=f"asyncrl-worker-{rank}",
                              daemon=True) for rank in range(cfg.workers)]

@@ -19,11 +19,11 @@ import torch
 from ..algos import make_algorithm
 from ..config import Config
 from ..envs import EnvFactory
-from ..flat import attach_flat_grads_, flatten_params_
+from ..flat import attach_flat_grads_, bind_params_, flatten_params_
 from ..learner import compute_grads
 from ..optim import FlatOptimizer, annealed_lr
 from ..rollout import EpisodeSegmentCollector
-from .counter import StepCounter
+from .counter import StepCounter, crossed_period
 
 STATS_EVERY_S = 1.0
 
@@ -33,6 +33,7 @@ class WorkerSpec:
     cfg: Config
     env_factory: EnvFactory
     params: torch.Tensor          # flat shared parameters
+    target_params: torch.Tensor | None  # flat shared target network theta- (value-based methods)
     optimizer: FlatOptimizer      # statistics in shared memory
     counter: StepCounter
     queue: Any                    # worker -> main messages
@@ -66,7 +67,12 @@ def run_worker(rank: int, spec: WorkerSpec) -> None:
     local = flatten_params_(model)
     grad = attach_flat_grads_(model)
     shared, opt, counter, queue = spec.params, spec.optimizer, spec.counter, spec.queue
-    collector = EpisodeSegmentCollector(env, cfg.t_max, seed)
+    target_flat, target = spec.target_params, None
+    if target_flat is not None:      # theta-: a view of the shared target, never copied locally
+        target = algo.build_model(env.observation_space, env.action_space)
+        bind_params_(target, target_flat)
+    seg, period = algo.segment_length, cfg.target_update
+    collector = EpisodeSegmentCollector(env, seg, seed, next_action=algo.needs_next_action)
     lr0, (s0, s1), anneal = cfg.lr, spec.schedule, cfg.lr_anneal
     keys = algo.stat_keys
     sums = dict.fromkeys(keys, 0.0)
@@ -75,14 +81,18 @@ def run_worker(rank: int, spec: WorkerSpec) -> None:
     last_report = time.monotonic()
 
     policy = algo.make_policy(model, np.random.default_rng(seed))
+    policy.at_step(counter.done)
     while True:
-        n = counter.reserve(cfg.t_max)
+        n = counter.reserve(seg)
         if n == 0:
             break
         local.copy_(shared)                               # theta' <- theta
         ro, finished = collector.collect(policy, n)
-        stats, norm = compute_grads(algo, model, ro, grad, cfg.max_grad_norm)
+        stats, norm = compute_grads(algo, model, ro, grad, cfg.max_grad_norm, target)
         T = counter.commit(n, ro.length)
+        if target_flat is not None and crossed_period(T, ro.length, period):
+            target_flat.copy_(shared)                     # theta- <- theta (Alg. 1, 2)
+        policy.at_step(T)
         norm_f = float(norm)
         if np.isfinite(norm_f):
             opt.step(shared, grad, annealed_lr(lr0, T, s0, s1, anneal), rank)
