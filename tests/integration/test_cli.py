@@ -121,6 +121,11 @@ BAD_INPUTS = [
     (["train", "a3c", "--env", "CartPole-v1", "--optimizer", "lbfgs"], "optimizer 'lbfgs' is not one of"),
     (["train", "a3c", "--env", "CartPole-v1", "--executor", "mpi"], "executor 'mpi' is not one of"),
     (["train", "dqn", "--env", "CartPole-v1"], "unknown algorithm 'dqn'"),
+    (["train", "a2c", "--env", "CartPole-v1"], "algorithm 'a2c' is not implemented yet"),
+    (["train", "one-step-q", "--env", "Pendulum-v1"], "one-step-q is a value-based method and needs Discrete actions"),
+    (["train", "n-step-q", "--env", "CartPole-v1", "--target-update", "0"], "target-update must be >= 1"),
+    (["train", "one-step-sarsa", "--env", "CartPole-v1", "--epsilon-probs", "0.5", "0.6", "0.1"],
+     "epsilon-probs must be 3 non-negative numbers summing to 1"),
     (["train", "a3c", "--env", "CartPole-v1", "--config", "/no/such.yaml"], "config file '/no/such.yaml' does not exist"),
     (["eval", "/no/such/run"], "no such checkpoint or run folder: '/no/such/run'"),
     (["eval", "/no/such/run", "--episodes", "0"], "--episodes must be >= 1, got 0"),
@@ -166,3 +171,17 @@ def test_eval_on_a_foreign_torch_file(tmp_path):
     torch.save({"w": torch.zeros(3)}, f)
     p = run_cli("eval", str(f))
     assert p.returncode == 2 and "is not an asyncrl checkpoint" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("algo", ["one-step-q", "one-step-sarsa", "n-step-q"])
+def test_value_based_train_then_eval(algo, tmp_path):
+    """Each value-based method trains under hogwild, checkpoints its target network, and evaluates."""
+    run_dir = str(tmp_path / "run")
+    p = run_cli("train", algo, "--env", "CartPole-v1", "--workers", "2", "--steps", "1500", "--target-update", "200",
+                "--run-dir", run_dir, "--eval-episodes", "2", "--quiet")
+    assert p.returncode == 0, p.stderr
+    agent = asyncrl.load(run_dir)
+    assert agent.algo == algo and agent.global_step == 1500
+    assert agent.target_params is not None and not agent.target_params.equal(agent.params)
+    q = run_cli("eval", run_dir, "--episodes", "2", "--json")
+    assert q.returncode == 0 and json.loads(q.stdout)["algo"] == algo, q.stderr

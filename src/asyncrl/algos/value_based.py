@@ -93,19 +93,13 @@ class ValueBasedAlgorithm(Algorithm):
         return EpsilonGreedy(q_of, model.q.out_features, rng, finals, self.cfg.epsilon_steps)
 
     def bootstrap_values(self, target: QNetwork, ro: Rollout) -> torch.Tensor:
-        """next_values [T, B] from theta-: max_a Q(s_{t+1}, a) (SARSA: Q(s_{t+1}, a_{t+1}))."""
+        """next_values [T, B] from theta-: max_a Q(s_{t+1}, a) (SARSA: Q(s_{t+1}, a_{t+1})).
+
+        n-step Q reads them only where its return is cut (s_T, truncations), but they are
+        computed for every row in one batched forward: obs[t+1] is the true final
+        observation of a truncation unless final_obs says otherwise (Rollout's contract)."""
         T, B = ro.actions.shape
         with torch.no_grad():
-            if self.name == "n-step-q":   # only read where the return is cut: s_T and final_obs
-                x = ro.obs[T]
-                if ro.final_obs is not None:
-                    x = torch.cat([x, ro.final_obs])
-                q = target(x).max(-1).values
-                nv = torch.zeros(T, B)
-                nv[T - 1] = q[:B]
-                if ro.final_obs is not None:
-                    nv[ro.final_idx[:, 0], ro.final_idx[:, 1]] = q[B:]
-                return nv
             x = ro.obs[1:].reshape(T * B, -1)
             q_next = target(x).view(T, B, -1)
             if self.name == "one-step-sarsa":
