@@ -7,8 +7,10 @@ near-uniform, 1 on the value head).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
@@ -110,13 +112,24 @@ def numpy_mlp(torso: nn.Module, head: nn.Linear) -> "NumpyMLP | None":
     return NumpyMLP([tuple(x) for x in layers])
 
 
+def numpy_scores(torso: nn.Module, head: nn.Linear, forward) -> "Callable[[np.ndarray], np.ndarray]":
+    """obs [B, D] float32 -> head(torso(obs)) [B, A] as NumPy, for acting: the NumPy mirror
+    when the torso is a plain MLP, else `forward` (the torch equivalent) under no_grad."""
+    fast = numpy_mlp(torso, head)
+    if fast is not None:
+        return fast
+
+    def scores(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return forward(torch.from_numpy(obs)).numpy()
+    return scores
+
+
 class NumpyMLP:
     def __init__(self, layers: list[tuple]):
         self.layers = layers
 
     def __call__(self, x):
-        import numpy as np
-
         for w_t, b, act in self.layers:
             x = np.dot(x, w_t)
             x += b

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..envs import action_space_kind, check_observation_space
 from ..errors import EnvError
-from ..models import ActorCritic, build_torso, numpy_mlp
+from ..models import ActorCritic, build_torso, numpy_scores
 from ..returns import n_step_returns
 from ..rollout import Rollout
 from .base import Algorithm, Policy
@@ -69,13 +69,7 @@ class ActorCriticAlgorithm(Algorithm):
 
     def make_policy(self, model: ActorCritic, rng: np.random.Generator, greedy: bool = False,
                     n_envs: int = 1) -> Policy:
-        fast = numpy_mlp(model.torso, model.policy)
-        if fast is not None:
-            logits_of = fast
-        else:
-            def logits_of(obs: np.ndarray) -> np.ndarray:
-                with torch.no_grad():
-                    return model.policy_logits(torch.from_numpy(obs)).numpy()
+        logits_of = numpy_scores(model.torso, model.policy, model.policy_logits)
         if greedy:
             return Policy(lambda obs: logits_of(obs).argmax(-1))
         return Policy(lambda obs: sample_categorical(logits_of(obs), rng))

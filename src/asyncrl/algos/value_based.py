@@ -14,7 +14,7 @@ import torch
 
 from ..envs import action_space_kind, check_observation_space
 from ..errors import EnvError
-from ..models import QNetwork, build_torso, numpy_mlp
+from ..models import QNetwork, build_torso, numpy_scores
 from ..returns import n_step_returns, one_step_targets
 from ..rollout import Rollout
 from .base import Algorithm, Policy
@@ -80,13 +80,7 @@ class ValueBasedAlgorithm(Algorithm):
 
     def make_policy(self, model: QNetwork, rng: np.random.Generator, greedy: bool = False,
                     n_envs: int = 1) -> Policy:
-        fast = numpy_mlp(model.torso, model.q)
-        if fast is not None:
-            q_of = fast
-        else:
-            def q_of(obs: np.ndarray) -> np.ndarray:
-                with torch.no_grad():
-                    return model(torch.from_numpy(obs)).numpy()
+        q_of = numpy_scores(model.torso, model.q, model)
         if greedy:
             return Policy(lambda obs: q_of(obs).argmax(-1))
         finals = draw_final_epsilons(rng, n_envs, self.cfg.epsilon_finals, self.cfg.epsilon_probs)

@@ -1,0 +1,56 @@
+"""The acting paths equal the model's own forward."""
+import numpy as np
+import torch
+from torch import nn
+
+from asyncrl.config import Config
+from asyncrl.models import ActorCritic, QNetwork, mlp_torso, numpy_scores
+
+
+class Wrapped(nn.Module):
+    """A torso that is not a plain nn.Sequential MLP (forces the torch fallback)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def _obs(n=7, d=4):
+    return np.random.default_rng(0).standard_normal((n, d)).astype(np.float32)
+
+
+def test_numpy_mirror_equals_torch_for_mlp_heads():
+    """NumPy acting on views of the parameters gives the torch outputs (relu and tanh)."""
+    for act in ("relu", "tanh"):
+        torso, feat = mlp_torso(4, [16, 8], act)
+        ac = ActorCritic(torso, feat, 3)
+        q = QNetwork(mlp_torso(4, [16, 8], act)[0], 8, 3)
+        x = _obs()
+        with torch.no_grad():
+            np.testing.assert_allclose(numpy_scores(ac.torso, ac.policy, ac.policy_logits)(x),
+                                       ac.policy_logits(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(numpy_scores(q.torso, q.q, q)(x), q(torch.from_numpy(x)).numpy(),
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_mirror_reads_parameters_live():
+    """After an in-place parameter update the same mirror sees the new values."""
+    torso, feat = mlp_torso(4, [8], "tanh")
+    ac = ActorCritic(torso, feat, 2)
+    f = numpy_scores(ac.torso, ac.policy, ac.policy_logits)
+    with torch.no_grad():
+        ac.policy.bias.add_(5.0)
+        np.testing.assert_allclose(f(_obs()), ac.policy_logits(torch.from_numpy(_obs())).numpy(), rtol=1e-5)
+
+
+def test_fallback_for_other_torsos():
+    """A torso the mirror does not know is run through torch."""
+    torso, feat = mlp_torso(4, [8], "relu")
+    ac = ActorCritic(Wrapped(torso), feat, 2)
+    x = _obs()
+    with torch.no_grad():
+        np.testing.assert_allclose(numpy_scores(ac.torso, ac.policy, ac.policy_logits)(x),
+                                   ac.policy_logits(torch.from_numpy(x)).numpy())
