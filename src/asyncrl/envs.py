@@ -99,6 +99,13 @@ def check_observation_space(space: gym.Space, env_name: str) -> None:
         f"gymnasium.wrappers.FlattenObservation")
 
 
+def require_discrete_actions(space: gym.Space, env_name: str, algo: str, why: str) -> None:
+    """EnvError naming the env, its action space and why `algo` needs Discrete actions."""
+    kind = action_space_kind(space)
+    if kind != "discrete":
+        raise EnvError(f"environment {env_name!r} has a {kind} action space ({space}); {algo} {why}")
+
+
 def action_space_kind(space: gym.Space) -> str:
     if isinstance(space, gym.spaces.Discrete):
         return "discrete"

@@ -6,8 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..envs import action_space_kind, check_observation_space
-from ..errors import EnvError
+from ..envs import check_observation_space, require_discrete_actions
 from ..models import ActorCritic, build_torso, numpy_scores
 from ..returns import n_step_returns
 from ..rollout import Rollout
@@ -56,11 +55,8 @@ class ActorCriticAlgorithm(Algorithm):
 
     def check_spaces(self, obs_space: gym.Space, action_space: gym.Space, env_name: str) -> None:
         check_observation_space(obs_space, env_name)
-        kind = action_space_kind(action_space)
-        if kind != "discrete":
-            raise EnvError(f"environment {env_name!r} has a {kind} action space "
-                           f"({action_space}); {self.name} supports Discrete actions so far "
-                           f"(continuous actions are not supported yet)")
+        require_discrete_actions(action_space, env_name, self.name, "supports Discrete actions so far "
+                                 "(continuous actions are not supported yet)")
 
     def build_model(self, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
         torso, feat = build_torso(obs_space, self.cfg)

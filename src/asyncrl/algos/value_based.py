@@ -12,8 +12,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..envs import action_space_kind, check_observation_space
-from ..errors import EnvError
+from ..envs import check_observation_space, require_discrete_actions
 from ..models import QNetwork, build_torso, numpy_scores
 from ..returns import n_step_returns, one_step_targets
 from ..rollout import Rollout
@@ -67,12 +66,9 @@ class ValueBasedAlgorithm(Algorithm):
 
     def check_spaces(self, obs_space: gym.Space, action_space: gym.Space, env_name: str) -> None:
         check_observation_space(obs_space, env_name)
-        kind = action_space_kind(action_space)
-        if kind != "discrete":
-            raise EnvError(f"environment {env_name!r} has a {kind} action space ({action_space}); "
-                           f"{self.name} is a value-based method and needs Discrete actions "
-                           f"(one Q value per action); algorithms for continuous actions: a3c "
-                           f"(Gaussian policy, planned)")
+        require_discrete_actions(action_space, env_name, self.name,
+                                 "is a value-based method and needs Discrete actions (one Q value per "
+                                 "action); algorithms for continuous actions: a3c (Gaussian policy, planned)")
 
     def build_model(self, obs_space: gym.Space, action_space: gym.Space) -> QNetwork:
         torso, feat = build_torso(obs_space, self.cfg)
