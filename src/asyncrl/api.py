@@ -21,7 +21,7 @@ from .algos import make_algorithm
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config
 from .envs import EnvFactory, probe_spaces, space_from_dict, space_to_dict
-from .errors import ConfigError, EnvError
+from .errors import CheckpointError, ConfigError, EnvError
 from .evaluate import evaluate_policy
 from .executors import TrainJob, make_executor
 from .flat import flatten_params_
@@ -236,8 +236,6 @@ def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: 
                 raise ValueError("its target network is missing or has the wrong size")
             agent.target_params.copy_(saved)
     except (RuntimeError, ValueError) as exc:
-        from .errors import CheckpointError
-
         raise CheckpointError(f"{data['path']!r} does not match its own config: {str(exc).splitlines()[0]}") from None
     agent.global_step = int(data["global_step"])
     agent.wall_time = float(data.get("wall_time", 0.0))

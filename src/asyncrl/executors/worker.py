@@ -77,8 +77,15 @@ def run_worker(rank: int, spec: WorkerSpec) -> None:
     keys = algo.stat_keys
     sums = dict.fromkeys(keys, 0.0)
     updates = skipped = 0
-    norm_sum = 0.0
+    norm_sum = lr = 0.0
     last_report = time.monotonic()
+
+    def report() -> None:
+        nonlocal sums, updates, skipped, norm_sum
+        queue.put(("stats", rank, updates, skipped, norm_sum, sums, lr))
+        sums = dict.fromkeys(keys, 0.0)
+        updates = skipped = 0
+        norm_sum = 0.0
 
     policy = algo.make_policy(model, np.random.default_rng(seed))
     policy.at_step(counter.done)
@@ -94,8 +101,9 @@ def run_worker(rank: int, spec: WorkerSpec) -> None:
             target_flat.copy_(shared)                     # theta- <- theta (Alg. 1, 2)
         policy.at_step(T)
         norm_f = float(norm)
+        lr = annealed_lr(lr0, T, s0, s1, anneal)
         if np.isfinite(norm_f):
-            opt.step(shared, grad, annealed_lr(lr0, T, s0, s1, anneal), rank)
+            opt.step(shared, grad, lr, rank)
             updates += 1
             norm_sum += norm_f
             for k in keys:
@@ -106,12 +114,8 @@ def run_worker(rank: int, spec: WorkerSpec) -> None:
             queue.put(("episode", rank, T, time.time() - spec.time_origin, finished[0], finished[1]))
         now = time.monotonic()
         if now - last_report >= STATS_EVERY_S:
-            queue.put(("stats", rank, updates, skipped, norm_sum, sums,
-                       annealed_lr(lr0, T, s0, s1, anneal)))
-            sums = dict.fromkeys(keys, 0.0)
-            updates = skipped = 0
-            norm_sum = 0.0
+            report()
             last_report = now
     if updates or skipped:
-        queue.put(("stats", rank, updates, skipped, norm_sum, sums, annealed_lr(lr0, counter.done, s0, s1, anneal)))
+        report()
     env.close()
