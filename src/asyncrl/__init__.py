@@ -1,9 +1,9 @@
 """asyncrl: the methods of "Asynchronous Methods for Deep Reinforcement Learning"
 (Mnih et al., 2016), fast and faithful."""
-from .api import A3C, Agent, NStepQ, OneStepQ, OneStepSarsa, load
+from .api import A2C, A3C, Agent, NStepQ, OneStepQ, OneStepSarsa, load
 from .config import Config
 from .errors import AsyncRLError, CheckpointError, ConfigError, EnvError, WorkerError
 
 __version__ = "0.1.0"
-__all__ = ["A3C", "OneStepQ", "OneStepSarsa", "NStepQ", "Agent", "load", "Config", "AsyncRLError", "CheckpointError", "ConfigError",
+__all__ = ["A3C", "A2C", "OneStepQ", "OneStepSarsa", "NStepQ", "Agent", "load", "Config", "AsyncRLError", "CheckpointError", "ConfigError",
            "EnvError", "WorkerError", "__version__"]

@@ -19,7 +19,7 @@ import torch
 
 from .algos import make_algorithm
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config
+from .config import DEFAULT_SYNC_ENVS, Config
 from .envs import EnvFactory, probe_spaces, space_from_dict, space_to_dict
 from .errors import CheckpointError, ConfigError, EnvError
 from .evaluate import evaluate_policy
@@ -43,7 +43,10 @@ class Agent:
         clash = sorted(set(hyperparameters) & set(fixed))
         if clash:
             raise ConfigError(f"{clash[0]!r} is set by {type(self).__name__} itself; do not pass it as a hyperparameter")
-        cfg = Config.from_dict({**hyperparameters, **fixed}, source=type(self).__name__).check()
+        cfg = Config.from_dict({**hyperparameters, **fixed}, source=type(self).__name__).resolved()
+        if workers is None and "workers" not in hyperparameters and cfg.executor == "sync":
+            cfg = cfg.replace(workers=DEFAULT_SYNC_ENVS)   # environments stepped in lockstep
+        cfg.check()
         if cfg.run_dir:
             prepare_run_dir(cfg.run_dir, overwrite)
         self.progress = progress
@@ -95,14 +98,15 @@ class Agent:
         start, target = self.global_step, self.global_step + int(steps)
         self.schedule = (start, target)
         time_origin = time.time() - self.wall_time
+        executor = make_executor(cfg)
+        self.resolved = executor.resolve(factory)
         if cfg.run_dir:
             self._write_config(target)
         logger = RunLogger(cfg.run_dir or None, self.algorithm.stat_keys, start, target, time_origin,
-                           cfg.log_interval, self.progress)
+                           cfg.log_interval, self.progress, cfg.log_steps)
         self._logger = logger
         job = TrainJob(cfg, factory, self.params, self.target_params, self.optimizer, start, target,
                        self.schedule, time_origin, logger, self._periodic_checkpoint)
-        executor = make_executor(cfg)
         failed = True
         try:
             self.global_step = executor.run(job)
@@ -135,7 +139,8 @@ class Agent:
     def _write_config(self, target: int) -> None:
         import yaml
 
-        resolved = {**self.config.to_dict(), "steps": target}
+        # the concrete choices behind `auto` values are recorded (executor, device, vec_env)
+        resolved = {**self.config.to_dict(), **getattr(self, "resolved", {}), "steps": target}
         with open(os.path.join(self.config.run_dir, "config.yaml"), "w") as fh:
             yaml.safe_dump(resolved, fh, sort_keys=False)
 
@@ -191,6 +196,13 @@ class A3C(Agent):
     algo = "a3c"
 
 
+class A2C(Agent):
+    """Synchronous advantage actor-critic: A3C's loss, B environments stepped in lockstep
+    (`workers`, default 16) and one batched update per segment, on CPU or CUDA (`device`)."""
+
+    algo = "a2c"
+
+
 class OneStepQ(Agent):
     """Asynchronous one-step Q-learning (paper, Algorithm 1)."""
 
@@ -209,7 +221,7 @@ class NStepQ(Agent):
     algo = "n-step-q"
 
 
-AGENTS: dict[str, type[Agent]] = {cls.algo: cls for cls in (A3C, OneStepQ, OneStepSarsa, NStepQ)}
+AGENTS: dict[str, type[Agent]] = {cls.algo: cls for cls in (A3C, A2C, OneStepQ, OneStepSarsa, NStepQ)}
 
 
 def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: bool | None = False) -> Agent:

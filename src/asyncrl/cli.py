@@ -108,14 +108,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     flags = {f.name: getattr(args, f.name) for f in fields(Config)
              if f.name not in _NOT_FLAGS and hasattr(args, f.name)}
     values.update({k: coerce_field(k, v, source="--" + k.replace("_", "-")) for k, v in flags.items()})
-    if args.algo not in AGENTS:
-        raise ConfigError(f"algorithm {args.algo!r} is not implemented yet; available: {', '.join(AGENTS)}")
     run_dir = values.pop("run_dir", "") or _default_run_dir(args.algo, args.env)
     workers = values.pop("workers", None)
     agent = AGENTS[args.algo](args.env, workers=workers, run_dir=run_dir, overwrite=args.overwrite,
                               progress=False if args.quiet else None, **values)
     cfg = agent.config
-    print(f"asyncrl: training {cfg.algo} on {cfg.env} with {cfg.workers} workers for {cfg.steps:,} steps "
+    how = f"{cfg.workers} hogwild workers" if cfg.executor == "hogwild" else \
+        f"{cfg.workers} environments in lockstep (sync executor, device {cfg.torch_device()})"
+    print(f"asyncrl: training {cfg.algo} on {cfg.env} with {how} for {cfg.steps:,} steps "
           f"-> {run_dir}", file=sys.stderr, flush=True)
     t0 = time.time()
     try:

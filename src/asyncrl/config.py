@@ -15,11 +15,13 @@ from typing import Any
 from .errors import ConfigError
 
 ALGOS = ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q")
-IMPLEMENTED_ALGOS = ("a3c", "one-step-q", "one-step-sarsa", "n-step-q")
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam")
 NETS = ("auto", "mlp")
-EXECUTORS = ("hogwild",)
-DEVICES = ("cpu",)
+EXECUTORS = ("auto", "hogwild", "sync")
+DEVICES = ("auto", "cpu", "cuda")
+VEC_ENVS = ("auto", "inline", "subprocess")
+#: environments stepped in lockstep by the sync executor when --workers is not given
+DEFAULT_SYNC_ENVS = 16
 ACTIVATIONS = ("relu", "tanh")
 START_METHODS = ("auto", "fork", "forkserver", "spawn")
 
@@ -37,7 +39,8 @@ class Config:
     algo: str = _f("a3c", "algorithm", choices=ALGOS, cli=False)
     env: str = _f("", "Gymnasium id (module:Id imports module first)", cli=False)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1,
-                         metadata={"help": "actor-learners (hogwild: processes); default: number of cores"})
+                         metadata={"help": "hogwild: actor-learner processes (default: number of cores); "
+                                           f"sync: environments stepped in lockstep (default: {DEFAULT_SYNC_ENVS})"})
     steps: int = _f(1_000_000, "T_max: global environment steps to train for (all workers together)")
     t_max: int = _f(5, "steps per segment before an asynchronous update (paper: 5)")
     async_update: int = _f(5, "one-step Q/SARSA: steps of accumulated gradients per update, "
@@ -68,11 +71,18 @@ class Config:
     activation: str = _f("relu", "MLP activation", choices=ACTIVATIONS)
     shared_torso: bool = _f(True, "policy and value share the torso (paper, Atari); off: separate "
                                   "torsos (paper, MuJoCo)")
-    executor: str = _f("hogwild", "how actor-learners run", choices=EXECUTORS)
-    device: str = _f("cpu", "device for the model", choices=DEVICES)
+    executor: str = _f("auto", "how actor-learners run: hogwild processes, or sync (one process, "
+                               "batched); auto: sync for a2c, hogwild otherwise", choices=EXECUTORS)
+    device: str = _f("auto", "sync executor: device of the model and the update (auto: cuda if "
+                             "available); hogwild runs on cpu", choices=DEVICES)
+    vec_env: str = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv) "
+                              "or in subprocesses (AsyncVectorEnv); auto: subprocesses for envs "
+                              "slower than ~0.2 ms a step when there are cores to spare", choices=VEC_ENVS)
     seed: int = _f(0, "random seed (worker i uses seed + i)")
     run_dir: str = _f("", "run folder; default runs/<algo>-<env>-<time>")
     log_interval: float = _f(2.0, "seconds between metrics.csv rows")
+    log_steps: int = _f(0, "a metrics.csv row every this many global steps instead of every "
+                           "log-interval seconds (0: by time); makes sync runs' metrics reproducible")
     checkpoint_interval: float = _f(60.0, "seconds between periodic checkpoints")
     eval_episodes: int = _f(10, "greedy evaluation episodes at the end of training; 0 skips")
     stop_return: float = _f(float("inf"), "stop early once the mean return of the last 100 "
@@ -81,6 +91,18 @@ class Config:
                            choices=START_METHODS)
 
     # ------------------------------------------------------------------ helpers
+    def resolved(self) -> "Config":
+        """`executor: auto` made concrete: sync for a2c, hogwild for the asynchronous methods."""
+        if self.executor == "auto":
+            return self.replace(executor="sync" if self.algo == "a2c" else "hogwild")
+        return self
+
+    def torch_device(self) -> str:
+        """The device the model trains on: cuda or cpu (`auto`: cuda when sync and available)."""
+        if self.device == "auto":
+            return "cuda" if self.resolved().executor == "sync" and cuda_available() else "cpu"
+        return self.device
+
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
 
@@ -108,11 +130,19 @@ class Config:
             val = getattr(self, f.name)
             if choices and val not in choices:
                 p.append(f"{f.name.replace('_', '-')} {val!r} is not one of: {', '.join(choices)}")
-        if self.algo in ALGOS and self.algo not in IMPLEMENTED_ALGOS:
-            p.append(f"algorithm {self.algo!r} is not implemented yet; available: "
-                     f"{', '.join(IMPLEMENTED_ALGOS)}")
         if not self.env:
             p.append("env is empty; give a Gymnasium id such as CartPole-v1")
+        if self.algo == "a2c" and self.executor == "hogwild":
+            p.append("a2c is A3C's loss under the sync executor; for hogwild actor-learners use a3c "
+                     "(or drop --executor hogwild)")
+        if self.executor == "hogwild" and self.vec_env != "auto":
+            p.append(f"vec-env {self.vec_env!r} applies to --executor sync only (hogwild workers "
+                     f"each step one environment)")
+        if self.executor == "hogwild" and self.device == "cuda":
+            p.append("device 'cuda' needs --executor sync (hogwild actor-learners run on the CPU)")
+        elif self.device == "cuda" and not cuda_available():
+            p.append("device 'cuda' was asked for but CUDA is not available (no GPU, or torch "
+                     "built without CUDA); use --device cpu or --device auto")
         if self.workers < 1:
             p.append(f"workers must be >= 1, got {self.workers}")
         if self.steps < 1:
@@ -156,6 +186,8 @@ class Config:
             p.append(f"log-interval must be > 0 seconds, got {self.log_interval}")
         if not self.checkpoint_interval > 0:
             p.append(f"checkpoint-interval must be > 0 seconds, got {self.checkpoint_interval}")
+        if self.log_steps < 0:
+            p.append(f"log-steps must be >= 0 (0: log by time), got {self.log_steps}")
         if self.eval_episodes < 0:
             p.append(f"eval-episodes must be >= 0, got {self.eval_episodes}")
         return p
@@ -170,6 +202,12 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in fields(Config)}
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def coerce_field(name: str, value: Any, source: str = "config") -> Any:

@@ -38,9 +38,10 @@ def flatten_params_(module: nn.Module, flat: torch.Tensor | None = None) -> torc
     return flat
 
 
-def bind_params_(module: nn.Module, flat: torch.Tensor) -> torch.Tensor:
+def bind_params_(module: nn.Module, flat: torch.Tensor, requires_grad: bool = False) -> torch.Tensor:
     """Make `module`'s parameters views into an existing flat tensor *without* copying its
-    current values in (e.g. a worker's view of the shared target network)."""
+    current values in: a worker's view of the shared target network (no gradient), or the
+    sync executor's model on the agent's own parameters (requires_grad=True)."""
     n = num_params(module)
     if flat.numel() != n:
         raise ValueError(f"flat tensor has {flat.numel()} elements, module has {n}")
@@ -48,7 +49,7 @@ def bind_params_(module: nn.Module, flat: torch.Tensor) -> torch.Tensor:
     for p in module.parameters():
         k = p.numel()
         p.data = flat[offset:offset + k].view_as(p)
-        p.requires_grad_(False)
+        p.requires_grad_(requires_grad)
         offset += k
     return flat
 

@@ -1,10 +1,24 @@
-"""compute_grads: the one place backward() runs, for every executor."""
+"""The learner step, one for every executor: rollout -> gradient -> update.
+
+`compute_grads` is the one place backward() runs. `Learner` wraps it with what an
+update needs around it: the learning-rate schedule, the rule that a non-finite gradient
+is never applied, the target-network copy, and the statistics that the logs report. A
+hogwild worker's learner computes gradients on its local copy theta' and applies them to
+the shared theta; the sync executor's learner computes them on theta itself. Nothing
+else differs, which is what makes the executors' gradients identical for one rollout.
+"""
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from .algos.base import Algorithm
+from .config import Config
+from .executors.counter import crossed_period
+from .flat import attach_flat_grads_
+from .optim import FlatOptimizer, annealed_lr
 from .rollout import Rollout
 
 
@@ -25,3 +39,72 @@ def compute_grads(algo: Algorithm, model: nn.Module, rollout: Rollout, flat_grad
         # same rule as torch.nn.utils.clip_grad_norm_, on one tensor
         flat_grad.mul_(torch.clamp(max_grad_norm / (norm + 1e-6), max=1.0))
     return stats, norm
+
+
+class Learner:
+    """Turns rollouts into updates of the flat parameters `params`.
+
+    model:   the module whose loss is differentiated; its parameters are views into
+             `local`, which is `params` itself (sync) or a private copy of it (hogwild's
+             theta', refreshed by `pull()` before each segment)
+    target:  theta- as a module bound to `target_params` (value-based methods), else None
+    """
+
+    def __init__(self, algo: Algorithm, model: nn.Module, local: torch.Tensor, params: torch.Tensor,
+                 optimizer: FlatOptimizer, cfg: Config, schedule: tuple[int, int], rank: int = 0,
+                 target: nn.Module | None = None, target_params: torch.Tensor | None = None):
+        self.algo, self.model, self.local, self.params = algo, model, local, params
+        self.optimizer, self.rank = optimizer, rank
+        self.target, self.target_params = target, target_params
+        self.grad = attach_flat_grads_(model)
+        self.max_grad_norm, self.period = cfg.max_grad_norm, cfg.target_update
+        self.lr0, self.schedule, self.anneal = cfg.lr, schedule, cfg.lr_anneal
+        self.lr = cfg.lr
+        self._reset_stats()
+
+    def pull(self) -> None:
+        """theta' <- theta (a no-op when the model trains on the parameters themselves)."""
+        if self.local is not self.params:
+            self.local.copy_(self.params)
+
+    def gradients(self, ro: Rollout) -> tuple[dict[str, torch.Tensor], float]:
+        """The clipped gradient of the rollout's loss, left in `self.grad`; (stats, pre-clip norm)."""
+        stats, norm = compute_grads(self.algo, self.model, ro, self.grad, self.max_grad_norm, self.target)
+        return stats, float(norm)
+
+    def update(self, ro: Rollout, step: int) -> bool:
+        """One update from `ro`, whose steps brought the global step counter to `step`.
+
+        Returns False if the gradient was not finite (then nothing is applied: it is counted
+        in `skipped`). The target network is copied when `step` crosses a multiple of
+        `target_update` (once per period, since the counter's commits are serialised)."""
+        stats, norm = self.gradients(ro)
+        if self.target_params is not None and crossed_period(step, ro.num_steps, self.period):
+            self.target_params.copy_(self.params)                 # theta- <- theta (Alg. 1, 2)
+        s0, s1 = self.schedule
+        self.lr = annealed_lr(self.lr0, step, s0, s1, self.anneal)
+        if not math.isfinite(norm):
+            self.skipped += 1                                     # never apply a non-finite gradient
+            return False
+        self.optimizer.step(self.params, self.grad, self.lr, self.rank)
+        self.updates += 1
+        self.norm_sum += norm
+        for k in self.sums:
+            self.sums[k] += float(stats[k])
+        return True
+
+    def take_stats(self) -> tuple[int, int, float, dict[str, float], float]:
+        """(updates, skipped, sum of gradient norms, sums of the loss statistics, lr) since the
+        last call; what the logger averages into a metrics row."""
+        out = (self.updates, self.skipped, self.norm_sum, self.sums, self.lr)
+        self._reset_stats()
+        return out
+
+    @property
+    def has_stats(self) -> bool:
+        return bool(self.updates or self.skipped)
+
+    def _reset_stats(self) -> None:
+        self.updates = self.skipped = 0
+        self.norm_sum = 0.0
+        self.sums = dict.fromkeys(self.algo.stat_keys, 0.0)

@@ -17,11 +17,13 @@ BASE_METRIC_COLUMNS = ("step", "wall_time", "steps_per_s", "episodes", "return_m
 
 class RunLogger:
     def __init__(self, run_dir: str | None, stat_keys: tuple[str, ...], start_step: int,
-                 target_step: int, time_origin: float, log_interval: float, progress: bool | None):
+                 target_step: int, time_origin: float, log_interval: float, progress: bool | None,
+                 log_steps: int = 0):
         self.run_dir = run_dir
         self.stat_keys = tuple(stat_keys)
         self.time_origin = time_origin
         self.log_interval = log_interval
+        self.log_steps = log_steps      # > 0: a row per this many steps instead of per interval
         self.returns: deque[float] = deque(maxlen=100)
         self.episodes = 0
         self.worker_errors: dict[int, str] = {}
@@ -101,10 +103,14 @@ class RunLogger:
             self._bar.set_postfix_str(f"ret={self.recent_mean:.1f} eps={self.episodes}", refresh=False)
             self._bar.refresh() if force else self._bar.update(0)
         dt = now - self._last_time
-        if not force and dt < self.log_interval:
+        if self.log_steps > 0:
+            due = step // self.log_steps > self._last_step // self.log_steps
+        else:
+            due = dt >= self.log_interval
+        if not force and not due:
             return
-        if step == self._last_step and self._updates == 0 and not force:
-            return
+        if step == self._last_step and self._updates == 0 and self._skipped == 0:
+            return                      # nothing new since the last row (forced or not)
         sps = (step - self._last_step) / dt if dt > 0 else 0.0
         n = max(self._updates, 1)
         row = {"step": step, "wall_time": time.time() - self.time_origin, "steps_per_s": sps,

@@ -99,7 +99,7 @@ def numpy_mlp(torso: nn.Module, head: nn.Linear) -> "NumpyMLP | None":
     layers: list[tuple] = []
     acts = {nn.ReLU: "relu", nn.Tanh: "tanh"}
     mods = list(torso) if isinstance(torso, nn.Sequential) else None
-    if mods is None:
+    if mods is None or head.weight.device.type != "cpu":
         return None
     for m in mods:
         if isinstance(m, nn.Linear):
@@ -118,11 +118,17 @@ def numpy_scores(torso: nn.Module, head: nn.Linear, forward) -> "Callable[[np.nd
     fast = numpy_mlp(torso, head)
     if fast is not None:
         return fast
+    device = head.weight.device
+    if device.type == "cpu":
+        def scores(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return forward(torch.from_numpy(obs)).numpy()
+        return scores
 
-    def scores(obs: np.ndarray) -> np.ndarray:
+    def scores_on_device(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return forward(torch.from_numpy(obs)).numpy()
-    return scores
+            return forward(torch.from_numpy(obs).to(device, non_blocking=True)).cpu().numpy()
+    return scores_on_device
 
 
 class NumpyMLP:

@@ -8,6 +8,7 @@ The step is lock-free: concurrent workers race exactly as Hogwild! intends.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -42,6 +43,19 @@ class FlatOptimizer:
         for v in self.state_dict().values():
             v.share_memory_()
         return self
+
+    def to(self, device: "torch.device | str") -> "FlatOptimizer":
+        """This optimiser with its state on `device`: itself if it is already there, else a
+        copy (the sync executor's GPU learner; `load_state_dict` brings the state back)."""
+        state = self.state_dict()
+        moved = {k: v.to(device) for k, v in state.items()}
+        if all(moved[k] is state[k] for k in state):
+            return self
+        other = copy.copy(self)
+        other._buf = None
+        for k, v in moved.items():
+            setattr(other, k, v)
+        return other
 
     def is_shared(self) -> bool:
         return all(v.is_shared() for v in self.state_dict().values())

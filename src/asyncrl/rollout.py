@@ -31,6 +31,8 @@ class Rollout:
     final_idx:  [K, 2] int64 (t, b) positions of final_obs, else None
     next_actions: [B] int64, the action the behaviour policy chose in obs[T] (on-policy
                 targets such as SARSA's need it), else None
+    final_next_actions: [K] int64, the action the behaviour policy chose in each final_obs
+                (SARSA under vectorised autoreset), else None
     """
 
     obs: torch.Tensor
@@ -41,10 +43,25 @@ class Rollout:
     final_obs: torch.Tensor | None = None
     final_idx: torch.Tensor | None = None
     next_actions: torch.Tensor | None = None
+    final_next_actions: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
         return self.actions.shape[0]
+
+    @property
+    def num_steps(self) -> int:
+        """Environment steps in this rollout (T x B): what the global step counter advances by."""
+        return self.actions.numel()
+
+    def to(self, device: "torch.device | str") -> "Rollout":
+        """A copy on `device` (the same object when it is already there)."""
+        if self.obs.device == torch.device(device):
+            return self
+        return Rollout(*(None if x is None else x.to(device, non_blocking=True)
+                         for x in (self.obs, self.actions, self.rewards, self.terminated, self.truncated,
+                                   self.final_obs, self.final_idx, self.next_actions,
+                                   self.final_next_actions)))
 
 
 class ObsWriter:
@@ -60,6 +77,14 @@ class ObsWriter:
             row[int(obs)] = 1.0
         else:
             row[:] = np.reshape(obs, -1)
+
+    def batch(self, rows: np.ndarray, obs: np.ndarray) -> None:
+        """rows [B, D] <- B observations as a vector env returns them (stacked)."""
+        if self.discrete:
+            rows[:] = 0.0
+            rows[np.arange(rows.shape[0]), np.asarray(obs, dtype=np.int64)] = 1.0
+        else:
+            rows[:] = np.reshape(obs, rows.shape)
 
 
 class EpisodeSegmentCollector:
@@ -145,3 +170,102 @@ class EpisodeSegmentCollector:
         ro = Rollout(self.obs[:t + 1], self.actions[:t], self.rewards[:t],
                      self.terminated[:t], self.truncated[:t], next_actions=next_actions)
         return ro, finished
+
+
+class VectorSegmentCollector:
+    """Steps the B environments of a Gymnasium vector env in lockstep for t_max steps (the
+    sync executor), producing [t_max, B] rollouts.
+
+    Segments run across episode boundaries. The vector env must reset a finished
+    environment within the same step (AutoresetMode.SAME_STEP): obs[t+1] is then the next
+    episode's first observation, so a *truncated* episode's true final observation goes
+    to final_obs/final_idx (a terminated one needs none: it is not bootstrapped). Buffers
+    are allocated once; each `collect` returns views into them, valid until the next call.
+    """
+
+    def __init__(self, venv, t_max: int, seed: int, next_action: bool = False):
+        self.venv = venv
+        self.B = B = venv.num_envs
+        self.t_max = t_max
+        self.next_action = next_action
+        self.write_obs = ObsWriter(venv.single_observation_space)
+        d = self.write_obs.dim
+        self.obs = torch.zeros(t_max + 1, B, d)
+        self.actions = torch.zeros(t_max, B, dtype=torch.int64)
+        self.rewards = torch.zeros(t_max, B)
+        self.terminated = torch.zeros(t_max, B, dtype=torch.bool)
+        self.truncated = torch.zeros(t_max, B, dtype=torch.bool)
+        self.final_obs = torch.zeros(t_max * B, d)
+        self.final_idx = torch.zeros(t_max * B, 2, dtype=torch.int64)
+        self.final_next_actions = torch.zeros(t_max * B, dtype=torch.int64)
+        self.next_actions = torch.zeros(B, dtype=torch.int64)
+        self._obs_np, self._act_np, self._rew_np = self.obs.numpy(), self.actions.numpy(), self.rewards.numpy()
+        self._term_np, self._trunc_np = self.terminated.numpy(), self.truncated.numpy()
+        self._fobs_np, self._fidx_np = self.final_obs.numpy(), self.final_idx.numpy()
+        self._fact_np, self._next_np = self.final_next_actions.numpy(), self.next_actions.numpy()
+        self.ep_return = np.zeros(B, np.float64)
+        self.ep_length = np.zeros(B, np.int64)
+        self._seed = seed
+        self._started = False
+        self._last_t = 0
+        self._pending: np.ndarray | None = None
+
+    def collect(self, policy, n: int | None = None) -> tuple[Rollout, list[tuple[int, int, float, int]]]:
+        """Act with `policy(obs [B, D] NumPy) -> actions [B]` for n (default t_max) steps.
+
+        Returns the rollout and the episodes that ended in it as (t, env, return, length).
+        """
+        n = self.t_max if n is None else n
+        obs_np = self._obs_np
+        if not self._started:
+            o, _ = self.venv.reset(seed=self._seed)
+            self.write_obs.batch(obs_np[0], o)
+            self._started = True
+        else:
+            obs_np[0] = obs_np[self._last_t]         # every env goes on from s_T
+        finished: list[tuple[int, int, float, int]] = []
+        k = 0                                          # final observations recorded
+        pending, self._pending = self._pending, None
+        for t in range(n):
+            a = pending if (t == 0 and pending is not None) else policy(obs_np[t])
+            o, r, term, trunc, info = self.venv.step(a)
+            self._act_np[t] = a
+            self._rew_np[t] = r
+            self._term_np[t] = term
+            self._trunc_np[t] = trunc
+            self.write_obs.batch(obs_np[t + 1], o)
+            self.ep_return += r
+            self.ep_length += 1
+            done = term | trunc
+            if done.any():
+                for b in np.flatnonzero(done):
+                    finished.append((t, int(b), float(self.ep_return[b]), int(self.ep_length[b])))
+                self.ep_return[done] = 0.0
+                self.ep_length[done] = 0
+                cut = np.flatnonzero(trunc & ~term)   # bootstrapped: needs the true final obs
+                if cut.size:
+                    k = self._record_finals(policy, info, t, cut, k)
+        self._last_t = n
+        next_actions = None
+        if self.next_action:
+            self._next_np[:] = policy(obs_np[n])
+            self._pending = self._next_np.copy()      # a_T is executed first next segment
+            next_actions = self.next_actions
+        ro = Rollout(self.obs[:n + 1], self.actions[:n], self.rewards[:n], self.terminated[:n], self.truncated[:n],
+                     final_obs=self.final_obs[:k] if k else None,
+                     final_idx=self.final_idx[:k] if k else None,
+                     next_actions=next_actions,
+                     final_next_actions=self.final_next_actions[:k] if (k and self.next_action) else None)
+        return ro, finished
+
+    def _record_finals(self, policy, info: dict, t: int, envs: np.ndarray, k: int) -> int:
+        finals = info["final_obs"]
+        for b in envs:
+            self.write_obs(self._fobs_np[k], finals[b])
+            self._fidx_np[k] = (t, b)
+            k += 1
+        if self.next_action:   # the action the behaviour policy picks in each final obs
+            batch = self._obs_np[t + 1].copy()
+            batch[envs] = self._fobs_np[k - len(envs):k]
+            self._fact_np[k - len(envs):k] = policy(batch)[envs]
+        return k

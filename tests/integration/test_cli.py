@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import asyncrl
 
@@ -121,7 +122,15 @@ BAD_INPUTS = [
     (["train", "a3c", "--env", "CartPole-v1", "--optimizer", "lbfgs"], "optimizer 'lbfgs' is not one of"),
     (["train", "a3c", "--env", "CartPole-v1", "--executor", "mpi"], "executor 'mpi' is not one of"),
     (["train", "dqn", "--env", "CartPole-v1"], "unknown algorithm 'dqn'"),
-    (["train", "a2c", "--env", "CartPole-v1"], "algorithm 'a2c' is not implemented yet"),
+    (["train", "a2c", "--env", "CartPole-v1", "--executor", "hogwild"], "a2c is A3C's loss under the sync executor"),
+    (["train", "a3c", "--env", "CartPole-v1", "--device", "cuda", "--executor", "hogwild"],
+     "device 'cuda' needs --executor sync"),
+    (["train", "a3c", "--env", "CartPole-v1", "--vec-env", "subprocess"], "vec-env 'subprocess' applies to --executor sync"),
+    (["train", "a2c", "--env", "CartPole-v1", "--vec-env", "threads"], "vec-env 'threads' is not one of"),
+    (["train", "a2c", "--env", "CartPole-v1", "--device", "tpu"], "device 'tpu' is not one of: auto, cpu, cuda"),
+    pytest.param(["train", "a2c", "--env", "CartPole-v1", "--device", "cuda"], "CUDA is not available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+    (["train", "a2c", "--env", "Pendulum-v1"], "continuous action space"),
     (["train", "one-step-q", "--env", "Pendulum-v1"], "one-step-q is a value-based method and needs Discrete actions"),
     (["train", "n-step-q", "--env", "CartPole-v1", "--target-update", "0"], "target-update must be >= 1"),
     (["train", "one-step-sarsa", "--env", "CartPole-v1", "--epsilon-probs", "0.5", "0.6", "0.1"],
@@ -132,7 +141,12 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("args,expected", BAD_INPUTS, ids=[" ".join(a[:4]) + "…" for a, _ in BAD_INPUTS])
+def _case_id(case) -> str:
+    args = case.values[0] if hasattr(case, "values") else case[0]
+    return " ".join(args[:4]) + "…" + (" " + " ".join(args[4:6]) if len(args) > 4 else "")
+
+
+@pytest.mark.parametrize("args,expected", BAD_INPUTS, ids=[_case_id(c) for c in BAD_INPUTS])
 def test_bad_input_is_one_clear_line(args, expected, tmp_path):
     """Each bad input exits 2 with one line naming the problem, no traceback, and starts no run."""
     p = run_cli(*args, "--run-dir", str(tmp_path / "r"), cwd=str(tmp_path)) if args[0] == "train" \

@@ -23,7 +23,11 @@ def test_valid_config_has_no_problems():
     ({"entropy_beta": -1.0}, ["entropy-beta", "-1.0"]),
     ({"hidden": [0]}, ["hidden", "[0]"]),
     ({"env": ""}, ["env is empty"]),
-    ({"algo": "a2c"}, ["not implemented", "'a2c'"]),
+    ({"algo": "a2c", "executor": "hogwild"}, ["a2c", "sync executor", "use a3c"]),
+    ({"executor": "hogwild", "device": "cuda"}, ["device 'cuda' needs --executor sync"]),
+    ({"executor": "hogwild", "vec_env": "inline"}, ["vec-env 'inline' applies to --executor sync"]),
+    ({"executor": "ray"}, ["executor 'ray' is not one of", "hogwild", "sync"]),
+    ({"log_steps": -1}, ["log-steps", "-1"]),
 ])
 def test_each_invalid_value_gives_one_message(changes, needles):
     """Each invalid value yields exactly one message naming the field and the value."""
@@ -160,3 +164,28 @@ def test_load_config_file_invalid_yaml(tmp_path):
 def test_config_error_is_value_error():
     """ConfigError is catchable as ValueError."""
     assert issubclass(ConfigError, ValueError)
+
+
+def test_executor_auto_resolves_per_algorithm():
+    """executor auto: sync for a2c (the synchronous preset), hogwild for the asynchronous methods."""
+    assert Config(env="x", algo="a2c").resolved().executor == "sync"
+    for algo in ("a3c", "one-step-q", "one-step-sarsa", "n-step-q"):
+        assert Config(env="x", algo=algo).resolved().executor == "hogwild"
+    assert Config(env="x", algo="a3c", executor="sync").resolved().executor == "sync"
+
+
+def test_device_auto_is_cpu_for_hogwild_and_follows_cuda_for_sync():
+    """device auto: hogwild always trains on the CPU; sync uses CUDA exactly when it is available."""
+    import torch
+
+    assert Config(env="x", algo="a3c").torch_device() == "cpu"
+    assert Config(env="x", algo="a2c").torch_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert Config(env="x", algo="a2c", device="cpu").torch_device() == "cpu"
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is available here")
+def test_cuda_requested_without_cuda_is_one_clear_problem():
+    """--device cuda on a machine without CUDA is reported before anything starts."""
+    problems = Config(env="x", algo="a2c", device="cuda").validate()
+    assert problems == ["device 'cuda' was asked for but CUDA is not available (no GPU, or torch built "
+                        "without CUDA); use --device cpu or --device auto"]

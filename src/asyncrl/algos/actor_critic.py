@@ -53,6 +53,10 @@ class ActorCriticAlgorithm(Algorithm):
     name = "a3c"
     stat_keys = ("loss/policy", "loss/value", "loss/entropy")
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.name = cfg.algo
+
     def check_spaces(self, obs_space: gym.Space, action_space: gym.Space, env_name: str) -> None:
         check_observation_space(obs_space, env_name)
         require_discrete_actions(action_space, env_name, self.name, "supports Discrete actions so far "

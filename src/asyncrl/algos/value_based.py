@@ -98,10 +98,15 @@ class ValueBasedAlgorithm(Algorithm):
             else:
                 nv = q_next.max(-1).values
             if ro.final_obs is not None:
+                q_final = target(ro.final_obs)
                 if self.name == "one-step-sarsa":
-                    raise ValueError("one-step-sarsa needs the action chosen in each truncated "
-                                     "episode's final observation; this collector does not provide it")
-                nv[ro.final_idx[:, 0], ro.final_idx[:, 1]] = target(ro.final_obs).max(-1).values
+                    if ro.final_next_actions is None:
+                        raise ValueError("one-step-sarsa needs the action chosen in each truncated "
+                                         "episode's final observation (Rollout.final_next_actions)")
+                    v_final = q_final.gather(-1, ro.final_next_actions.unsqueeze(-1)).squeeze(-1)
+                else:
+                    v_final = q_final.max(-1).values
+                nv[ro.final_idx[:, 0], ro.final_idx[:, 1]] = v_final
             return nv
 
     def loss(self, model: QNetwork, ro: Rollout, target: QNetwork | None = None

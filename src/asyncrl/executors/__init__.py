@@ -30,8 +30,15 @@ class TrainJob:
 
 
 def make_executor(cfg: Config):
-    if cfg.executor == "hogwild":
+    """The executor of a resolved config: `.resolve(env_factory) -> dict` of its concrete
+    choices, `.run(job) -> final global step`, `.interrupted` after a Ctrl-C/SIGTERM."""
+    executor = cfg.resolved().executor
+    if executor == "hogwild":
         from .hogwild import HogwildExecutor
 
         return HogwildExecutor(cfg)
-    raise ConfigError(f"unknown executor {cfg.executor!r}; available: hogwild")
+    if executor == "sync":
+        from .sync import SyncExecutor
+
+        return SyncExecutor(cfg)
+    raise ConfigError(f"unknown executor {cfg.executor!r}; available: hogwild, sync")

@@ -62,6 +62,10 @@ class HogwildExecutor:
         self.method = resolve_start_method(cfg.start_method)
         self.interrupted = False
 
+    def resolve(self, factory) -> dict:
+        """The concrete choices behind `auto` values (written to the run's config.yaml)."""
+        return {"executor": "hogwild", "device": "cpu", "start_method": self.method}
+
     def run(self, job: TrainJob) -> int:
         cfg, log = job.cfg, job.logger
         ctx = _context(self.method)

@@ -19,11 +19,11 @@ import torch
 from ..algos import make_algorithm
 from ..config import Config
 from ..envs import EnvFactory
-from ..flat import attach_flat_grads_, bind_params_, flatten_params_
-from ..learner import compute_grads
-from ..optim import FlatOptimizer, annealed_lr
+from ..flat import bind_params_, flatten_params_
+from ..learner import Learner
+from ..optim import FlatOptimizer
 from ..rollout import EpisodeSegmentCollector
-from .counter import StepCounter, crossed_period
+from .counter import StepCounter
 
 STATS_EVERY_S = 1.0
 
@@ -55,6 +55,21 @@ def worker_main(rank: int, spec: WorkerSpec) -> None:
         os._exit(1)
 
 
+def make_worker_learner(cfg: Config, obs_space, action_space, params: torch.Tensor,
+                        target_params: torch.Tensor | None, optimizer: FlatOptimizer,
+                        schedule: tuple[int, int], rank: int) -> Learner:
+    """A hogwild actor-learner's learner: gradients on a local copy theta' of the shared
+    parameters, applied to the shared ones; theta- read in place from shared memory."""
+    algo = make_algorithm(cfg)
+    model = algo.build_model(obs_space, action_space)
+    local = flatten_params_(model)
+    target = None
+    if target_params is not None:    # theta-: a view of the shared target, never copied locally
+        target = algo.build_model(obs_space, action_space)
+        bind_params_(target, target_params)
+    return Learner(algo, model, local, params, optimizer, cfg, schedule, rank, target, target_params)
+
+
 def run_worker(rank: int, spec: WorkerSpec) -> None:
     cfg = spec.cfg
     seed = cfg.seed + rank
@@ -62,60 +77,29 @@ def run_worker(rank: int, spec: WorkerSpec) -> None:
     np.random.seed(seed)
     env = spec.env_factory()
     env.action_space.seed(seed)
-    algo = make_algorithm(cfg)
-    model = algo.build_model(env.observation_space, env.action_space)
-    local = flatten_params_(model)
-    grad = attach_flat_grads_(model)
-    shared, opt, counter, queue = spec.params, spec.optimizer, spec.counter, spec.queue
-    target_flat, target = spec.target_params, None
-    if target_flat is not None:      # theta-: a view of the shared target, never copied locally
-        target = algo.build_model(env.observation_space, env.action_space)
-        bind_params_(target, target_flat)
-    seg, period = algo.segment_length, cfg.target_update
+    learner = make_worker_learner(cfg, env.observation_space, env.action_space, spec.params,
+                                  spec.target_params, spec.optimizer, spec.schedule, rank)
+    algo, counter, queue = learner.algo, spec.counter, spec.queue
+    seg = algo.segment_length
     collector = EpisodeSegmentCollector(env, seg, seed, next_action=algo.needs_next_action)
-    lr0, (s0, s1), anneal = cfg.lr, spec.schedule, cfg.lr_anneal
-    keys = algo.stat_keys
-    sums = dict.fromkeys(keys, 0.0)
-    updates = skipped = 0
-    norm_sum = lr = 0.0
-    last_report = time.monotonic()
-
-    def report() -> None:
-        nonlocal sums, updates, skipped, norm_sum
-        queue.put(("stats", rank, updates, skipped, norm_sum, sums, lr))
-        sums = dict.fromkeys(keys, 0.0)
-        updates = skipped = 0
-        norm_sum = 0.0
-
-    policy = algo.make_policy(model, np.random.default_rng(seed))
+    policy = algo.make_policy(learner.model, np.random.default_rng(seed))
     policy.at_step(counter.done)
+    last_report = time.monotonic()
     while True:
         n = counter.reserve(seg)
         if n == 0:
             break
-        local.copy_(shared)                               # theta' <- theta
+        learner.pull()                                    # theta' <- theta
         ro, finished = collector.collect(policy, n)
-        stats, norm = compute_grads(algo, model, ro, grad, cfg.max_grad_norm, target)
         T = counter.commit(n, ro.length)
-        if target_flat is not None and crossed_period(T, ro.length, period):
-            target_flat.copy_(shared)                     # theta- <- theta (Alg. 1, 2)
+        learner.update(ro, T)
         policy.at_step(T)
-        norm_f = float(norm)
-        lr = annealed_lr(lr0, T, s0, s1, anneal)
-        if np.isfinite(norm_f):
-            opt.step(shared, grad, lr, rank)
-            updates += 1
-            norm_sum += norm_f
-            for k in keys:
-                sums[k] += float(stats[k])
-        else:
-            skipped += 1                                  # never apply a non-finite gradient
         if finished is not None:
             queue.put(("episode", rank, T, time.time() - spec.time_origin, finished[0], finished[1]))
         now = time.monotonic()
         if now - last_report >= STATS_EVERY_S:
-            report()
+            queue.put(("stats", rank, *learner.take_stats()))
             last_report = now
-    if updates or skipped:
-        report()
+    if learner.has_stats:
+        queue.put(("stats", rank, *learner.take_stats()))
     env.close()

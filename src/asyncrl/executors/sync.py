@@ -1,0 +1,201 @@
+"""The sync executor: one process steps B environments in lockstep and makes one batched
+update per [t_max, B] segment (A2C when the algorithm is A3C's; the batched, synchronous
+counterparts of the value-based methods otherwise). The algorithm's loss and the
+Learner are the hogwild worker's own; only where the rollout comes from differs.
+
+Deterministic on CPU: environment i is seeded with seed + i, exploration draws from one
+generator seeded with the run's seed, and nothing depends on timing (use --log-steps for
+metrics rows at fixed steps). Interrupts are deferred to the end of the current update.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ..algos import make_algorithm
+from ..config import Config
+from ..envs import EnvFactory
+from ..flat import bind_params_
+from ..learner import Learner
+from ..optim import FlatOptimizer
+from ..rollout import VectorSegmentCollector
+from . import TrainJob
+from .hogwild import _single_threaded_children, resolve_start_method
+
+#: an environment step slower than this is worth a subprocess (pipe round trip ~50-100 us)
+SUBPROCESS_STEP_S = 200e-6
+
+
+class _EnvInChild:
+    """The env factory as a vector env's subprocess calls it: Ctrl-C is for the main
+    process to handle (it reaches the whole process group), not for the env workers."""
+
+    def __init__(self, factory: EnvFactory):
+        self.factory = factory
+
+    def __call__(self) -> gym.Env:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return self.factory()
+
+
+def env_step_seconds(factory: EnvFactory, seed: int, steps: int = 64, budget_s: float = 0.25) -> float:
+    """Mean seconds per step (resets included) of one environment under random actions."""
+    env = factory()
+    try:
+        env.action_space.seed(seed)
+        env.reset(seed=seed)
+        n, t0 = 0, time.perf_counter()
+        while n < steps and time.perf_counter() - t0 < budget_s:
+            _, _, term, trunc, _ = env.step(env.action_space.sample())
+            n += 1
+            if term or trunc:
+                env.reset()
+        return (time.perf_counter() - t0) / max(n, 1)
+    finally:
+        env.close()
+
+
+def choose_vec_env(cfg: Config, factory: EnvFactory) -> str:
+    """inline or subprocess: subprocesses pay off only for envs slower than a pipe round trip
+    and when there is more than one core to run them on."""
+    if cfg.vec_env != "auto":
+        return cfg.vec_env
+    if cfg.workers < 2 or (os.cpu_count() or 1) < 2:
+        return "inline"
+    return "subprocess" if env_step_seconds(factory, cfg.seed) > SUBPROCESS_STEP_S else "inline"
+
+
+def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = "auto") -> gym.vector.VectorEnv:
+    """n copies of the env, reset within the step that ends an episode (SAME_STEP autoreset:
+    the true final observation is in info['final_obs'])."""
+    same_step = gym.vector.AutoresetMode.SAME_STEP
+    if mode == "inline":
+        return gym.vector.SyncVectorEnv([factory] * n, copy=False, autoreset_mode=same_step)
+    with _single_threaded_children():
+        return gym.vector.AsyncVectorEnv([_EnvInChild(factory)] * n, shared_memory=True, copy=False,
+                                         context=resolve_start_method(start_method), daemon=True,
+                                         autoreset_mode=same_step)
+
+
+def make_sync_learner(cfg: Config, obs_space: gym.Space, action_space: gym.Space, params: torch.Tensor,
+                      target_params: torch.Tensor | None, optimizer: FlatOptimizer,
+                      schedule: tuple[int, int], device: torch.device | str = "cpu") -> Learner:
+    """The sync executor's learner: the model trains on the parameters themselves (bound,
+    not copied: on the CPU they *are* the agent's flat parameters; on another device a copy
+    there, which `sync_back` returns)."""
+    algo = make_algorithm(cfg)
+    model = algo.build_model(obs_space, action_space).to(device)
+    dev_params = params.to(device)
+    bind_params_(model, dev_params, requires_grad=True)
+    target = dev_target = None
+    if target_params is not None:
+        dev_target = target_params.to(device)
+        target = algo.build_model(obs_space, action_space).to(device)
+        bind_params_(target, dev_target)
+    return Learner(algo, model, dev_params, dev_params, optimizer.to(device), cfg, schedule, 0,
+                   target, dev_target)
+
+
+def sync_back(learner: Learner, job: TrainJob) -> None:
+    """Copy parameters, target network and optimiser state to the agent's CPU tensors
+    (nothing to do when the learner already works on them)."""
+    if learner.params is not job.params:
+        job.params.copy_(learner.params)
+    if job.target_params is not None and learner.target_params is not job.target_params:
+        job.target_params.copy_(learner.target_params)
+    if learner.optimizer is not job.optimizer:
+        job.optimizer.load_state_dict(learner.optimizer.state_dict())
+
+
+class _DeferredInterrupt:
+    """SIGINT/SIGTERM set a flag instead of raising mid-update; the loop stops at the end of
+    the current update (parameters and optimiser statistics are never half-written)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._saved: dict = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:              # a second Ctrl-C: stop right now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "_DeferredInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._saved[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._saved.items():
+            signal.signal(s, h)
+
+
+class SyncExecutor:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.device = torch.device(cfg.torch_device())
+        self.vec_env: str | None = None
+        self.interrupted = False
+
+    def resolve(self, factory: EnvFactory) -> dict:
+        """The concrete choices behind `auto` values (written to the run's config.yaml)."""
+        if self.vec_env is None:
+            self.vec_env = choose_vec_env(self.cfg, factory)
+        return {"executor": "sync", "device": str(self.device), "vec_env": self.vec_env}
+
+    def run(self, job: TrainJob) -> int:
+        cfg, log = job.cfg, job.logger
+        self.resolve(job.env_factory)
+        venv = make_vector_env(job.env_factory, cfg.workers, self.vec_env, cfg.start_method)
+        learner = None
+        step = job.start_step
+        try:
+            learner = make_sync_learner(cfg, venv.single_observation_space, venv.single_action_space,
+                                        job.params, job.target_params, job.optimizer, job.schedule,
+                                        self.device)
+            step = self._train(job, venv, learner)
+        finally:
+            if learner is not None:
+                sync_back(learner, job)
+            venv.close()
+        return step
+
+    def _train(self, job: TrainJob, venv, learner: Learner) -> int:
+        cfg, log, device = job.cfg, job.logger, self.device
+        algo, B = learner.algo, venv.num_envs
+        collector = VectorSegmentCollector(venv, algo.segment_length, cfg.seed, algo.needs_next_action)
+        policy = algo.make_policy(learner.model, np.random.default_rng(cfg.seed), n_envs=B)
+        step, target, seg = job.start_step, job.target_step, algo.segment_length
+        policy.at_step(step)
+        last_ckpt = time.monotonic()
+        with _DeferredInterrupt() as stop:
+            while step < target and not stop.requested:
+                t = min(seg, -(-(target - step) // B))   # the last segment may be shorter
+                ro, finished = collector.collect(policy, t)
+                before, step = step, step + ro.num_steps
+                learner.update(ro.to(device), step)
+                policy.at_step(step)
+                if finished:
+                    now = time.time() - job.time_origin
+                    for ti, b, ret, length in finished:
+                        log.episode(worker=b, step=before + (ti + 1) * B, wall_time=now, ret=ret, length=length)
+                log.stats(0, *learner.take_stats())
+                log.tick(step)
+                if log.solved(cfg.stop_return):
+                    break
+                if time.monotonic() - last_ckpt >= cfg.checkpoint_interval:
+                    sync_back(learner, job)
+                    job.checkpoint(step)
+                    last_ckpt = time.monotonic()
+            self.interrupted = stop.requested
+        log.tick(step, force=True)
+        return step
