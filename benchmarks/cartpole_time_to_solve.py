@@ -1,5 +1,10 @@
-"""Time to solve CartPole-v1: asyncrl A3C (2 hogwild workers) against Stable-Baselines3 A2C
-(RL-Zoo settings), in one run on this machine. Prints one JSON object.
+"""Time to solve CartPole-v1: asyncrl A3C (2 hogwild workers) and asyncrl A2C (sync executor)
+against Stable-Baselines3 A2C (RL-Zoo settings), in one run on this machine. Prints one JSON object.
+
+A2C against A2C on the same settings: 8 environments, 5-step segments, MLP 64x64 tanh with
+separate policy and value networks. Besides the time to solve, a throughput section trains
+each for a fixed budget (--throughput-steps, no early stop) and reports env steps/s.
+Both run in this process with torch.set_num_threads(1) (hogwild workers set it themselves).
 
 Solved = the mean return of the last 100 *training* episodes first reaches 475.
 Wall time counts from constructing the agent (process start-up included for asyncrl,
@@ -9,8 +14,8 @@ SB3: at the rollout whose end detected it).
 
     python benchmarks/cartpole_time_to_solve.py [--seeds 0 1 2] [--budget STEPS] [--skip-sb3]
 
-asyncrl uses configs/cartpole-a3c.yaml (the `make demo` settings, budget included unless
---budget is given); SB3 gets --budget or 500,000 steps (the RL-Zoo budget).
+asyncrl uses configs/cartpole-a3c.yaml (the `make demo` settings) and configs/cartpole-a2c.yaml,
+budgets included unless --budget is given; SB3 gets --budget or 500,000 steps (the RL-Zoo budget).
 
 Do not run anything else on the machine meanwhile: these are wall-clock timings.
 """
@@ -42,17 +47,19 @@ def first_crossing(episodes_csv: str, window: int = 100) -> tuple[int, float] | 
     return None
 
 
-def run_asyncrl(seed: int, budget: int, overrides: dict) -> dict:
-    import asyncrl
+def run_asyncrl(seed: int, budget: int, overrides: dict, algo: str = "a3c") -> dict:
+    from asyncrl.api import AGENTS
     from asyncrl.config import load_config_file
 
-    cfg = load_config_file(os.path.join(ROOT, "configs", "cartpole-a3c.yaml"))
-    cfg.update(overrides, eval_episodes=0, seed=seed, stop_return=THRESHOLD)
+    cfg = load_config_file(os.path.join(ROOT, "configs", f"cartpole-{algo}.yaml"))
+    cfg.setdefault("workers", 2)
+    cfg.update(eval_episodes=0, seed=seed, stop_return=THRESHOLD)
+    cfg.update(overrides)
     if budget:
         cfg["steps"] = budget
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        agent = asyncrl.A3C("CartPole-v1", workers=2, run_dir=os.path.join(tmp, "run"), **cfg)
+        agent = AGENTS[algo]("CartPole-v1", run_dir=os.path.join(tmp, "run"), **cfg)
         setup = time.perf_counter() - t0
         agent.learn()
         seconds = time.perf_counter() - t0
@@ -63,13 +70,10 @@ def run_asyncrl(seed: int, budget: int, overrides: dict) -> dict:
             "steps_total": agent.global_step}
 
 
-def run_sb3(seed: int, budget: int) -> dict:
-    import torch
+def run_sb3(seed: int, budget: int, stop: bool = True) -> dict:
     from stable_baselines3 import A2C
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
-
-    torch.set_num_threads(1)
 
     class StopWhenSolved(BaseCallback):
         solved_at = None
@@ -84,7 +88,7 @@ def run_sb3(seed: int, budget: int) -> dict:
                 self.solved_at = self.model.num_timesteps
 
         def _on_rollout_start(self) -> None:
-            if self.solved_at is not None:
+            if stop and self.solved_at is not None:
                 self.model.num_timesteps = budget  # ends learn() at the next check
 
     t0 = time.perf_counter()
@@ -94,7 +98,15 @@ def run_sb3(seed: int, budget: int) -> dict:
     model.learn(total_timesteps=budget, callback=cb)
     seconds = time.perf_counter() - t0
     return {"seed": seed, "solved": cb.solved_at is not None, "seconds": round(seconds, 2),
-            "steps": cb.solved_at}
+            "steps": cb.solved_at, "steps_total": model.num_timesteps}
+
+
+def throughput(rows: list[dict]) -> dict:
+    """Env steps per second over fixed-budget runs (agent construction included)."""
+    rates = [r["steps_total"] / r["seconds"] for r in rows]
+    return {"runs": [{"seed": r["seed"], "steps": r["steps_total"], "seconds": r["seconds"],
+                      "steps_per_s": round(x)} for r, x in zip(rows, rates)],
+            "median_steps_per_s": round(statistics.median(rates))}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -110,24 +122,39 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--budget", type=int, default=0, help="step budget (default: config's / 500k for SB3)")
+    ap.add_argument("--throughput-steps", type=int, default=100_000,
+                    help="budget of the fixed-length A2C throughput runs (0 skips them)")
     ap.add_argument("--skip-sb3", action="store_true")
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
     results = {}
     results["asyncrl_a3c"] = summarise([run_asyncrl(s, args.budget, {}) for s in args.seeds])
     results["asyncrl_a3c_shared_torso"] = summarise(
         [run_asyncrl(s, args.budget, {"shared_torso": True}) for s in args.seeds])
+    results["asyncrl_a2c"] = summarise([run_asyncrl(s, args.budget, {}, "a2c") for s in args.seeds])
     if not args.skip_sb3:
         results["sb3_a2c_rlzoo"] = summarise([run_sb3(s, args.budget or 500_000) for s in args.seeds])
-        a, b = results["asyncrl_a3c"].get("median_seconds"), results["sb3_a2c_rlzoo"].get("median_seconds")
-        if a and b:
-            results["asyncrl_over_sb3_median_seconds"] = round(a / b, 3)
+        sb3 = results["sb3_a2c_rlzoo"].get("median_seconds")
+        for ours in ("asyncrl_a3c", "asyncrl_a2c"):
+            a = results[ours].get("median_seconds")
+            if a and sb3:
+                results[f"{ours}_over_sb3_median_seconds"] = round(a / sb3, 3)
+    if args.throughput_steps:
+        n = args.throughput_steps
+        tp = {"budget_steps": n, "asyncrl_a2c": throughput(
+            [run_asyncrl(s, n, {"stop_return": float("inf")}, "a2c") for s in args.seeds])}
+        if not args.skip_sb3:
+            tp["sb3_a2c"] = throughput([run_sb3(s, n, stop=False) for s in args.seeds])
+            tp["asyncrl_a2c_over_sb3_steps_per_s"] = round(
+                tp["asyncrl_a2c"]["median_steps_per_s"] / tp["sb3_a2c"]["median_steps_per_s"], 2)
+        results["a2c_throughput"] = tp
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True).stdout.strip()
     except OSError:
         commit = None
-    import torch
-
     print(json.dumps({"benchmark": "cartpole_time_to_solve", "threshold": THRESHOLD, "commit": commit,
                       "seeds": args.seeds, "cpus": os.cpu_count(), "python": platform.python_version(),
                       "torch": torch.__version__, "results": results}, indent=2))

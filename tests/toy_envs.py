@@ -54,6 +54,20 @@ class ConstantRewardEnv(gym.Env):
         return np.ones(1, np.float32), 1.0, False, False, {}
 
 
+class ExplodingCartPole(gym.Wrapper):
+    """CartPole whose every instance raises RuntimeError('boom in env.step') at its own 50th step."""
+
+    def __init__(self):
+        super().__init__(gym.make("CartPole-v1"))
+        self.n = 0
+
+    def step(self, action):
+        self.n += 1
+        if self.n == 50:
+            raise RuntimeError("boom in env.step")
+        return super().step(action)
+
+
 gym.register("DictObs-v0", entry_point=DictObsEnv, max_episode_steps=10)
 gym.register("Chain-v0", entry_point=ChainEnv, max_episode_steps=50)
 gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=20)

@@ -112,6 +112,8 @@ class Agent:
             self.global_step = executor.run(job)
             failed = False
         finally:
+            if executor.step is not None:     # also when it failed: the step of the parameters
+                self.global_step = executor.step
             self.wall_time = time.time() - time_origin
             if cfg.run_dir:  # nothing already learned is lost, whatever happened
                 self.save(os.path.join(cfg.run_dir, "checkpoints", "latest.pt"))

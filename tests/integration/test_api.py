@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import asyncrl
+from toy_envs import ExplodingCartPole
 from asyncrl.errors import ConfigError, EnvError, WorkerError
 
 
@@ -86,22 +87,10 @@ def test_api_bad_env():
         asyncrl.A3C("NoSuchEnv-v3")
 
 
-class _ExplodingEnv(gym.Wrapper):
-    def __init__(self):
-        super().__init__(gym.make("CartPole-v1"))
-        self.n = 0
-
-    def step(self, action):
-        self.n += 1
-        if self.n == 50:
-            raise RuntimeError("boom in env.step")
-        return super().step(action)
-
-
 def test_a_failing_worker_stops_the_run_with_its_traceback(tmp_path):
     """An exception in a worker's env surfaces as WorkerError naming the worker and the cause,
     and the latest checkpoint is still written (nothing learned is lost)."""
-    agent = asyncrl.A3C(_ExplodingEnv, workers=2, eval_episodes=0, run_dir=str(tmp_path / "run"))
+    agent = asyncrl.A3C(ExplodingCartPole, workers=2, eval_episodes=0, run_dir=str(tmp_path / "run"))
     with pytest.raises(WorkerError, match=r"worker \d failed: RuntimeError: boom in env.step"):
         agent.learn(100_000)
     assert os.path.isfile(tmp_path / "run" / "checkpoints" / "latest.pt")

@@ -61,6 +61,7 @@ class HogwildExecutor:
         self.cfg = cfg
         self.method = resolve_start_method(cfg.start_method)
         self.interrupted = False
+        self.step: int | None = None    # global step reached (set when run() returns or fails)
 
     def resolve(self, factory) -> dict:
         """The concrete choices behind `auto` values (written to the run's config.yaml)."""
@@ -105,6 +106,7 @@ class HogwildExecutor:
         finally:
             counter.stop()
             self._shutdown(procs, q, log)
+            self.step = counter.done
         log.tick(counter.done, force=True)
         return counter.done
 

@@ -9,6 +9,7 @@ metrics rows at fixed steps). Interrupts are deferred to the end of the current 
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import threading
@@ -33,14 +34,19 @@ SUBPROCESS_STEP_S = 200e-6
 
 
 class _EnvInChild:
-    """The env factory as a vector env's subprocess calls it: Ctrl-C is for the main
-    process to handle (it reaches the whole process group), not for the env workers."""
+    """The env factory as a vector env's subprocess calls it. The subprocess leaves the
+    process group first: Ctrl-C and a SIGTERM to the group are for the main process to
+    handle (it stops at the end of an update and closes the envs), not for env workers,
+    which would otherwise die mid-step (or run the parent's SIGTERM handler)."""
 
     def __init__(self, factory: EnvFactory):
         self.factory = factory
 
     def __call__(self) -> gym.Env:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if multiprocessing.parent_process() is not None:   # AsyncVectorEnv also calls it in the parent
+            os.setpgid(0, 0)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         return self.factory()
 
 
@@ -145,6 +151,7 @@ class SyncExecutor:
         self.device = torch.device(cfg.torch_device())
         self.vec_env: str | None = None
         self.interrupted = False
+        self.step: int | None = None    # global step of the parameters, after every update
 
     def resolve(self, factory: EnvFactory) -> dict:
         """The concrete choices behind `auto` values (written to the run's config.yaml)."""
@@ -155,19 +162,26 @@ class SyncExecutor:
     def run(self, job: TrainJob) -> int:
         cfg, log = job.cfg, job.logger
         self.resolve(job.env_factory)
+        self.step = job.start_step
         venv = make_vector_env(job.env_factory, cfg.workers, self.vec_env, cfg.start_method)
         learner = None
-        step = job.start_step
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu":
+            # one intra-op thread, as hogwild workers use: tiny updates gain nothing from more,
+            # and a second OpenMP thread that spins while the other core is busy (env
+            # subprocesses, another job) slowed updates 5-400x in measurements here
+            torch.set_num_threads(1)
         try:
             learner = make_sync_learner(cfg, venv.single_observation_space, venv.single_action_space,
                                         job.params, job.target_params, job.optimizer, job.schedule,
                                         self.device)
-            step = self._train(job, venv, learner)
+            self._train(job, venv, learner)
         finally:
+            torch.set_num_threads(threads)
             if learner is not None:
                 sync_back(learner, job)
             venv.close()
-        return step
+        return self.step
 
     def _train(self, job: TrainJob, venv, learner: Learner) -> int:
         cfg, log, device = job.cfg, job.logger, self.device
@@ -183,6 +197,7 @@ class SyncExecutor:
                 ro, finished = collector.collect(policy, t)
                 before, step = step, step + ro.num_steps
                 learner.update(ro.to(device), step)
+                self.step = step
                 policy.at_step(step)
                 if finished:
                     now = time.time() - job.time_origin
