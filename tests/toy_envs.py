@@ -54,6 +54,22 @@ class ConstantRewardEnv(gym.Env):
         return np.ones(1, np.float32), 1.0, False, False, {}
 
 
+class ActionSpaceEnv(gym.Env):
+    """A one-step env with a given action space, for the spaces an algorithm must refuse."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def __init__(self, action_space: gym.Space):
+        self.action_space = action_space
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 0.0, True, False, {}
+
+
 class ExplodingCartPole(gym.Wrapper):
     """CartPole whose every instance raises RuntimeError('boom in env.step') at its own 50th step."""
 
@@ -68,6 +84,10 @@ class ExplodingCartPole(gym.Wrapper):
         return super().step(action)
 
 
+gym.register("UnboundedAction-v0", entry_point=ActionSpaceEnv, max_episode_steps=10,
+             kwargs={"action_space": gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)})
+gym.register("MultiDiscreteAction-v0", entry_point=ActionSpaceEnv, max_episode_steps=10,
+             kwargs={"action_space": gym.spaces.MultiDiscrete([2, 3])})
 gym.register("DictObs-v0", entry_point=DictObsEnv, max_episode_steps=10)
 gym.register("Chain-v0", entry_point=ChainEnv, max_episode_steps=50)
 gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=20)

@@ -148,15 +148,29 @@ class Agent:
 
     # ------------------------------------------------------------------ using
     def act(self, obs: Any, deterministic: bool = True) -> Any:
-        """The action for one raw observation (greedy by default)."""
+        """The action for one raw observation: greedy (the Gaussian's mean) by default.
+        Continuous actions come clipped to the action space's bounds. A recurrent (LSTM)
+        agent carries its state from call to call: call `reset_state()` when a new episode
+        begins (evaluate() does)."""
         self._write_obs(self._obs_buf[0], obs)
+        a = self._policy(deterministic)(self._obs_buf)[0]
+        if isinstance(self.action_space, gym.spaces.Box):
+            return np.clip(a, self.action_space.low, self.action_space.high).reshape(self.action_space.shape)
+        return int(a)
+
+    def reset_state(self) -> None:
+        """Zero the recurrent state of act() (a new episode begins); no-op for feed-forward agents."""
+        for policy in self._policies.values():
+            policy.reset_state()
+
+    def _policy(self, deterministic: bool):
         # policies may hold views of the parameters: rebuild them if the storage moved
         key = (deterministic, self.params.untyped_storage().data_ptr())
         policy = self._policies.get(key)
         if policy is None:
             self._policies = {k: v for k, v in self._policies.items() if k[1] == key[1]}
             policy = self._policies[key] = self.algorithm.make_policy(self.model, self._act_rng, deterministic)
-        return int(policy(self._obs_buf)[0])
+        return policy
 
     def evaluate(self, episodes: int = 10, seed: int | None = None, deterministic: bool = True) -> dict:
         """Mean/std/min/max return over `episodes` full episodes (greedy by default)."""
@@ -164,7 +178,7 @@ class Agent:
             raise ConfigError(f"episodes must be >= 1, got {episodes}")
         seed = self.config.seed + 10_000 if seed is None else seed
         return evaluate_policy(lambda o: self.act(o, deterministic), self._require_env("evaluate"),
-                               episodes, seed)
+                               episodes, seed, on_reset=self.reset_state)
 
     def _require_env(self, what: str) -> EnvFactory:
         if self.env_factory is None:

@@ -16,7 +16,7 @@ from .errors import ConfigError
 
 ALGOS = ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q")
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam")
-NETS = ("auto", "mlp")
+NETS = ("auto", "mlp", "lstm")
 EXECUTORS = ("auto", "hogwild", "sync")
 DEVICES = ("auto", "cpu", "cuda")
 VEC_ENVS = ("auto", "inline", "subprocess")
@@ -66,8 +66,10 @@ class Config:
     adam_beta1: float = _f(0.9, "Adam beta1")
     adam_beta2: float = _f(0.999, "Adam beta2")
     adam_eps: float = _f(1e-8, "Adam epsilon")
-    net: str = _f("auto", "network torso: auto picks mlp for vector observations", choices=NETS)
+    net: str = _f("auto", "network: auto picks mlp for vector observations; lstm adds an LSTM core "
+                          "after the torso (A3C-LSTM; a3c/a2c)", choices=NETS)
     hidden: list = _f([64, 64], "hidden layer sizes of the MLP torso", nargs="+", item_type=int)
+    lstm_size: int = _f(256, "cells of the LSTM core with --net lstm (paper: 256)")
     activation: str = _f("relu", "MLP activation", choices=ACTIVATIONS)
     shared_torso: bool = _f(True, "policy and value share the torso (paper, Atari); off: separate "
                                   "torsos (paper, MuJoCo)")
@@ -180,6 +182,13 @@ class Config:
                 p.append(f"{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
         if not self.adam_eps > 0:
             p.append(f"adam-eps must be > 0, got {self.adam_eps}")
+        if self.lstm_size < 1:
+            p.append(f"lstm-size must be >= 1, got {self.lstm_size}")
+        if self.net == "lstm" and self.algo not in ("a3c", "a2c"):
+            p.append(f"net 'lstm' is available for a3c and a2c, not {self.algo}")
+        elif self.net == "lstm" and not self.shared_torso:
+            p.append("net 'lstm' shares its torso and core between policy and value (the paper's "
+                     "A3C-LSTM); drop --no-shared-torso")
         if not self.hidden or any((not isinstance(h, int)) or h < 1 for h in self.hidden):
             p.append(f"hidden must be one or more positive integers, got {self.hidden}")
         if not self.log_interval > 0:

@@ -9,14 +9,17 @@ from .envs import EnvFactory
 
 
 def evaluate_policy(act: Callable[[Any], Any], factory: EnvFactory, episodes: int, seed: int,
-                    max_steps: int = 1_000_000) -> dict:
+                    max_steps: int = 1_000_000, on_reset: Callable[[], None] | None = None) -> dict:
     """Run `episodes` full episodes with `act(raw_obs) -> action`; episode i is reset with
-    seed + i, so an evaluation is reproducible. Returns summary statistics and the returns."""
+    seed + i, so an evaluation is reproducible; `on_reset()` is called as each episode begins
+    (a recurrent policy zeroes its state). Returns summary statistics and the returns."""
     env = factory()
     returns, lengths = [], []
     try:
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)
+            if on_reset is not None:
+                on_reset()
             total, n = 0.0, 0
             while n < max_steps:
                 obs, r, term, trunc, _ = env.step(act(obs))

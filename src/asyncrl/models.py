@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .config import Config
 from .errors import EnvError
@@ -43,37 +44,101 @@ def mlp_torso(in_dim: int, hidden: list[int], activation: str) -> tuple[nn.Modul
 
 
 def build_torso(obs_space: gym.Space, cfg: Config) -> tuple[nn.Module, int]:
-    net = cfg.net
-    if net == "auto":
-        if isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) >= 3:
-            raise EnvError(f"image observations {obs_space.shape} need the CNN torso, which is not "
-                           f"available yet; supported: vector observations (mlp)")
-        net = "mlp"
+    """The MLP torso (also the one before the LSTM core of --net lstm): (module, feature size)."""
+    if isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) >= 3:
+        raise EnvError(f"image observations {obs_space.shape} need the CNN torso, which is not "
+                       f"available yet; supported: vector observations (mlp, lstm)")
     return mlp_torso(obs_dim(obs_space), list(cfg.hidden), cfg.activation)
 
 
-class ActorCritic(nn.Module):
-    """Softmax policy and linear value head on a shared torso (paper, section 4), or on
-    separate torsos when `value_torso` is given (the paper's MuJoCo networks).
+#: added to the softplus variance of the Gaussian policy so log(var) stays finite
+VAR_EPS = 1e-5
 
-    forward(obs [N, D]) -> (logits [N, A], value [N])
+
+class ActorCritic(nn.Module):
+    """Policy and linear value head on a shared torso (paper, section 4), or on separate
+    torsos when `value_torso` is given (the paper's MuJoCo networks), optionally with an
+    LSTM core after the torso (A3C-LSTM, `core_size` cells; policy and value share it).
+
+    The policy head is one linear layer: softmax logits [N, A] for discrete actions, or
+    [N, 2A] = (mean, pre-softplus variance) for a Gaussian over A continuous dimensions
+    (see gaussian_mean_var).
+
+    Feed-forward:  forward(obs [N, D]) -> (policy_out [N, P], value [N])
+    Recurrent:     step(obs [B, D], (h, c)) -> (policy_out [B, P], value [B], (h, c))
+                   unroll(obs [T, B, D], (h, c), starts [T, B]) -> (policy_out [T, B, P],
+                   value [T, B], states after each step: h, c [T, B, H])
     """
 
-    def __init__(self, torso: nn.Module, feat_dim: int, n_actions: int, value_torso: nn.Module | None = None):
+    def __init__(self, torso: nn.Module, feat_dim: int, n_actions: int, value_torso: nn.Module | None = None,
+                 *, continuous: bool = False, core_size: int = 0):
         super().__init__()
+        if core_size and value_torso is not None:
+            raise ValueError("an LSTM core is shared by policy and value: no separate value torso")
         self.torso = torso
         self.value_torso = value_torso
-        self.policy = _init(nn.Linear(feat_dim, n_actions), 0.01)
-        self.value = _init(nn.Linear(feat_dim, 1), 1.0)
+        self.continuous = continuous
+        self.n_actions = n_actions
+        self.core = nn.LSTMCell(feat_dim, core_size) if core_size else None
+        if self.core is not None:
+            nn.init.orthogonal_(self.core.weight_ih)
+            nn.init.orthogonal_(self.core.weight_hh)
+            nn.init.zeros_(self.core.bias_ih)
+            nn.init.zeros_(self.core.bias_hh)
+        out_dim = core_size or feat_dim
+        self.policy = _init(nn.Linear(out_dim, 2 * n_actions if continuous else n_actions), 0.01)
+        self.value = _init(nn.Linear(out_dim, 1), 1.0)
+
+    @property
+    def recurrent(self) -> bool:
+        return self.core is not None
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.torso(obs)
         hv = h if self.value_torso is None else self.value_torso(obs)
         return self.policy(h), self.value(hv).squeeze(-1)
 
-    def policy_logits(self, obs: torch.Tensor) -> torch.Tensor:
-        """Acting needs the policy only: the value torso is skipped."""
+    def policy_out(self, obs: torch.Tensor) -> torch.Tensor:
+        """Acting needs the policy only: the value torso is skipped (feed-forward)."""
         return self.policy(self.torso(obs))
+
+    # ------------------------------------------------------------------ recurrent
+    def initial_state(self, batch: int, device: torch.device | str | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero (h, c) for `batch` environments: the state at every episode's start."""
+        n = self.core.hidden_size
+        dev = device if device is not None else self.value.weight.device
+        return torch.zeros(batch, n, device=dev), torch.zeros(batch, n, device=dev)
+
+    def step(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        h, c = self.core(self.torso(obs), state)
+        return self.policy(h), self.value(h).squeeze(-1), (h, c)
+
+    def unroll(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], starts: torch.Tensor):
+        """Run the core over T steps of B environments from `state`, zeroing an environment's
+        state before step t where starts[t] (its episode begins there). Gradients flow back
+        through these T steps only: truncated BPTT, with `state` a constant."""
+        T, B = obs.shape[:2]
+        feats = self.torso(obs.reshape(T * B, -1)).view(T, B, -1)   # the torso batched over time
+        h, c = state
+        hs, cs = [], []
+        for t in range(T):
+            if bool(starts[t].any()):
+                keep = (~starts[t]).to(feats.dtype).unsqueeze(-1)
+                h, c = h * keep, c * keep
+            h, c = self.core(feats[t], (h, c))
+            hs.append(h)
+            cs.append(c)
+        H, C = torch.stack(hs), torch.stack(cs)
+        return self.policy(H), self.value(H).squeeze(-1), (H, C)
+
+
+def gaussian_mean_var(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gaussian policy's head output [..., 2A] -> mean [..., A] (linear) and variance
+    [..., A] = softplus(linear) + VAR_EPS (paper, section 5.2: "a linear layer for the mean
+    and a softplus for the variance")."""
+    a = out.shape[-1] // 2
+    return out[..., :a], F.softplus(out[..., a:]) + VAR_EPS
 
 
 class QNetwork(nn.Module):
@@ -88,7 +153,7 @@ class QNetwork(nn.Module):
         return self.q(self.torso(obs))
 
 
-def numpy_mlp(torso: nn.Module, head: nn.Linear) -> "NumpyMLP | None":
+def numpy_mlp(torso: nn.Module, head: nn.Linear | None) -> "NumpyMLP | None":
     """A NumPy mirror of `head(torso(x))` for a plain MLP torso, else None.
 
     Batch-1 acting through torch costs ~10 us of dispatch per module; NumPy on views of
@@ -99,7 +164,7 @@ def numpy_mlp(torso: nn.Module, head: nn.Linear) -> "NumpyMLP | None":
     layers: list[tuple] = []
     acts = {nn.ReLU: "relu", nn.Tanh: "tanh"}
     mods = list(torso) if isinstance(torso, nn.Sequential) else None
-    if mods is None or head.weight.device.type != "cpu":
+    if mods is None or any(p.device.type != "cpu" for p in torso.parameters()):
         return None
     for m in mods:
         if isinstance(m, nn.Linear):
@@ -108,7 +173,8 @@ def numpy_mlp(torso: nn.Module, head: nn.Linear) -> "NumpyMLP | None":
             layers[-1][2] = acts[type(m)]
         else:
             return None
-    layers.append([head.weight.detach().numpy().T, head.bias.detach().numpy(), None])
+    if head is not None:
+        layers.append([head.weight.detach().numpy().T, head.bias.detach().numpy(), None])
     return NumpyMLP([tuple(x) for x in layers])
 
 
@@ -144,3 +210,71 @@ class NumpyMLP:
             elif act == "relu":
                 np.maximum(x, 0.0, out=x)
         return x
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    np.negative(x, out=x)
+    np.exp(x, out=x)
+    x += 1.0
+    np.reciprocal(x, out=x)
+    return x
+
+
+class RecurrentScores:
+    """Acting through an LSTM model for B environments: obs [B, D] -> policy head output
+    [B, P] (NumPy), carrying (h, c) per environment between calls.
+
+    On the CPU with an MLP torso it runs in NumPy on views of the parameters (read live,
+    like NumpyMLP); otherwise in torch on the model's device. `reset(mask)` zeroes the
+    state of the environments whose episode starts; `state()` is a copy of (h, c) as
+    tensors, the initial state of a rollout segment.
+    """
+
+    def __init__(self, model: "ActorCritic", n_envs: int):
+        self.model = model
+        self.torso_np = numpy_mlp(model.torso, None)
+        H = model.core.hidden_size
+        if self.torso_np is not None:
+            core = model.core
+            self.w_ih, self.w_hh = core.weight_ih.detach().numpy().T, core.weight_hh.detach().numpy().T
+            self.b_ih, self.b_hh = core.bias_ih.detach().numpy(), core.bias_hh.detach().numpy()
+            self.w_pi, self.b_pi = model.policy.weight.detach().numpy().T, model.policy.bias.detach().numpy()
+            self.h = np.zeros((n_envs, H), np.float32)
+            self.c = np.zeros((n_envs, H), np.float32)
+        else:
+            self.h, self.c = model.initial_state(n_envs)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if self.torso_np is None:
+            with torch.no_grad():
+                x = torch.from_numpy(obs).to(self.h.device, non_blocking=True)
+                out, _, (self.h, self.c) = self.model.step(x, (self.h, self.c))
+                return out.cpu().numpy()
+        H = self.h.shape[1]
+        g = np.dot(self.torso_np(obs), self.w_ih)
+        g += self.b_ih
+        g += np.dot(self.h, self.w_hh)
+        g += self.b_hh
+        i, f, o = _sigmoid(g[:, :H]), _sigmoid(g[:, H:2 * H]), _sigmoid(g[:, 3 * H:])
+        c = self.c
+        c *= f
+        c += i * np.tanh(g[:, 2 * H:3 * H])
+        self.h = o * np.tanh(c)
+        out = np.dot(self.h, self.w_pi)
+        out += self.b_pi
+        return out
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        if mask is None:
+            self.h[:] = 0.0
+            self.c[:] = 0.0
+        elif mask.any():
+            idx = torch.from_numpy(np.flatnonzero(mask)).to(self.h.device) if torch.is_tensor(self.h) \
+                else mask
+            self.h[idx] = 0.0
+            self.c[idx] = 0.0
+
+    def state(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if torch.is_tensor(self.h):
+            return self.h.clone(), self.c.clone()
+        return torch.from_numpy(self.h.copy()), torch.from_numpy(self.c.copy())

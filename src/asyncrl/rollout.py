@@ -6,7 +6,7 @@ from the true final observation, a terminal state does not.
 """
 from __future__ import annotations
 
-import time
+import dataclasses
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -22,7 +22,7 @@ class Rollout:
 
     obs:        [T+1, B, D] float32; obs[t] is s_t, obs[T] the observation after the last
                 step (for a hogwild segment that ends an episode: the true final observation)
-    actions:    [T, B] int64
+    actions:    [T, B] int64 (discrete) or [T, B, A] float32 (continuous, as sampled: unclipped)
     rewards:    [T, B] float32
     terminated: [T, B] bool: s_{t+1} is terminal
     truncated:  [T, B] bool: the episode was cut by a time limit after step t
@@ -33,6 +33,9 @@ class Rollout:
                 targets such as SARSA's need it), else None
     final_next_actions: [K] int64, the action the behaviour policy chose in each final_obs
                 (SARSA under vectorised autoreset), else None
+    state0:     recurrent policies: (h, c) [B, H] each, the state before obs[0], else None
+    starts:     recurrent policies: [T+1, B] bool, obs[t] is an episode's first observation
+                (the state is zeroed before it), else None
     """
 
     obs: torch.Tensor
@@ -44,24 +47,65 @@ class Rollout:
     final_idx: torch.Tensor | None = None
     next_actions: torch.Tensor | None = None
     final_next_actions: torch.Tensor | None = None
+    state0: tuple[torch.Tensor, torch.Tensor] | None = None
+    starts: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
-        return self.actions.shape[0]
+        return self.rewards.shape[0]
 
     @property
     def num_steps(self) -> int:
         """Environment steps in this rollout (T x B): what the global step counter advances by."""
-        return self.actions.numel()
+        return self.rewards.numel()
 
     def to(self, device: "torch.device | str") -> "Rollout":
         """A copy on `device` (the same object when it is already there)."""
         if self.obs.device == torch.device(device):
             return self
-        return Rollout(*(None if x is None else x.to(device, non_blocking=True)
-                         for x in (self.obs, self.actions, self.rewards, self.terminated, self.truncated,
-                                   self.final_obs, self.final_idx, self.next_actions,
-                                   self.final_next_actions)))
+
+        def move(x):
+            if x is None:
+                return None
+            if isinstance(x, tuple):
+                return tuple(move(y) for y in x)
+            return x.to(device, non_blocking=True)
+        return Rollout(**{f.name: move(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
+
+class ActionBuffer:
+    """[T, B] int64 actions (Discrete) or [T, B, A] float32 (Box), and the clipping of a
+    sampled continuous action into the space's bounds before it is sent to the env (the
+    rollout keeps the sample itself: its log-probability is what the loss needs)."""
+
+    def __init__(self, space: gym.Space, t_max: int, batch: int):
+        self.continuous = isinstance(space, gym.spaces.Box)
+        if self.continuous:
+            a = int(space.shape[0])
+            self.actions = torch.zeros(t_max, batch, a)
+            self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
+            self._clipped = np.zeros((batch, a), np.float32)
+        else:
+            self.actions = torch.zeros(t_max, batch, dtype=torch.int64)
+        self.np = self.actions.numpy()
+
+    def for_env(self, a: np.ndarray) -> np.ndarray:
+        """What the env receives for the sampled actions a [B] / [B, A]."""
+        if self.continuous:
+            return np.clip(a, self.low, self.high, out=self._clipped)
+        return a
+
+
+def _reset_state(policy, mask: np.ndarray | None = None) -> None:
+    """Policy.reset_state for recurrent policies (plain callables have no state)."""
+    reset = getattr(policy, "reset_state", None)
+    if reset is not None:
+        reset(mask)
+
+
+def _get_state(policy):
+    get = getattr(policy, "get_state", None)
+    return None if get is None else get()
 
 
 class ObsWriter:
@@ -102,13 +146,15 @@ class EpisodeSegmentCollector:
         self.write_obs = ObsWriter(env.observation_space)
         d = self.write_obs.dim
         self.obs = torch.zeros(t_max + 1, 1, d)
-        self.actions = torch.zeros(t_max, 1, dtype=torch.int64)
+        self.acts = ActionBuffer(env.action_space, t_max, 1)
+        self.actions = self.acts.actions
         self.rewards = torch.zeros(t_max, 1)
         self.terminated = torch.zeros(t_max, 1, dtype=torch.bool)
         self.truncated = torch.zeros(t_max, 1, dtype=torch.bool)
+        self.starts = torch.zeros(t_max + 1, 1, dtype=torch.bool)   # only starts[0] can be set
         # numpy views of the same memory: writing through them allocates nothing
         self._obs_np = self.obs.numpy()
-        self._act_np = self.actions.numpy()
+        self._act_np = self.acts.np
         self._rew_np = self.rewards.numpy()
         self._term_np = self.terminated.numpy()
         self._trunc_np = self.truncated.numpy()
@@ -129,25 +175,29 @@ class EpisodeSegmentCollector:
         self._pending = None
 
     def collect(self, policy, n: int) -> tuple[Rollout, tuple[float, int] | None]:
-        """Act with `policy(obs [1, D] NumPy) -> actions [1]` for up to n steps.
+        """Act with `policy(obs [1, D] NumPy) -> actions [1] / [1, A]` for up to n steps.
 
         Returns the rollout and, if the episode ended, its (return, length).
         """
-        if self._needs_reset:
+        first = self._needs_reset
+        if first:
             self._reset()
+            _reset_state(policy)
         elif self._last_t:
             self.obs[0].copy_(self.obs[self._last_t])  # the episode goes on from s_T
-        env, obs_np = self.env, self._obs_np
+        self.starts[0] = first
+        state0 = _get_state(policy)
+        env, obs_np, act_np, acts = self.env, self._obs_np, self._act_np, self.acts
+        continuous = acts.continuous
         finished = None
         t = 0
         pending, self._pending = self._pending, None
         while t < n:
             if t == 0 and pending is not None:
-                a = pending                     # chosen at the end of the last segment
+                act_np[t, 0] = pending          # chosen at the end of the last segment
             else:
-                a = int(policy(obs_np[t])[0])
-            o, r, term, trunc, _ = env.step(a)
-            self._act_np[t, 0] = a
+                act_np[t] = policy(obs_np[t])
+            o, r, term, trunc, _ = env.step(acts.for_env(act_np[t])[0] if continuous else int(act_np[t, 0]))
             self._rew_np[t, 0] = r
             self._term_np[t, 0] = term
             self._trunc_np[t, 0] = trunc
@@ -168,7 +218,8 @@ class EpisodeSegmentCollector:
             if finished is None:
                 self._pending = a_next          # the episode goes on: a_T is executed next
         ro = Rollout(self.obs[:t + 1], self.actions[:t], self.rewards[:t],
-                     self.terminated[:t], self.truncated[:t], next_actions=next_actions)
+                     self.terminated[:t], self.truncated[:t], next_actions=next_actions,
+                     state0=state0, starts=None if state0 is None else self.starts[:t + 1])
         return ro, finished
 
 
@@ -191,7 +242,9 @@ class VectorSegmentCollector:
         self.write_obs = ObsWriter(venv.single_observation_space)
         d = self.write_obs.dim
         self.obs = torch.zeros(t_max + 1, B, d)
-        self.actions = torch.zeros(t_max, B, dtype=torch.int64)
+        self.acts = ActionBuffer(venv.single_action_space, t_max, B)
+        self.actions = self.acts.actions
+        self.starts = torch.zeros(t_max + 1, B, dtype=torch.bool)
         self.rewards = torch.zeros(t_max, B)
         self.terminated = torch.zeros(t_max, B, dtype=torch.bool)
         self.truncated = torch.zeros(t_max, B, dtype=torch.bool)
@@ -199,7 +252,8 @@ class VectorSegmentCollector:
         self.final_idx = torch.zeros(t_max * B, 2, dtype=torch.int64)
         self.final_next_actions = torch.zeros(t_max * B, dtype=torch.int64)
         self.next_actions = torch.zeros(B, dtype=torch.int64)
-        self._obs_np, self._act_np, self._rew_np = self.obs.numpy(), self.actions.numpy(), self.rewards.numpy()
+        self._obs_np, self._act_np, self._rew_np = self.obs.numpy(), self.acts.np, self.rewards.numpy()
+        self._starts_np = self.starts.numpy()
         self._term_np, self._trunc_np = self.terminated.numpy(), self.truncated.numpy()
         self._fobs_np, self._fidx_np = self.final_obs.numpy(), self.final_idx.numpy()
         self._fact_np, self._next_np = self.final_next_actions.numpy(), self.next_actions.numpy()
@@ -216,20 +270,23 @@ class VectorSegmentCollector:
         Returns the rollout and the episodes that ended in it as (t, env, return, length).
         """
         n = self.t_max if n is None else n
-        obs_np = self._obs_np
+        obs_np, starts, acts = self._obs_np, self._starts_np, self.acts
         if not self._started:
             o, _ = self.venv.reset(seed=self._seed)
             self.write_obs.batch(obs_np[0], o)
+            _reset_state(policy)
+            starts[0] = True
             self._started = True
         else:
             obs_np[0] = obs_np[self._last_t]         # every env goes on from s_T
+            starts[0] = starts[self._last_t]
+        state0 = _get_state(policy)
         finished: list[tuple[int, int, float, int]] = []
         k = 0                                          # final observations recorded
         pending, self._pending = self._pending, None
         for t in range(n):
-            a = pending if (t == 0 and pending is not None) else policy(obs_np[t])
-            o, r, term, trunc, info = self.venv.step(a)
-            self._act_np[t] = a
+            self._act_np[t] = pending if (t == 0 and pending is not None) else policy(obs_np[t])
+            o, r, term, trunc, info = self.venv.step(acts.for_env(self._act_np[t]))
             self._rew_np[t] = r
             self._term_np[t] = term
             self._trunc_np[t] = trunc
@@ -237,7 +294,9 @@ class VectorSegmentCollector:
             self.ep_return += r
             self.ep_length += 1
             done = term | trunc
+            starts[t + 1] = done                      # obs[t+1] begins the env's next episode
             if done.any():
+                _reset_state(policy, done)
                 for b in np.flatnonzero(done):
                     finished.append((t, int(b), float(self.ep_return[b]), int(self.ep_length[b])))
                 self.ep_return[done] = 0.0
@@ -255,7 +314,8 @@ class VectorSegmentCollector:
                      final_obs=self.final_obs[:k] if k else None,
                      final_idx=self.final_idx[:k] if k else None,
                      next_actions=next_actions,
-                     final_next_actions=self.final_next_actions[:k] if (k and self.next_action) else None)
+                     final_next_actions=self.final_next_actions[:k] if (k and self.next_action) else None,
+                     state0=state0, starts=None if state0 is None else self.starts[:n + 1])
         return ro, finished
 
     def _record_finals(self, policy, info: dict, t: int, envs: np.ndarray, k: int) -> int:

@@ -81,8 +81,10 @@ def test_api_bad_hyperparameters(kwargs, expected):
 
 
 def test_api_bad_env():
-    with pytest.raises(EnvError, match="continuous action space"):
-        asyncrl.A3C("Pendulum-v1")
+    with pytest.raises(EnvError, match=r"Gaussian policy needs a 1-D Box with finite bounds"):
+        asyncrl.A3C("toy_envs:UnboundedAction-v0")
+    with pytest.raises(EnvError, match=r"MultiDiscrete action space .*supports Discrete actions"):
+        asyncrl.A2C("toy_envs:MultiDiscreteAction-v0")
     with pytest.raises(EnvError, match="unknown environment"):
         asyncrl.A3C("NoSuchEnv-v3")
 

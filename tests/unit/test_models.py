@@ -30,8 +30,8 @@ def test_numpy_mirror_equals_torch_for_mlp_heads():
         q = QNetwork(mlp_torso(4, [16, 8], act)[0], 8, 3)
         x = _obs()
         with torch.no_grad():
-            np.testing.assert_allclose(numpy_scores(ac.torso, ac.policy, ac.policy_logits)(x),
-                                       ac.policy_logits(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(numpy_scores(ac.torso, ac.policy, ac.policy_out)(x),
+                                       ac.policy_out(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(numpy_scores(q.torso, q.q, q)(x), q(torch.from_numpy(x)).numpy(),
                                        rtol=1e-5, atol=1e-6)
 
@@ -40,10 +40,10 @@ def test_numpy_mirror_reads_parameters_live():
     """After an in-place parameter update the same mirror sees the new values."""
     torso, feat = mlp_torso(4, [8], "tanh")
     ac = ActorCritic(torso, feat, 2)
-    f = numpy_scores(ac.torso, ac.policy, ac.policy_logits)
+    f = numpy_scores(ac.torso, ac.policy, ac.policy_out)
     with torch.no_grad():
         ac.policy.bias.add_(5.0)
-        np.testing.assert_allclose(f(_obs()), ac.policy_logits(torch.from_numpy(_obs())).numpy(), rtol=1e-5)
+        np.testing.assert_allclose(f(_obs()), ac.policy_out(torch.from_numpy(_obs())).numpy(), rtol=1e-5)
 
 
 def test_fallback_for_other_torsos():
@@ -52,5 +52,5 @@ def test_fallback_for_other_torsos():
     ac = ActorCritic(Wrapped(torso), feat, 2)
     x = _obs()
     with torch.no_grad():
-        np.testing.assert_allclose(numpy_scores(ac.torso, ac.policy, ac.policy_logits)(x),
-                                   ac.policy_logits(torch.from_numpy(x)).numpy())
+        np.testing.assert_allclose(numpy_scores(ac.torso, ac.policy, ac.policy_out)(x),
+                                   ac.policy_out(torch.from_numpy(x)).numpy())

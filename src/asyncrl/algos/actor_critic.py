@@ -1,5 +1,10 @@
-"""Advantage actor-critic: A3C under the hogwild executor, A2C under sync (paper, Alg. 3)."""
+"""Advantage actor-critic: A3C under the hogwild executor, A2C under sync (paper, Alg. 3).
+
+Softmax policies for Discrete actions, Gaussian policies (linear mean, softplus variance)
+for continuous ones; feed-forward or with an LSTM core (truncated BPTT over a segment)."""
 from __future__ import annotations
+
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -7,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from ..envs import check_observation_space, require_discrete_actions
-from ..models import ActorCritic, build_torso, numpy_scores
+from ..errors import EnvError
+from ..models import VAR_EPS, ActorCritic, RecurrentScores, build_torso, gaussian_mean_var, numpy_scores
 from ..returns import n_step_returns
 from ..rollout import Rollout
 from .base import Algorithm, Policy
@@ -23,9 +29,35 @@ def sample_categorical(logits: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return (logits - g).argmax(-1)
 
 
-def actor_critic_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor,
-                      returns: torch.Tensor, entropy_beta: float, value_coef: float
-                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def categorical_log_prob_entropy(logits: torch.Tensor, actions: torch.Tensor
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(a|s) and H(pi(.|s)) of a softmax policy: logits [..., A], actions [...] int."""
+    logp = F.log_softmax(logits, dim=-1)
+    logp_a = logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    return logp_a, entropy
+
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def gaussian_log_prob_entropy(out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(a|s) and H(pi(.|s)) of the Gaussian policy, summed over the A independent
+    dimensions: out [..., 2A] (the head: mean, pre-softplus variance), actions [..., A] as
+    sampled (unclipped).
+        log N(a; mu, var) = -1/2 ((a - mu)^2 / var + log(2 pi var))
+        H = 1/2 log(2 pi e var)
+    """
+    mu, var = gaussian_mean_var(out)
+    log_var = torch.log(var)
+    logp_a = -0.5 * ((actions - mu).pow(2) / var + LOG_2PI + log_var).sum(-1)
+    entropy = 0.5 * (LOG_2PI + 1.0 + log_var).sum(-1)
+    return logp_a, entropy
+
+
+def policy_gradient_loss(logp_a: torch.Tensor, entropy: torch.Tensor, values: torch.Tensor,
+                         returns: torch.Tensor, entropy_beta: float, value_coef: float
+                         ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """A3C's loss for one segment (paper, Alg. 3; gradients summed over time, as the
     paper accumulates them, and averaged over the B environments of a batch).
 
@@ -34,11 +66,8 @@ def actor_critic_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch
         value   =  sum_t (R_t - V(s_t))^2
         loss    =  policy - entropy_beta * entropy + value_coef * value
 
-    Shapes: logits [T, B, A], values [T, B], actions [T, B], returns [T, B] (no grad).
+    Shapes: all [T, B]; returns carry no gradient.
     """
-    logp = F.log_softmax(logits, dim=-1)
-    logp_a = logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp.exp() * logp).sum(-1)
     advantage = returns - values
     policy_loss = -(logp_a * advantage.detach()).sum(0).mean()
     entropy_sum = entropy.sum(0).mean()
@@ -47,6 +76,19 @@ def actor_critic_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch
     stats = {"loss/policy": policy_loss.detach(), "loss/value": value_loss.detach(),
              "loss/entropy": entropy_sum.detach()}
     return loss, stats
+
+
+def actor_critic_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor,
+                      returns: torch.Tensor, entropy_beta: float, value_coef: float
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """policy_gradient_loss for a softmax policy. Shapes: logits [T, B, A], values [T, B],
+    actions [T, B], returns [T, B] (no grad)."""
+    logp_a, entropy = categorical_log_prob_entropy(logits, actions)
+    return policy_gradient_loss(logp_a, entropy, values, returns, entropy_beta, value_coef)
+
+
+def softplus_np(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
 
 
 class ActorCriticAlgorithm(Algorithm):
@@ -59,33 +101,68 @@ class ActorCriticAlgorithm(Algorithm):
 
     def check_spaces(self, obs_space: gym.Space, action_space: gym.Space, env_name: str) -> None:
         check_observation_space(obs_space, env_name)
-        require_discrete_actions(action_space, env_name, self.name, "supports Discrete actions so far "
-                                 "(continuous actions are not supported yet)")
+        if isinstance(action_space, gym.spaces.Box):
+            if len(action_space.shape) != 1 or not np.all(np.isfinite(action_space.low)) \
+                    or not np.all(np.isfinite(action_space.high)):
+                raise EnvError(f"environment {env_name!r} has a continuous action space {action_space}; "
+                               f"{self.name}'s Gaussian policy needs a 1-D Box with finite bounds")
+            return
+        require_discrete_actions(action_space, env_name, self.name, "supports Discrete actions (softmax "
+                                 "policy) and 1-D Box actions (Gaussian policy)")
 
     def build_model(self, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
         torso, feat = build_torso(obs_space, self.cfg)
-        value_torso = None if self.cfg.shared_torso else build_torso(obs_space, self.cfg)[0]
-        return ActorCritic(torso, feat, int(action_space.n), value_torso)
+        continuous = isinstance(action_space, gym.spaces.Box)
+        n = int(action_space.shape[0]) if continuous else int(action_space.n)
+        core = self.cfg.lstm_size if self.cfg.net == "lstm" else 0
+        value_torso = None if (self.cfg.shared_torso or core) else build_torso(obs_space, self.cfg)[0]
+        return ActorCritic(torso, feat, n, value_torso, continuous=continuous, core_size=core)
 
     def make_policy(self, model: ActorCritic, rng: np.random.Generator, greedy: bool = False,
                     n_envs: int = 1) -> Policy:
-        logits_of = numpy_scores(model.torso, model.policy, model.policy_logits)
+        recurrent = RecurrentScores(model, n_envs) if model.recurrent else None
+        out_of = recurrent or numpy_scores(model.torso, model.policy, model.policy_out)
+        if model.continuous:
+            a = model.n_actions
+            if greedy:
+                return Policy(lambda obs: out_of(obs)[:, :a], recurrent)
+
+            def sample(obs: np.ndarray) -> np.ndarray:
+                out = out_of(obs)
+                std = np.sqrt(softplus_np(out[:, a:]) + VAR_EPS)
+                return out[:, :a] + std * rng.standard_normal(std.shape, dtype=np.float32)
+            return Policy(sample, recurrent)
         if greedy:
-            return Policy(lambda obs: logits_of(obs).argmax(-1))
-        return Policy(lambda obs: sample_categorical(logits_of(obs), rng))
+            return Policy(lambda obs: out_of(obs).argmax(-1), recurrent)
+        return Policy(lambda obs: sample_categorical(out_of(obs), rng), recurrent)
 
     def loss(self, model: ActorCritic, ro: Rollout, target: None = None
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        T, B = ro.actions.shape
-        x = ro.obs.reshape((T + 1) * B, -1)
-        if ro.final_obs is not None:
-            x = torch.cat([x, ro.final_obs])
-        logits, values = model(x)
-        v_all = values[:(T + 1) * B].view(T + 1, B)
-        next_values = v_all[1:].detach()
-        if ro.final_obs is not None:  # truncated mid-segment: bootstrap from the true final obs
-            next_values = next_values.clone()
-            next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = values[(T + 1) * B:].detach()
+        T, B = ro.rewards.shape
+        if model.recurrent:
+            pi, v_all, (hs, cs) = model.unroll(ro.obs, ro.state0, ro.starts)
+            pi = pi[:T]
+            next_values = v_all[1:].detach()
+            if ro.final_obs is not None:  # continue the cut episode's state into its final obs
+                t, b = ro.final_idx[:, 0], ro.final_idx[:, 1]
+                _, v_final, _ = model.step(ro.final_obs, (hs[t, b], cs[t, b]))
+                next_values = next_values.clone()
+                next_values[t, b] = v_final.detach()
+        else:
+            x = ro.obs.reshape((T + 1) * B, -1)
+            if ro.final_obs is not None:
+                x = torch.cat([x, ro.final_obs])
+            out, values = model(x)
+            v_all = values[:(T + 1) * B].view(T + 1, B)
+            pi = out[:T * B].view(T, B, -1)
+            next_values = v_all[1:].detach()
+            if ro.final_obs is not None:  # truncated mid-segment: bootstrap from the true final obs
+                next_values = next_values.clone()
+                next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = values[(T + 1) * B:].detach()
         returns = n_step_returns(ro.rewards, ro.terminated, ro.truncated, next_values, self.cfg.gamma)
-        return actor_critic_loss(logits[:T * B].view(T, B, -1), v_all[:T], ro.actions, returns,
-                                 self.cfg.entropy_beta, self.cfg.value_coef)
+        if model.continuous:
+            logp_a, entropy = gaussian_log_prob_entropy(pi, ro.actions)
+        else:
+            logp_a, entropy = categorical_log_prob_entropy(pi, ro.actions)
+        return policy_gradient_loss(logp_a, entropy, v_all[:T], returns, self.cfg.entropy_beta,
+                                    self.cfg.value_coef)

@@ -17,19 +17,33 @@ from ..rollout import Rollout
 
 
 class Policy:
-    """An actor's acting function: obs [B, D] float32 (NumPy) -> actions [B].
+    """An actor's acting function: obs [B, D] float32 (NumPy) -> actions [B] (discrete) or
+    [B, A] (continuous, unclipped: collectors clip what they send to the environment).
 
     `at_step(T)` tells it the global step after each update (for schedules such as the
-    value-based methods' epsilon annealing)."""
+    value-based methods' epsilon annealing). A recurrent policy carries a state per
+    environment: collectors call `reset_state(mask)` when environments start an episode
+    and read `get_state()` (None for feed-forward policies) as a segment's initial state."""
 
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]):
+    recurrent = None                    # models.RecurrentScores of a recurrent policy
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], recurrent=None):
         self.fn = fn
+        self.recurrent = recurrent
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.fn(obs)
 
     def at_step(self, step: int) -> None:
         pass
+
+    def reset_state(self, mask: np.ndarray | None = None) -> None:
+        """Zero the state of the environments in `mask` (all if None)."""
+        if self.recurrent is not None:
+            self.recurrent.reset(mask)
+
+    def get_state(self) -> "tuple[torch.Tensor, torch.Tensor] | None":
+        return None if self.recurrent is None else self.recurrent.state()
 
 
 class Algorithm:

@@ -68,7 +68,7 @@ class ValueBasedAlgorithm(Algorithm):
         check_observation_space(obs_space, env_name)
         require_discrete_actions(action_space, env_name, self.name,
                                  "is a value-based method and needs Discrete actions (one Q value per "
-                                 "action); algorithms for continuous actions: a3c (Gaussian policy, planned)")
+                                 "action); for continuous actions use a3c or a2c (Gaussian policy)")
 
     def build_model(self, obs_space: gym.Space, action_space: gym.Space) -> QNetwork:
         torso, feat = build_torso(obs_space, self.cfg)
