@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-import asyncrl.algos.actor_critic as ac_mod
 from asyncrl.algos.actor_critic import ActorCriticAlgorithm, actor_critic_loss
 from asyncrl.config import Config
 from asyncrl.models import ActorCritic
 from asyncrl.rollout import Rollout
+from helpers import spy_returns
 
 
 def numpy_reference(logits, values, actions, returns, beta, c):
@@ -165,20 +165,6 @@ def e(i, scale=1.0):
     x = torch.zeros(4)
     x[i] = scale
     return x
-
-
-def spy_returns(monkeypatch):
-    """Record the returns ActorCriticAlgorithm.loss computes (calls the real n_step_returns)."""
-    seen = []
-    real = ac_mod.n_step_returns
-
-    def spy(*args, **kwargs):
-        out = real(*args, **kwargs)
-        seen.append(out.detach().clone())
-        return out
-
-    monkeypatch.setattr(ac_mod, "n_step_returns", spy)
-    return seen
 
 
 def reference_loss_and_grads(algo, model, ro, returns):

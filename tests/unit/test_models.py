@@ -5,17 +5,7 @@ from torch import nn
 
 from asyncrl.config import Config
 from asyncrl.models import ActorCritic, QNetwork, mlp_torso, numpy_scores
-
-
-class Wrapped(nn.Module):
-    """A torso that is not a plain nn.Sequential MLP (forces the torch fallback)."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x):
-        return self.inner(x)
+from helpers import Wrapped
 
 
 def _obs(n=7, d=4):

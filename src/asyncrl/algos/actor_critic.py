@@ -140,14 +140,16 @@ class ActorCriticAlgorithm(Algorithm):
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         T, B = ro.rewards.shape
         if model.recurrent:
-            pi, v_all, (hs, cs) = model.unroll(ro.obs, ro.state0, ro.starts)
+            idx = [] if ro.final_obs is None else ro.final_idx.tolist()
+            pi, v_all, states = model.unroll(ro.obs, ro.state0, ro.starts, keep=[t for t, _ in idx])
             pi = pi[:T]
             next_values = v_all[1:].detach()
-            if ro.final_obs is not None:  # continue the cut episode's state into its final obs
-                t, b = ro.final_idx[:, 0], ro.final_idx[:, 1]
-                _, v_final, _ = model.step(ro.final_obs, (hs[t, b], cs[t, b]))
+            if idx:  # continue each cut episode's state (after step t) into its final obs
+                h = torch.stack([states[t][0][b] for t, b in idx])
+                c = torch.stack([states[t][1][b] for t, b in idx])
+                _, v_final, _ = model.step(ro.final_obs, (h, c))
                 next_values = next_values.clone()
-                next_values[t, b] = v_final.detach()
+                next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = v_final.detach()
         else:
             x = ro.obs.reshape((T + 1) * B, -1)
             if ro.final_obs is not None:
