@@ -16,7 +16,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from asyncrl.algos.actor_critic import (ActorCriticAlgorithm, categorical_log_prob_entropy,
                                         gaussian_log_prob_entropy, policy_gradient_loss)

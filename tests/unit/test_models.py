@@ -1,7 +1,6 @@
 """The acting paths equal the model's own forward."""
 import numpy as np
 import torch
-from torch import nn
 
 from asyncrl.config import Config
 from asyncrl.models import ActorCritic, QNetwork, mlp_torso, numpy_scores
