@@ -93,10 +93,20 @@ class Agent:
         steps = self.config.steps if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+        self.schedule = (self.global_step, self.global_step + int(steps))
+        return self._train()
+
+    def resume(self) -> "Agent":
+        """Continue an interrupted learn() to the global step it was aiming at, on the same
+        learning-rate schedule (a loaded checkpoint remembers both); no-op if it got there."""
+        if self.global_step >= self.schedule[1]:
+            return self
+        return self._train()
+
+    def _train(self) -> "Agent":
         cfg = self.config
         factory = self._require_env("train")
-        start, target = self.global_step, self.global_step + int(steps)
-        self.schedule = (start, target)
+        start, target = self.global_step, self.schedule[1]
         time_origin = time.time() - self.wall_time
         executor = make_executor(cfg)
         self.resolved = executor.resolve(factory)

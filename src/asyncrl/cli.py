@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", metavar="FILE", help="YAML file of options (flags given here override it)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --run-dir from checkpoints/latest.pt to the step it was "
+                        "aiming at (same schedule, optimiser state, target network; logs appended)")
     _add_config_flags(t)
 
     e = sub.add_parser("eval", help="evaluate a run folder or checkpoint")
@@ -108,6 +111,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     flags = {f.name: getattr(args, f.name) for f in fields(Config)
              if f.name not in _NOT_FLAGS and hasattr(args, f.name)}
     values.update({k: coerce_field(k, v, source="--" + k.replace("_", "-")) for k, v in flags.items()})
+    if args.resume:
+        return _resume(args, values)
     run_dir = values.pop("run_dir", "") or _default_run_dir(args.algo, args.env)
     workers = values.pop("workers", None)
     agent = AGENTS[args.algo](args.env, workers=workers, run_dir=run_dir, overwrite=args.overwrite,
@@ -117,15 +122,47 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{cfg.workers} environments in lockstep (sync executor, device {cfg.torch_device()})"
     print(f"asyncrl: training {cfg.algo} on {cfg.env} with {how} for {cfg.steps:,} steps "
           f"-> {run_dir}", file=sys.stderr, flush=True)
-    t0 = time.time()
+    return _run(agent.learn, agent, run_dir)
+
+
+def _resume(args: argparse.Namespace, values: dict) -> int:
+    from .api import load
+    from .errors import ConfigError
+
+    run_dir = values.pop("run_dir", "")
+    if not run_dir:
+        raise ConfigError("--resume needs --run-dir DIR, the run folder to continue")
+    if values:
+        flag = "--" + sorted(values)[0].replace("_", "-")
+        raise ConfigError(f"--resume continues the saved configuration; {flag} cannot be changed "
+                          f"(start a new run instead)")
+    path = os.path.join(run_dir, "checkpoints", "latest.pt")
+    if not os.path.isfile(path):
+        raise ConfigError(f"--resume: {run_dir!r} has no checkpoints/latest.pt to continue from")
+    agent = load(path, progress=False if args.quiet else None)
+    agent.config = agent.config.replace(run_dir=run_dir)   # the folder may have moved
+    if agent.algo != args.algo or agent.config.env != args.env:
+        raise ConfigError(f"--resume: {run_dir!r} holds a {agent.algo} run on {agent.config.env}, "
+                          f"not {args.algo} on {args.env}")
+    start, target = agent.global_step, agent.schedule[1]
+    print(f"asyncrl: resuming {agent.algo} on {agent.config.env} at step {start:,} of {target:,} "
+          f"-> {run_dir}", file=sys.stderr, flush=True)
+    return _run(agent.resume, agent, run_dir)
+
+
+def _run(train, agent, run_dir: str) -> int:
+    """Train (learn or resume), then report; Ctrl-C/SIGTERM -> exit 130 with the checkpoint kept."""
+    start, t0 = agent.global_step, time.time()
     try:
-        agent.learn()
+        train()
     except KeyboardInterrupt:
         print(f"\nasyncrl: interrupted at step {agent.global_step:,}; checkpoint saved to "
               f"{os.path.join(run_dir, 'checkpoints', 'latest.pt')}", file=sys.stderr)
         return EXIT_INTERRUPTED
     elapsed = time.time() - t0
-    print(f"asyncrl: {agent.global_step:,} steps in {elapsed:.1f} s ({agent.global_step / max(elapsed, 1e-9):,.0f} steps/s)"
+    done = agent.global_step - start
+    where = f", global step {agent.global_step:,}" if start else ""
+    print(f"asyncrl: {done:,} steps in {elapsed:.1f} s ({done / max(elapsed, 1e-9):,.0f} steps/s){where}"
           f"; last-100 training episodes: mean return {agent.recent_return:.1f}")
     if agent.last_eval:
         ev = agent.last_eval

@@ -141,6 +141,9 @@ BAD_INPUTS = [
     (["train", "one-step-sarsa", "--env", "CartPole-v1", "--epsilon-probs", "0.5", "0.6", "0.1"],
      "epsilon-probs must be 3 non-negative numbers summing to 1"),
     (["train", "a3c", "--env", "CartPole-v1", "--config", "/no/such.yaml"], "config file '/no/such.yaml' does not exist"),
+    (["train", "a3c", "--env", "CartPole-v1", "--resume"], "has no checkpoints/latest.pt to continue from"),
+    (["train", "a3c", "--env", "CartPole-v1", "--resume", "--lr", "0.1"], "--resume continues the saved "
+     "configuration; --lr cannot be changed"),
     (["eval", "/no/such/run"], "no such checkpoint or run folder: '/no/such/run'"),
     (["eval", "/no/such/run", "--episodes", "0"], "--episodes must be >= 1, got 0"),
 ]

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 import asyncrl
 
@@ -35,3 +36,58 @@ def test_signal_mid_run_leaves_a_loadable_checkpoint(tmp_path, sig):
     # no worker outlives the run
     out = subprocess.run(["pgrep", "-f", f"run-dir {run_dir}"], capture_output=True, text=True).stdout
     assert out.strip() == ""
+
+
+def _csv_rows(path) -> list[list[str]]:
+    import csv
+
+    with open(path, newline="") as fh:
+        return list(csv.reader(fh))
+
+
+@pytest.mark.parametrize("algo", ["a3c", "n-step-q"])
+def test_interrupt_then_resume_reaches_the_target_with_continuous_state(tmp_path, algo):
+    """SIGTERM mid-run, then `asyncrl train ALGO --run-dir D --resume`: the run continues from
+    the checkpoint's global step with the saved optimiser statistics (and target network)
+    and the same learning-rate schedule, ends exactly on the original --steps, and appends
+    to episodes.csv and metrics.csv (one header each, steps not going back)."""
+    run_dir = tmp_path / "run"
+    target = 60_000
+    p = subprocess.Popen([sys.executable, "-m", "asyncrl", "train", algo, "--env", "CartPole-v1",
+                          "--workers", "2", "--steps", str(target), "--run-dir", str(run_dir), "--quiet",
+                          "--log-interval", "0.5", "--eval-episodes", "1", "--target-update", "1000"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.csv"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and len(_csv_rows(metrics)) >= 2):
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, (p.returncode, err)
+    saved = asyncrl.load(str(run_dir / "checkpoints" / "latest.pt"))
+    assert 0 < saved.global_step < target and saved.schedule == (0, target)
+    n_episodes = len(_csv_rows(run_dir / "episodes.csv"))
+
+    # the agent that resumes starts from exactly the saved state
+    again = asyncrl.load(str(run_dir / "checkpoints" / "latest.pt"))
+    for k, v in saved.optimizer.state_dict().items():
+        assert torch.equal(v, again.optimizer.state_dict()[k])
+    if saved.target_params is not None:
+        assert torch.equal(saved.target_params, again.target_params)
+
+    r = subprocess.run([sys.executable, "-m", "asyncrl", "train", algo, "--env", "CartPole-v1",
+                        "--run-dir", str(run_dir), "--resume", "--quiet"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming {algo} on CartPole-v1 at step {saved.global_step:,} of {target:,}" in r.stderr
+    final = asyncrl.load(str(run_dir / "checkpoints" / "final.pt"))
+    assert final.global_step == target and final.schedule == (0, target)
+    assert not torch.equal(final.optimizer.state_dict()[next(iter(final.optimizer.state_dict()))],
+                           saved.optimizer.state_dict()[next(iter(saved.optimizer.state_dict()))])
+    episodes = _csv_rows(run_dir / "episodes.csv")
+    assert len(episodes) > n_episodes and sum(row[0] == "step" for row in episodes) == 1
+    rows = _csv_rows(metrics)
+    assert sum(row[0] == "step" for row in rows) == 1
+    steps = [int(row[0]) for row in rows[1:]]
+    assert steps == sorted(steps) and steps[-1] == target
+    assert any(s <= saved.global_step for s in steps) and any(s > saved.global_step for s in steps)
