@@ -160,7 +160,7 @@ class SyncExecutor:
         return {"executor": "sync", "device": str(self.device), "vec_env": self.vec_env}
 
     def run(self, job: TrainJob) -> int:
-        cfg, log = job.cfg, job.logger
+        cfg = job.cfg
         self.resolve(job.env_factory)
         self.step = job.start_step
         venv = make_vector_env(job.env_factory, cfg.workers, self.vec_env, cfg.start_method)
@@ -183,7 +183,8 @@ class SyncExecutor:
             venv.close()
         return self.step
 
-    def _train(self, job: TrainJob, venv, learner: Learner) -> int:
+    def _train(self, job: TrainJob, venv, learner: Learner) -> None:
+        """The lockstep loop; self.step follows the parameters' global step after every update."""
         cfg, log, device = job.cfg, job.logger, self.device
         algo, B = learner.algo, venv.num_envs
         collector = VectorSegmentCollector(venv, algo.segment_length, cfg.seed, algo.needs_next_action)
@@ -213,4 +214,3 @@ class SyncExecutor:
                     last_ckpt = time.monotonic()
             self.interrupted = stop.requested
         log.tick(step, force=True)
-        return step
