@@ -47,6 +47,7 @@ class Agent:
         if workers is None and "workers" not in hyperparameters and cfg.executor == "sync":
             cfg = cfg.replace(workers=DEFAULT_SYNC_ENVS)   # environments stepped in lockstep
         cfg.check()
+        factory = factory.configured(cfg)       # Atari games get the paper's preprocessing
         if cfg.run_dir:
             prepare_run_dir(cfg.run_dir, overwrite)
         self.progress = progress
@@ -69,7 +70,7 @@ class Agent:
         self.schedule = (0, cfg.steps)
         self.last_eval: dict | None = None
         self._write_obs = ObsWriter(obs_space)
-        self._obs_buf = np.zeros((1, self._write_obs.dim), np.float32)
+        self._obs_buf = self._write_obs.rows(1).numpy()
         self._act_rng = np.random.default_rng(cfg.seed + 20_000)
         self._policies: dict = {}
 
@@ -77,6 +78,12 @@ class Agent:
     @property
     def run_dir(self) -> str:
         return self.config.run_dir
+
+    @property
+    def frames_per_step(self) -> int:
+        """Emulator frames per agent step: the action repeat for Atari games, else 1."""
+        atari = getattr(self.env_factory, "atari", None)
+        return atari.frame_skip if atari is not None else 1
 
     @property
     def recent_return(self) -> float:
@@ -113,7 +120,7 @@ class Agent:
         if cfg.run_dir:
             self._write_config(target)
         logger = RunLogger(cfg.run_dir or None, self.algorithm.stat_keys, start, target, time_origin,
-                           cfg.log_interval, self.progress, cfg.log_steps)
+                           cfg.log_interval, self.progress, cfg.log_steps, self.frames_per_step)
         self._logger = logger
         job = TrainJob(cfg, factory, self.params, self.target_params, self.optimizer, start, target,
                        self.schedule, time_origin, logger, self._periodic_checkpoint)
@@ -182,13 +189,30 @@ class Agent:
             policy = self._policies[key] = self.algorithm.make_policy(self.model, self._act_rng, deterministic)
         return policy
 
-    def evaluate(self, episodes: int = 10, seed: int | None = None, deterministic: bool = True) -> dict:
-        """Mean/std/min/max return over `episodes` full episodes (greedy by default)."""
+    def evaluate(self, episodes: int = 10, seed: int | None = None, deterministic: bool = True,
+                 epsilon: float | None = None) -> dict:
+        """Mean/std/min/max return over `episodes` full episodes (greedy by default; with
+        probability `epsilon` a uniformly random action instead, default: the config's
+        eval_epsilon). Atari games are played whole (all lives, up to noop_max no-ops at
+        the start) and the result adds the human-normalised score where the game has
+        reference scores (asyncrl.atari.REFERENCE_SCORES)."""
         if episodes < 1:
             raise ConfigError(f"episodes must be >= 1, got {episodes}")
+        epsilon = self.config.eval_epsilon if epsilon is None else epsilon
+        if not 0 <= epsilon <= 1:
+            raise ConfigError(f"epsilon must be in [0, 1], got {epsilon}")
         seed = self.config.seed + 10_000 if seed is None else seed
-        return evaluate_policy(lambda o: self.act(o, deterministic), self._require_env("evaluate"),
-                               episodes, seed, on_reset=self.reset_state)
+        factory = self._require_env("evaluate").for_evaluation()
+        result = evaluate_policy(lambda o: self.act(o, deterministic), factory, episodes, seed,
+                                 on_reset=self.reset_state, epsilon=epsilon)
+        if factory.atari is not None:
+            from .atari import REFERENCE_SOURCE, game_of, human_normalized
+
+            game = game_of(factory.env_id)
+            hns = human_normalized(game, result["mean_return"])
+            result.update(game=game, human_normalized=hns,
+                          reference_scores=REFERENCE_SOURCE if hns is not None else None)
+        return result
 
     def _require_env(self, what: str) -> EnvFactory:
         if self.env_factory is None:
@@ -261,9 +285,9 @@ def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: 
     agent = cls.__new__(cls)
     agent.progress = progress
     if env is not None:
-        factory: EnvFactory | None = EnvFactory(env)
+        factory: EnvFactory | None = EnvFactory(env).configured(cfg)
     else:
-        factory = None if cfg.env.startswith("<") else EnvFactory(cfg.env)
+        factory = None if cfg.env.startswith("<") else EnvFactory(cfg.env).configured(cfg)
     agent._setup(cfg, factory, space_from_dict(data["observation_space"]), space_from_dict(data["action_space"]))
     try:
         agent.model.load_state_dict(data["model"])

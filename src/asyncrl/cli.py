@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", default=None, help="seed of the first episode (default: training seed + 10000)")
     e.add_argument("--env", default=None, help="evaluate on this env id instead of the saved one")
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of acting greedily")
+    e.add_argument("--epsilon", default=None,
+                   help="take a uniformly random action with this probability (default: the run's "
+                        "eval-epsilon; 0.05 is the Atari literature's protocol)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     pl = sub.add_parser("plot", help="learning curves of one or more runs")
@@ -120,7 +123,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = agent.config
     how = f"{cfg.workers} hogwild workers" if cfg.executor == "hogwild" else \
         f"{cfg.workers} environments in lockstep (sync executor, device {cfg.torch_device()})"
-    print(f"asyncrl: training {cfg.algo} on {cfg.env} with {how} for {cfg.steps:,} steps "
+    frames = f" ({cfg.steps * agent.frames_per_step:,} emulator frames)" if agent.frames_per_step > 1 else ""
+    print(f"asyncrl: training {cfg.algo} on {cfg.env} with {how} for {cfg.steps:,} agent steps{frames} "
           f"-> {run_dir}", file=sys.stderr, flush=True)
     return _run(agent.learn, agent, run_dir)
 
@@ -162,14 +166,23 @@ def _run(train, agent, run_dir: str) -> int:
     elapsed = time.time() - t0
     done = agent.global_step - start
     where = f", global step {agent.global_step:,}" if start else ""
-    print(f"asyncrl: {done:,} steps in {elapsed:.1f} s ({done / max(elapsed, 1e-9):,.0f} steps/s){where}"
+    k = agent.frames_per_step
+    frames = f" = {done * k:,} frames ({done * k / max(elapsed, 1e-9):,.0f} frames/s)" if k > 1 else ""
+    print(f"asyncrl: {done:,} steps in {elapsed:.1f} s ({done / max(elapsed, 1e-9):,.0f} steps/s){frames}{where}"
           f"; last-100 training episodes: mean return {agent.recent_return:.1f}")
     if agent.last_eval:
-        ev = agent.last_eval
-        print(f"asyncrl: evaluation over {ev['episodes']} greedy episodes: mean return {ev['mean_return']:.1f} "
-              f"+/- {ev['std_return']:.1f} (min {ev['min_return']:.1f}, max {ev['max_return']:.1f})")
+        print(f"asyncrl: evaluation over {_describe_eval(agent.last_eval)}")
     print(f"asyncrl: run folder {run_dir}: config.yaml episodes.csv metrics.csv tb/ checkpoints/final.pt")
     return 0
+
+
+def _describe_eval(ev: dict, greedy: bool = True) -> str:
+    how = ("greedy" if greedy else "stochastic") + (f", epsilon {ev['epsilon']:g}" if ev.get("epsilon") else "")
+    text = (f"{ev['episodes']} episodes ({how}): mean return {ev['mean_return']:.2f} +/- {ev['std_return']:.2f} "
+            f"(min {ev['min_return']:.1f}, max {ev['max_return']:.1f})")
+    if ev.get("human_normalized") is not None:
+        text += f"; human-normalised {100 * ev['human_normalized']:.1f}%"
+    return text
 
 
 def _default_run_dir(algo: str, env: str) -> str:
@@ -179,20 +192,28 @@ def _default_run_dir(algo: str, env: str) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .api import load
+    from .errors import ConfigError
 
     episodes = _int_arg("--episodes", args.episodes, 1)
     seed = None if args.seed is None else _int_arg("--seed", args.seed, 0)
+    epsilon = None
+    if args.epsilon is not None:
+        try:
+            epsilon = float(args.epsilon)
+        except ValueError:
+            epsilon = -1.0
+        if not 0 <= epsilon <= 1:
+            raise ConfigError(f"--epsilon must be a number in [0, 1], got {args.epsilon!r}")
     agent = load(args.path, env=args.env)
-    result = agent.evaluate(episodes, seed=seed, deterministic=not args.stochastic)
+    result = agent.evaluate(episodes, seed=seed, deterministic=not args.stochastic, epsilon=epsilon)
     result = {"path": args.path, "algo": agent.algo, "env": args.env or agent.config.env,
               "global_step": agent.global_step, "greedy": not args.stochastic, **result}
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['algo']} on {result['env']} (step {result['global_step']:,}): "
-              f"{'greedy' if result['greedy'] else 'stochastic'} mean return {result['mean_return']:.2f} "
-              f"+/- {result['std_return']:.2f} over {episodes} episodes "
-              f"(min {result['min_return']:.1f}, max {result['max_return']:.1f})")
+        frames = f" = {agent.global_step * agent.frames_per_step:,} frames" if agent.frames_per_step > 1 else ""
+        print(f"{result['algo']} on {result['env']} (step {result['global_step']:,}{frames}): "
+              f"{_describe_eval(result, result['greedy'])}")
     return 0
 
 

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
+from .presets import PRESETS, preset_values
 
 ALGOS = ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q")
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam")
-NETS = ("auto", "mlp", "lstm")
+NETS = ("auto", "mlp", "cnn", "lstm")
 EXECUTORS = ("auto", "hogwild", "sync")
 DEVICES = ("auto", "cpu", "cuda")
-VEC_ENVS = ("auto", "inline", "subprocess")
+VEC_ENVS = ("auto", "inline", "subprocess", "ale")
+CLIP_REWARDS = ("auto", "yes", "no")
 #: environments stepped in lockstep by the sync executor when --workers is not given
 DEFAULT_SYNC_ENVS = 16
 ACTIVATIONS = ("relu", "tanh")
@@ -36,6 +38,9 @@ def _f(default: Any, help: str, **meta: Any) -> Any:
 class Config:
     """Everything that defines a training run (saved as config.yaml in the run folder)."""
 
+    preset: str = _f("none", "start from a preset's values (atari: the paper's Atari settings, "
+                             "see asyncrl/presets.py); --config and flags override them",
+                     choices=PRESETS)
     algo: str = _f("a3c", "algorithm", choices=ALGOS, cli=False)
     env: str = _f("", "Gymnasium id (module:Id imports module first)", cli=False)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1,
@@ -66,8 +71,9 @@ class Config:
     adam_beta1: float = _f(0.9, "Adam beta1")
     adam_beta2: float = _f(0.999, "Adam beta2")
     adam_eps: float = _f(1e-8, "Adam epsilon")
-    net: str = _f("auto", "network: auto picks mlp for vector observations; lstm adds an LSTM core "
-                          "after the torso (A3C-LSTM; a3c/a2c)", choices=NETS)
+    net: str = _f("auto", "network: auto picks the paper's CNN for image observations and an MLP "
+                          "for vectors; lstm adds an LSTM core after that torso (A3C-LSTM, "
+                          "CNN-LSTM on images; a3c/a2c)", choices=NETS)
     hidden: list = _f([64, 64], "hidden layer sizes of the MLP torso", nargs="+", item_type=int)
     lstm_size: int = _f(256, "cells of the LSTM core with --net lstm (paper: 256)")
     activation: str = _f("relu", "MLP activation", choices=ACTIVATIONS)
@@ -77,9 +83,25 @@ class Config:
                                "batched); auto: sync for a2c, hogwild otherwise", choices=EXECUTORS)
     device: str = _f("auto", "sync executor: device of the model and the update (auto: cuda if "
                              "available); hogwild runs on cpu", choices=DEVICES)
-    vec_env: str = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv) "
-                              "or in subprocesses (AsyncVectorEnv); auto: subprocesses for envs "
+    vec_env: str = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv), "
+                              "in subprocesses (AsyncVectorEnv), or, for Atari, in ale-py's C++ "
+                              "vector env (threads); auto: ale for Atari, subprocesses for envs "
                               "slower than ~0.2 ms a step when there are cores to spare", choices=VEC_ENVS)
+    clip_rewards: str = _f("auto", "clip rewards to [-1, 1] for learning (the logged and evaluated "
+                                   "score stays the raw one); auto: yes for Atari, no otherwise",
+                           choices=CLIP_REWARDS)
+    noop_max: int = _f(30, "Atari: up to this many random no-ops at the start of every episode "
+                           "(training and evaluation)")
+    frame_skip: int = _f(4, "Atari: action repeat; the observation is the max of the last 2 frames")
+    frame_stack: int = _f(4, "Atari: observations stacked (channels of the CNN input)")
+    screen_size: int = _f(84, "Atari: frames are resized to screen-size x screen-size grayscale")
+    sticky_actions: float = _f(0.0, "Atari: probability of repeating the previous action (ALE v5's "
+                                    "default is 0.25; the paper had none)")
+    life_loss_terminal: bool = _f(False, "Atari: a lost life ends the episode for learning (no "
+                                         "bootstrap across it); the game goes on and the logged "
+                                         "score is still the whole game's")
+    eval_epsilon: float = _f(0.0, "evaluation: act epsilon-greedily with this epsilon (0: greedy; "
+                                  "0.05 is the Atari literature's protocol)")
     seed: int = _f(0, "random seed (worker i uses seed + i)")
     run_dir: str = _f("", "run folder; default runs/<algo>-<env>-<time>")
     log_interval: float = _f(2.0, "seconds between metrics.csv rows")
@@ -98,6 +120,13 @@ class Config:
         if self.executor == "auto":
             return self.replace(executor="sync" if self.algo == "a2c" else "hogwild")
         return self
+
+    @property
+    def clips_rewards(self) -> bool:
+        """Whether learning clips rewards to [-1, 1] (clip_rewards, auto: for Atari games)."""
+        if self.clip_rewards == "auto":
+            return is_atari_id(self.env)
+        return self.clip_rewards == "yes"
 
     def torch_device(self) -> str:
         """The device the model trains on: cuda or cpu (`auto`: cuda when sync and available)."""
@@ -122,7 +151,10 @@ class Config:
                 + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
                 + f"; known keys: {', '.join(sorted(known))}")
         coerced = {k: coerce_field(k, v, source) for k, v in data.items()}
-        return cls(**coerced)
+        preset = coerced.get("preset", "none")
+        if preset not in PRESETS:
+            raise ConfigError(f"{source}: preset {preset!r} is not one of: {', '.join(PRESETS)}")
+        return cls(**{**preset_values(preset, coerced.get("algo", "a3c")), **coerced})
 
     def validate(self) -> list[str]:
         """Every problem with this configuration, one line each (empty when valid)."""
@@ -197,6 +229,16 @@ class Config:
             p.append(f"checkpoint-interval must be > 0 seconds, got {self.checkpoint_interval}")
         if self.log_steps < 0:
             p.append(f"log-steps must be >= 0 (0: log by time), got {self.log_steps}")
+        for name, low in (("noop_max", 0), ("frame_skip", 1), ("frame_stack", 1), ("screen_size", 8)):
+            if getattr(self, name) < low:
+                p.append(f"{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
+        if not 0 <= self.sticky_actions <= 1:
+            p.append(f"sticky-actions must be a probability in [0, 1], got {self.sticky_actions}")
+        if not 0 <= self.eval_epsilon <= 1:
+            p.append(f"eval-epsilon must be in [0, 1], got {self.eval_epsilon}")
+        if self.vec_env == "ale" and not is_atari_id(self.env):
+            p.append(f"vec-env 'ale' steps Atari games only (ALE/Pong-v5, PongNoFrameskip-v4, ...), "
+                     f"not {self.env!r}")
         if self.eval_episodes < 0:
             p.append(f"eval-episodes must be >= 0, got {self.eval_episodes}")
         return p
@@ -211,6 +253,12 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in fields(Config)}
+
+
+def is_atari_id(env_id: str) -> bool:
+    from .atari import is_atari_id as check
+
+    return check(env_id)
 
 
 def cuda_available() -> bool:
@@ -247,6 +295,8 @@ def coerce_field(name: str, value: Any, source: str = "config") -> Any:
             item_type = f.metadata.get("item_type", str)
             return [coerce_item(v, item_type) for v in items]
         if kind is str:
+            if isinstance(value, bool) and "yes" in f.metadata.get("choices", ()):
+                return "yes" if value else "no"      # YAML 1.1 reads yes/no/on/off as booleans
             if not isinstance(value, str):
                 raise ValueError
             return value

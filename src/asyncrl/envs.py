@@ -17,9 +17,13 @@ class EnvFactory:
     they survive the `spawn`/`forkserver` start methods without registration.
     """
 
+    #: the Atari preprocessing (atari.AtariOptions) when env_id is an ale-py game, else None
+    atari = None
+
     def __init__(self, env: "str | Callable[[], gym.Env] | EnvFactory", **make_kwargs: Any):
         if isinstance(env, EnvFactory):
             self.env_id, self.fn, self.make_kwargs = env.env_id, env.fn, dict(env.make_kwargs)
+            self.atari = env.atari
             return
         if isinstance(env, str):
             if not env.strip():
@@ -35,6 +39,22 @@ class EnvFactory:
     def name(self) -> str:
         return self.env_id if self.fn is None else f"<{self.env_id}>"
 
+    def configured(self, cfg: Any) -> "EnvFactory":
+        """This recipe with the config's Atari preprocessing when the id is an Atari game."""
+        from .atari import AtariOptions, is_atari_id
+
+        out = EnvFactory(self)
+        if self.fn is None and is_atari_id(self.env_id):
+            out.atari = AtariOptions.from_config(cfg)
+        return out
+
+    def for_evaluation(self) -> "EnvFactory":
+        """The recipe evaluation uses: Atari games are played whole (all lives)."""
+        out = EnvFactory(self)
+        if self.atari is not None:
+            out.atari = self.atari.for_evaluation()
+        return out
+
     def __call__(self, **kwargs: Any) -> gym.Env:
         if self.fn is not None:
             env = self.fn()
@@ -42,8 +62,17 @@ class EnvFactory:
                 raise EnvError(f"env factory {self.env_id!r} returned {type(env).__name__}, not a gymnasium.Env")
             return env
         try:
+            if self.atari is not None:
+                from .atari import make_atari
+
+                return make_atari(self.env_id, self.atari, **{**self.make_kwargs, **kwargs})
             return gym.make(self.env_id, **{**self.make_kwargs, **kwargs})
         except gym.error.Error as exc:
+            from .atari import _looks_atari, _register
+
+            if _looks_atari(self.env_id) and not _register():
+                raise EnvError(f"environment {self.env_id!r} is an Atari game, which needs ale-py and "
+                               f"opencv: pip install 'asyncrl[atari]'") from None
             raise EnvError(f"unknown environment {self.env_id!r}: {_first_line(exc)}") from None
         except ModuleNotFoundError as exc:
             module = self.env_id.split(":", 1)[0] if ":" in self.env_id else exc.name
@@ -86,10 +115,14 @@ def probe_spaces(factory: EnvFactory) -> tuple[gym.Space, gym.Space]:
 
 
 def check_observation_space(space: gym.Space, env_name: str) -> None:
-    """Only flat Box observations are supported by the MLP torso so far."""
+    """Box observations (vectors: MLP; images [C, H, W], [H, W, C] or [H, W]: CNN) and
+    Discrete ones (one-hot) have a network; anything else is an EnvError."""
     if isinstance(space, gym.spaces.Box):
         if not np.issubdtype(space.dtype, np.number):
             raise EnvError(f"environment {env_name!r}: Box observations of dtype {space.dtype} are not numeric")
+        if len(space.shape) > 3:
+            raise EnvError(f"environment {env_name!r} has {len(space.shape)}-D Box observations "
+                           f"{space.shape}; supported: vectors (1-D) and images (2-D or 3-D)")
         return
     if isinstance(space, gym.spaces.Discrete):
         return  # one-hot encoded by the torso

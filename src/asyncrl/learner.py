@@ -60,6 +60,7 @@ class Learner:
         self.max_grad_norm, self.period = cfg.max_grad_norm, cfg.target_update
         self.lr0, self.schedule, self.anneal = cfg.lr, schedule, cfg.lr_anneal
         self.lr = cfg.lr
+        self.clip_rewards = cfg.clips_rewards    # learning sees sign-clipped rewards (Atari)
         self._reset_stats()
 
     def pull(self) -> None:
@@ -68,7 +69,11 @@ class Learner:
             self.local.copy_(self.params)
 
     def gradients(self, ro: Rollout) -> tuple[dict[str, torch.Tensor], float]:
-        """The clipped gradient of the rollout's loss, left in `self.grad`; (stats, pre-clip norm)."""
+        """The clipped gradient of the rollout's loss, left in `self.grad`; (stats, pre-clip norm).
+        With reward clipping, the rollout's rewards are clipped to [-1, 1] in place first (the
+        collector has already added the raw ones to the episode's score)."""
+        if self.clip_rewards:
+            ro.rewards.clamp_(-1.0, 1.0)
         stats, norm = compute_grads(self.algo, self.model, ro, self.grad, self.max_grad_norm, self.target)
         return stats, float(norm)
 

@@ -18,7 +18,7 @@ BASE_METRIC_COLUMNS = ("step", "wall_time", "steps_per_s", "episodes", "return_m
 class RunLogger:
     def __init__(self, run_dir: str | None, stat_keys: tuple[str, ...], start_step: int,
                  target_step: int, time_origin: float, log_interval: float, progress: bool | None,
-                 log_steps: int = 0):
+                 log_steps: int = 0, frames_per_step: int = 1):
         self.run_dir = run_dir
         self.stat_keys = tuple(stat_keys)
         self.time_origin = time_origin
@@ -33,10 +33,15 @@ class RunLogger:
         self._lr = float("nan")
         self._last_step, self._last_time = start_step, time.monotonic()
         self._ep_file = self._metrics_file = self._tb = None
-        self.metric_columns = BASE_METRIC_COLUMNS + self.stat_keys
+        # Atari: `step` counts agent steps; `frames` = emulator frames (step x action repeat)
+        self.frames_per_step = frames_per_step
+        frames = ("frames",) if frames_per_step > 1 else ()
+        self.episode_columns = EPISODE_COLUMNS[:1] + frames + EPISODE_COLUMNS[1:]
+        self.metric_columns = BASE_METRIC_COLUMNS[:1] + frames + BASE_METRIC_COLUMNS[1:3] \
+            + (("frames_per_s",) if frames else ()) + BASE_METRIC_COLUMNS[3:] + self.stat_keys
         if run_dir:
             os.makedirs(run_dir, exist_ok=True)
-            self._ep_file, self._ep_csv = self._open_csv("episodes.csv", EPISODE_COLUMNS)
+            self._ep_file, self._ep_csv = self._open_csv("episodes.csv", self.episode_columns)
             self._metrics_file, self._metrics_csv = self._open_csv("metrics.csv", self.metric_columns)
         self._bar = None
         self._progress, self._start_step, self._target_step = progress, start_step, target_step
@@ -72,7 +77,8 @@ class RunLogger:
         self.returns.append(ret)
         self.episodes += 1
         if self._ep_file:
-            self._ep_csv.writerow((step, f"{wall_time:.3f}", worker, f"{ret:.6g}", length))
+            frames = (step * self.frames_per_step,) if self.frames_per_step > 1 else ()
+            self._ep_csv.writerow((step, *frames, f"{wall_time:.3f}", worker, f"{ret:.6g}", length))
             self._tb.add_scalar("episode/return", ret, step)
             self._tb.add_scalar("episode/length", length, step)
 
@@ -116,7 +122,8 @@ class RunLogger:
         row = {"step": step, "wall_time": time.time() - self.time_origin, "steps_per_s": sps,
                "episodes": self.episodes, "return_mean_100": self.recent_mean, "lr": self._lr,
                "updates": self._updates, "skipped_updates": self._skipped,
-               "grad_norm": self._norm_sum / n if self._updates else float("nan")}
+               "grad_norm": self._norm_sum / n if self._updates else float("nan"),
+               "frames": step * self.frames_per_step, "frames_per_s": sps * self.frames_per_step}
         for k in self.stat_keys:
             row[k] = self._sums[k] / n if self._updates else float("nan")
         if self._metrics_file:
@@ -124,6 +131,8 @@ class RunLogger:
             self._metrics_file.flush()
             self._ep_file.flush()
             self._tb.add_scalar("time/sps", sps, step)
+            if self.frames_per_step > 1:
+                self._tb.add_scalar("time/frames_per_s", row["frames_per_s"], step)
             self._tb.add_scalar("episode/return_mean_100", row["return_mean_100"], step)
             for k in ("lr", "grad_norm", *self.stat_keys):
                 if not math.isnan(row[k]):

@@ -1,4 +1,4 @@
-"""Networks: torso (mlp; cnn and lstm come later) -> heads.
+"""Networks: torso (MLP for vectors, the paper's CNN for images), optional LSTM core, heads.
 
 Policy and value share every non-output layer (paper, section 4). Initialisation is
 orthogonal (gain sqrt(2) in the torso, 0.01 on the policy head so the initial policy is
@@ -28,6 +28,19 @@ def obs_dim(space: gym.Space) -> int:
     return int(math.prod(space.shape))
 
 
+def is_image_space(space: gym.Space) -> bool:
+    """Box observations with 2 or 3 dimensions are images (the CNN's input)."""
+    return isinstance(space, gym.spaces.Box) and len(space.shape) in (2, 3)
+
+
+def obs_dtype(space: gym.Space) -> torch.dtype:
+    """How rollouts store an observation: images of bytes stay uint8 (4x less memory and
+    no conversion per step; the CNN scales them), everything else is float32."""
+    if is_image_space(space) and space.dtype == np.uint8:
+        return torch.uint8
+    return torch.float32
+
+
 def _init(layer: nn.Linear, gain: float) -> nn.Linear:
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.zeros_(layer.bias)
@@ -43,11 +56,53 @@ def mlp_torso(in_dim: int, hidden: list[int], activation: str) -> tuple[nn.Modul
     return nn.Sequential(*layers), d
 
 
+class AtariCNN(nn.Module):
+    """The paper's network body (from Mnih et al. 2013): conv 16 8x8 stride 4, conv 32 4x4
+    stride 2, fully connected 256, ReLU after each. Input: flat rows [N, C*H*W] of an image
+    observation (uint8 pixels are scaled to [0, 1]); [H, W, C] layouts are transposed."""
+
+    def __init__(self, shape: tuple[int, ...], scale: float, hidden: int = 256):
+        super().__init__()
+        if len(shape) == 2:
+            shape = (1, *shape)
+        self.channels_last = shape[-1] <= 4 < shape[0]        # [H, W, C] as images come from gym
+        c = shape[-1] if self.channels_last else shape[0]
+        self.shape = tuple(shape)
+        self.scale = scale
+        self.conv1 = _init(nn.Conv2d(c, 16, 8, stride=4), math.sqrt(2))
+        self.conv2 = _init(nn.Conv2d(16, 32, 4, stride=2), math.sqrt(2))
+        with torch.no_grad():
+            n = self._convs(torch.zeros(1, *self.shape)).shape[1]
+        self.fc = _init(nn.Linear(n, hidden), math.sqrt(2))
+
+    def _convs(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view(-1, *self.shape)
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2)
+        x = x.float()
+        if self.scale != 1.0:
+            x = x * self.scale
+        x = F.relu(self.conv1(x))
+        return F.relu(self.conv2(x)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.fc(self._convs(x)))
+
+
 def build_torso(obs_space: gym.Space, cfg: Config) -> tuple[nn.Module, int]:
-    """The MLP torso (also the one before the LSTM core of --net lstm): (module, feature size)."""
-    if isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) >= 3:
-        raise EnvError(f"image observations {obs_space.shape} need the CNN torso, which is not "
-                       f"available yet; supported: vector observations (mlp, lstm)")
+    """The torso (also the one before the LSTM core of --net lstm): (module, feature size).
+    Images get the paper's CNN, vectors the MLP (`--net mlp` / `--net cnn` force one)."""
+    image = is_image_space(obs_space)
+    if cfg.net == "cnn" and not image:
+        raise EnvError(f"net 'cnn' needs image observations (2-D or 3-D Box), got {obs_space}")
+    if image and cfg.net != "mlp":
+        shape = obs_space.shape
+        hw = shape[:2] if (len(shape) == 3 and shape[-1] <= 4 < shape[0]) else shape[-2:]
+        if min(hw) < 36:
+            raise EnvError(f"image observations {obs_space.shape} are too small for the paper's CNN "
+                           f"(8x8 stride 4 then 4x4 stride 2 need at least 36x36); use --net mlp")
+        scale = 1.0 / 255.0 if obs_space.dtype == np.uint8 else 1.0
+        return AtariCNN(tuple(obs_space.shape), scale), 256
     return mlp_torso(obs_dim(obs_space), list(cfg.hidden), cfg.activation)
 
 

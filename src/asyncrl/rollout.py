@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .models import obs_dim
+from .models import obs_dim, obs_dtype
 
 
 @dataclass
@@ -114,6 +114,12 @@ class ObsWriter:
     def __init__(self, space: gym.Space):
         self.discrete = isinstance(space, gym.spaces.Discrete)
         self.dim = obs_dim(space)
+        self.dtype = obs_dtype(space)       # torch dtype of the rows (uint8 for images of bytes)
+        self.np_dtype = torch.empty(0, dtype=self.dtype).numpy().dtype
+
+    def rows(self, *shape: int) -> torch.Tensor:
+        """A zeroed buffer of observation rows: shape + (dim,)."""
+        return torch.zeros(*shape, self.dim, dtype=self.dtype)
 
     def __call__(self, row: np.ndarray, obs) -> None:
         if self.discrete:
@@ -144,8 +150,7 @@ class EpisodeSegmentCollector:
         self._pending: int | None = None
         self._next_actions = torch.zeros(1, dtype=torch.int64)
         self.write_obs = ObsWriter(env.observation_space)
-        d = self.write_obs.dim
-        self.obs = torch.zeros(t_max + 1, 1, d)
+        self.obs = self.write_obs.rows(t_max + 1, 1)
         self.acts = ActionBuffer(env.action_space, t_max, 1)
         self.actions = self.acts.actions
         self.rewards = torch.zeros(t_max, 1)
@@ -160,6 +165,7 @@ class EpisodeSegmentCollector:
         self._trunc_np = self.truncated.numpy()
         self._seed = seed
         self._needs_reset = True
+        self._game_over = True      # False after a lost life that ended an episode for learning only
         self._last_t = 0
         self.ep_return = 0.0
         self.ep_length = 0
@@ -169,7 +175,8 @@ class EpisodeSegmentCollector:
         seed = self._seed if self.episodes_started == 0 else None
         obs, _ = self.env.reset(seed=seed)
         self.write_obs(self._obs_np[0, 0], obs)
-        self.ep_return, self.ep_length = 0.0, 0
+        if self._game_over:
+            self.ep_return, self.ep_length = 0.0, 0
         self.episodes_started += 1
         self._needs_reset = False
         self._pending = None
@@ -197,7 +204,7 @@ class EpisodeSegmentCollector:
                 act_np[t, 0] = pending          # chosen at the end of the last segment
             else:
                 act_np[t] = policy(obs_np[t])
-            o, r, term, trunc, _ = env.step(acts.for_env(act_np[t])[0] if continuous else int(act_np[t, 0]))
+            o, r, term, trunc, info = env.step(acts.for_env(act_np[t])[0] if continuous else int(act_np[t, 0]))
             self._rew_np[t, 0] = r
             self._term_np[t, 0] = term
             self._trunc_np[t, 0] = trunc
@@ -206,7 +213,10 @@ class EpisodeSegmentCollector:
             self.ep_length += 1
             t += 1
             if term or trunc:
-                finished = (self.ep_return, self.ep_length)
+                # a lost life that ends the episode for learning only: the game's score goes on
+                self._game_over = not info.get("life_loss", False)
+                if self._game_over:
+                    finished = (self.ep_return, self.ep_length)
                 self._needs_reset = True
                 break
         self._last_t = t
@@ -240,15 +250,14 @@ class VectorSegmentCollector:
         self.t_max = t_max
         self.next_action = next_action
         self.write_obs = ObsWriter(venv.single_observation_space)
-        d = self.write_obs.dim
-        self.obs = torch.zeros(t_max + 1, B, d)
+        self.obs = self.write_obs.rows(t_max + 1, B)
         self.acts = ActionBuffer(venv.single_action_space, t_max, B)
         self.actions = self.acts.actions
         self.starts = torch.zeros(t_max + 1, B, dtype=torch.bool)
         self.rewards = torch.zeros(t_max, B)
         self.terminated = torch.zeros(t_max, B, dtype=torch.bool)
         self.truncated = torch.zeros(t_max, B, dtype=torch.bool)
-        self.final_obs = torch.zeros(t_max * B, d)
+        self.final_obs = self.write_obs.rows(t_max * B)
         self.final_idx = torch.zeros(t_max * B, 2, dtype=torch.int64)
         self.final_next_actions = torch.zeros(t_max * B, dtype=torch.int64)
         self.next_actions = torch.zeros(B, dtype=torch.int64)
@@ -297,10 +306,14 @@ class VectorSegmentCollector:
             starts[t + 1] = done                      # obs[t+1] begins the env's next episode
             if done.any():
                 _reset_state(policy, done)
-                for b in np.flatnonzero(done):
+                over = done
+                lost = info.get("final_info", {}).get("life_loss")
+                if lost is not None:      # lives lost that end episodes for learning only
+                    over = done & ~(lost & info["final_info"]["_life_loss"])
+                for b in np.flatnonzero(over):
                     finished.append((t, int(b), float(self.ep_return[b]), int(self.ep_length[b])))
-                self.ep_return[done] = 0.0
-                self.ep_length[done] = 0
+                self.ep_return[over] = 0.0
+                self.ep_length[over] = 0
                 cut = np.flatnonzero(trunc & ~term)   # bootstrapped: needs the true final obs
                 if cut.size:
                     k = self._record_finals(policy, info, t, cut, k)

@@ -71,7 +71,7 @@ def test_eval_checkpoint_file_and_stochastic(trained_run):
     run_dir, _ = trained_run
     p = run_cli("eval", os.path.join(run_dir, "checkpoints", "final.pt"), "--episodes", "2", "--stochastic")
     assert p.returncode == 0, p.stderr
-    assert "stochastic mean return" in p.stdout
+    assert "(stochastic): mean return" in p.stdout
 
 
 def test_plot(trained_run, tmp_path):

@@ -22,6 +22,7 @@ import torch
 from ..algos import make_algorithm
 from ..config import Config
 from ..envs import EnvFactory
+from ..errors import EnvError
 from ..flat import bind_params_
 from ..learner import Learner
 from ..optim import FlatOptimizer
@@ -69,9 +70,13 @@ def env_step_seconds(factory: EnvFactory, seed: int, steps: int = 64, budget_s: 
 
 def choose_vec_env(cfg: Config, factory: EnvFactory) -> str:
     """inline or subprocess: subprocesses pay off only for envs slower than a pipe round trip
-    and when there is more than one core to run them on."""
+    and when there is more than one core to run them on. Atari games: ale-py's native vector
+    env (threads, no pipes), unless lost lives end episodes, which it cannot do for learning
+    only."""
     if cfg.vec_env != "auto":
         return cfg.vec_env
+    if factory.atari is not None and not factory.atari.life_loss_terminal:
+        return "ale"
     if cfg.workers < 2 or (os.cpu_count() or 1) < 2:
         return "inline"
     return "subprocess" if env_step_seconds(factory, cfg.seed) > SUBPROCESS_STEP_S else "inline"
@@ -81,6 +86,12 @@ def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = 
     """n copies of the env, reset within the step that ends an episode (SAME_STEP autoreset:
     the true final observation is in info['final_obs'])."""
     same_step = gym.vector.AutoresetMode.SAME_STEP
+    if mode == "ale":
+        from ..atari import make_ale_vector_env
+
+        if factory.atari is None:
+            raise EnvError(f"vec-env 'ale' steps Atari games only, not {factory.name!r}")
+        return make_ale_vector_env(factory.env_id, factory.atari, n, num_threads=min(n, os.cpu_count() or 1))
     if mode == "inline":
         return gym.vector.SyncVectorEnv([factory] * n, copy=False, autoreset_mode=same_step)
     with _single_threaded_children():

@@ -1,0 +1,226 @@
+"""Atari 2600 games through ale-py, with the paper's preprocessing.
+
+Any Gymnasium id served by ale-py (`ALE/Pong-v5`, `PongNoFrameskip-v4`, ...) is built as:
+
+    the ALE game, frameskip 1, sticky actions off (config: sticky_actions)
+    -> up to 30 random no-ops at every reset                      (noop_max)
+    -> action repeat 4, observation = max of the last 2 frames     (frame_skip)
+    -> 84x84 grayscale                                             (screen_size)
+    -> optionally: a lost life ends the episode for learning       (life_loss_terminal)
+    -> FIRE after a reset in games that wait for it
+    -> the last 4 frames stacked: uint8 [4, 84, 84]                (frame_stack)
+
+The id's own frame skipping and sticky actions are replaced by these. Rewards are not
+clipped here: the learner clips them (config: clip_rewards) so that what is logged and
+evaluated is the game's true score. ROMs ship with ale-py; nothing is downloaded.
+
+`human_normalized(game, score)` uses the random and human reference scores below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from .errors import EnvError
+
+ALE_ENTRY_POINT = "ale_py.env:AtariEnv"
+
+#: (random, human) scores per game. Source: Mnih et al. (2015), "Human-level control
+#: through deep reinforcement learning", Nature 518, Extended Data Table 2 (random play
+#: and the professional human tester); the same values normalise no-op-start results in
+#: van Hasselt et al. (2016) and Wang et al. (2016). Human-normalised score =
+#: (score - random) / (human - random); 1.0 is human level.
+REFERENCE_SCORES: dict[str, tuple[float, float]] = {
+    "asterix": (210.0, 8503.0),
+    "beam_rider": (363.9, 5775.0),
+    "boxing": (0.1, 4.3),
+    "breakout": (1.7, 31.8),
+    "enduro": (0.0, 309.6),
+    "ms_pacman": (307.3, 15693.0),
+    "pong": (-20.7, 9.3),
+    "qbert": (163.9, 13455.0),
+    "seaquest": (68.4, 20182.0),
+    "space_invaders": (148.0, 1652.0),
+}
+REFERENCE_SOURCE = "Mnih et al. 2015 (Nature), Extended Data Table 2"
+
+_registered = False
+
+
+def _register() -> bool:
+    """Register ale-py's ids with Gymnasium (Gymnasium 1.x needs it); False without ale-py."""
+    global _registered
+    if not _registered:
+        try:
+            import ale_py
+        except ImportError:
+            return False
+        gym.register_envs(ale_py)
+        _registered = True
+    return True
+
+
+def _looks_atari(env_id: str) -> bool:
+    return env_id.startswith("ALE/") or "NoFrameskip" in env_id
+
+
+def is_atari_id(env_id: str) -> bool:
+    """True for a Gymnasium id that ale-py serves (ALE/Pong-v5, PongNoFrameskip-v4, Pong-v4...)."""
+    if not isinstance(env_id, str) or not env_id or ":" in env_id:
+        return False
+    if not _register():
+        return _looks_atari(env_id)
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        return False
+    return spec.entry_point == ALE_ENTRY_POINT
+
+
+def game_of(env_id: str) -> str:
+    """The ALE game an id plays, e.g. 'pong' for ALE/Pong-v5 and PongNoFrameskip-v4."""
+    _require_ale(env_id)
+    return str(gym.spec(env_id).kwargs["game"])
+
+
+def human_normalized(game: str, score: float) -> float | None:
+    """(score - random) / (human - random) for a game in REFERENCE_SCORES, else None."""
+    ref = REFERENCE_SCORES.get(game)
+    if ref is None:
+        return None
+    random, human = ref
+    return (float(score) - random) / (human - random)
+
+
+def _require_ale(env_id: str) -> None:
+    if not _register():
+        raise EnvError(f"environment {env_id!r} is an Atari game, which needs ale-py and opencv: "
+                       f"pip install 'asyncrl[atari]'")
+
+
+@dataclass(frozen=True)
+class AtariOptions:
+    """The preprocessing of an Atari environment (config fields of the same names)."""
+
+    noop_max: int = 30
+    frame_skip: int = 4
+    frame_stack: int = 4
+    screen_size: int = 84
+    sticky_actions: float = 0.0
+    life_loss_terminal: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "AtariOptions":
+        return cls(cfg.noop_max, cfg.frame_skip, cfg.frame_stack, cfg.screen_size, cfg.sticky_actions,
+                   cfg.life_loss_terminal)
+
+    def for_evaluation(self) -> "AtariOptions":
+        """Evaluation plays whole games: a lost life never ends the episode there."""
+        return AtariOptions(self.noop_max, self.frame_skip, self.frame_stack, self.screen_size,
+                            self.sticky_actions, False)
+
+
+class FireOnReset(gym.Wrapper):
+    """Press FIRE after every reset, for games that wait for it (Breakout, Pong, ...)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        meanings = env.unwrapped.get_action_meanings()
+        self.fire = meanings.index("FIRE")
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        obs, _, term, trunc, info = self.env.step(self.fire)
+        if term or trunc:                       # vanishingly rare: start again
+            obs, info = self.env.reset()
+        return obs, info
+
+
+class LifeLossTerminal(gym.Wrapper):
+    """A lost life is `terminated` (learning does not bootstrap across it) while the game
+    goes on: the next reset() only takes a no-op step unless the game is really over. Such
+    steps carry info['life_loss'] = True, so collectors keep adding to the game's score
+    instead of logging an episode."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.ale = env.unwrapped.ale
+        self.lives = 0
+        self.game_over = True
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        self.game_over = term or trunc
+        lives = self.ale.lives()
+        if not self.game_over and lives < self.lives:
+            term = True
+            info = {**info, "life_loss": True}
+        self.lives = lives
+        return obs, r, term, trunc, info
+
+    def reset(self, **kwargs):
+        if self.game_over:
+            obs, info = self.env.reset(**kwargs)
+        else:
+            obs, _, term, trunc, info = self.env.step(0)
+            if term or trunc:
+                obs, info = self.env.reset(**kwargs)
+        self.game_over = False
+        self.lives = self.ale.lives()
+        return obs, info
+
+
+def make_atari(env_id: str, opts: AtariOptions, **make_kwargs: Any) -> gym.Env:
+    """The Atari env of `env_id` with the paper's preprocessing (module docstring)."""
+    _require_ale(env_id)
+    try:
+        import cv2  # noqa: F401  (AtariPreprocessing resizes with OpenCV)
+    except ImportError:
+        raise EnvError(f"environment {env_id!r}: Atari preprocessing needs OpenCV: "
+                       f"pip install 'asyncrl[atari]'") from None
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+
+    env = gym.make(env_id, frameskip=1, repeat_action_probability=opts.sticky_actions, **make_kwargs)
+    env = AtariPreprocessing(env, noop_max=opts.noop_max, frame_skip=opts.frame_skip,
+                             screen_size=opts.screen_size, terminal_on_life_loss=False,
+                             grayscale_obs=True, scale_obs=False)
+    if opts.life_loss_terminal:
+        env = LifeLossTerminal(env)
+    if "FIRE" in env.unwrapped.get_action_meanings():
+        env = FireOnReset(env)
+    return FrameStackObservation(env, opts.frame_stack)
+
+
+def make_ale_vector_env(env_id: str, opts: AtariOptions, num_envs: int, num_threads: int):
+    """ale-py's C++ vector env (EnvPool's design: preprocessing and stepping in native
+    threads) with the same preprocessing as make_atari; SAME_STEP autoreset."""
+    _require_ale(env_id)
+    from ale_py.vector_env import AtariVectorEnv
+
+    if opts.life_loss_terminal:
+        raise EnvError("vec-env 'ale' cannot end episodes on a lost life for learning only; use "
+                       "--vec-env subprocess or inline with --life-loss-terminal")
+    return AtariVectorEnv(game_of(env_id), num_envs, num_threads=num_threads,
+                          repeat_action_probability=opts.sticky_actions, autoreset_mode="SameStep",
+                          img_height=opts.screen_size, img_width=opts.screen_size, grayscale=True,
+                          stack_num=opts.frame_stack, frameskip=opts.frame_skip, maxpool=True,
+                          noop_max=opts.noop_max, episodic_life=False, reward_clipping=False,
+                          use_fire_reset=True)
+
+
+def random_actions_throughput(env: gym.Env, steps: int, seed: int = 0) -> float:
+    """Agent steps per second of `env` under uniformly random actions (benchmarks' limit)."""
+    import time
+
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    n = env.action_space.n
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(int(rng.integers(n)))
+        if term or trunc:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
