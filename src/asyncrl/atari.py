@@ -173,17 +173,154 @@ class LifeLossTerminal(gym.Wrapper):
         return obs, info
 
 
-def make_atari(env_id: str, opts: AtariOptions, **make_kwargs: Any) -> gym.Env:
-    """The Atari env of `env_id` with the paper's preprocessing (module docstring)."""
+def _base_env(env_id: str, opts: AtariOptions, **make_kwargs: Any) -> gym.Env:
     _require_ale(env_id)
     try:
-        import cv2  # noqa: F401  (AtariPreprocessing resizes with OpenCV)
+        import cv2  # noqa: F401  (frames are resized with OpenCV)
     except ImportError:
         raise EnvError(f"environment {env_id!r}: Atari preprocessing needs OpenCV: "
                        f"pip install 'asyncrl[atari]'") from None
+    return gym.make(env_id, frameskip=1, repeat_action_probability=opts.sticky_actions, **make_kwargs)
+
+
+class AtariPreprocessed(gym.Env):
+    """The whole preprocessing chain of `make_atari_reference` in one loop on the ALE's own
+    interface: per agent step, `frame_skip` calls of ale.act and two grayscale screen grabs
+    into preallocated buffers, one max, one OpenCV resize written into a ring buffer of the
+    stack. The reference chain's Python layers cost a wrapper call, an RGB screen copy and
+    an info dict per emulator frame, and a fresh stack per agent step; this returns exactly
+    the same observations, rewards and flags (tests/unit/test_atari.py), 1.3-1.4x faster here.
+
+    The observation returned is a copy (28 KB), safe to keep across steps."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, env_id: str, opts: AtariOptions, **make_kwargs: Any):
+        import cv2
+
+        self._cv2 = cv2
+        self._outer = _base_env(env_id, opts, **make_kwargs)
+        self.base = self._outer.unwrapped
+        self.ale = self.base.ale
+        self.spec = self._outer.spec
+        self.render_mode = self.base.render_mode
+        self.opts = opts
+        self._actions = list(self.base._action_set)
+        self.action_space = self.base.action_space
+        meanings = self.base.get_action_meanings()
+        if opts.noop_max > 0 and meanings[0] != "NOOP":
+            raise EnvError(f"environment {env_id!r}: no-op starts need action 0 to be NOOP")
+        self._fire = meanings.index("FIRE") if "FIRE" in meanings else None
+        h, w = self.ale.getScreenDims()
+        self._screens = np.zeros((2, h, w), np.uint8)
+        k, s = opts.frame_stack, opts.screen_size
+        self._ring = np.zeros((2 * k, s, s), np.uint8)   # each frame twice: the last k are contiguous
+        self._j = 0
+        self.observation_space = gym.spaces.Box(0, 255, (k, s, s), np.uint8)
+        self.lives = 0
+        self.game_over = True
+
+    @property
+    def np_random(self):
+        return self.base.np_random
+
+    def _frame(self) -> None:
+        """Push max(last two screens), resized, onto the stack."""
+        a, b = self._screens
+        if self.opts.frame_skip > 1:
+            np.maximum(a, b, out=a)
+        k, j = self.opts.frame_stack, (self._j + 1) % self.opts.frame_stack
+        s = self.opts.screen_size
+        self._ring[j] = self._cv2.resize(a, (s, s), interpolation=self._cv2.INTER_AREA)
+        self._ring[j + k] = self._ring[j]
+        self._j = j
+
+    def _stack(self) -> np.ndarray:
+        j, k = self._j, self.opts.frame_stack
+        return self._ring[j + 1:j + 1 + k].copy()
+
+    def _skip_step(self, action: int) -> tuple[float, bool, bool]:
+        """One agent step: repeat the action, grab the last two screens; (reward, term, trunc)."""
+        ale, a, skip = self.ale, self._actions[action], self.opts.frame_skip
+        reward, term, trunc = 0.0, False, False
+        for t in range(skip):
+            reward += ale.act(a, 1.0)
+            term = ale.game_over(with_truncation=False)
+            trunc = ale.game_truncated()
+            if term or trunc:
+                break
+            if t == skip - 2:
+                ale.getScreenGrayscale(self._screens[1])
+            elif t == skip - 1:
+                ale.getScreenGrayscale(self._screens[0])
+        self._frame()
+        return reward, term, trunc
+
+    def step(self, action):
+        reward, term, trunc = self._skip_step(int(action))
+        info: dict = {}
+        if self.opts.life_loss_terminal:
+            self.game_over = term or trunc
+            lives = self.ale.lives()
+            if not self.game_over and lives < self.lives:
+                term = True
+                info = {"life_loss": True}
+            self.lives = lives
+        return self._stack(), reward, term, trunc, info
+
+    def _new_game(self, seed, options) -> None:
+        """Reset, then up to noop_max no-ops (AtariPreprocessing's reset)."""
+        self.base.reset(seed=seed, options=options)
+        ale = self.ale
+        noops = int(self.base.np_random.integers(1, self.opts.noop_max + 1)) if self.opts.noop_max > 0 else 0
+        for _ in range(noops):
+            ale.act(self._actions[0], 1.0)
+            if ale.game_over(with_truncation=False) or ale.game_truncated():
+                self.base.reset(seed=seed, options=options)
+        ale.getScreenGrayscale(self._screens[0])
+        self._screens[1].fill(0)
+        self._frame()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if self.opts.life_loss_terminal and not self.game_over:
+            _, term, trunc = self._skip_step(0)          # a life was lost: the game goes on
+            if term or trunc:
+                self._new_game(seed, options)
+        else:
+            self._new_game(seed, options)
+        if self.opts.life_loss_terminal:
+            self.game_over = False
+            self.lives = self.ale.lives()
+        if self._fire is not None:
+            _, term, trunc = self._skip_step(self._fire)
+            if term or trunc:                               # vanishingly rare: start again
+                self._new_game(None, None)
+        k = self.opts.frame_stack
+        self._ring[:] = self._ring[self._j]                 # the stack starts as k copies
+        return self._stack(), {}
+
+    def get_action_meanings(self) -> list[str]:
+        return self.base.get_action_meanings()
+
+    def render(self):
+        return self.base.render()
+
+    def close(self) -> None:
+        self._outer.close()
+
+
+def make_atari(env_id: str, opts: AtariOptions, **make_kwargs: Any) -> gym.Env:
+    """The Atari env of `env_id` with the paper's preprocessing (module docstring)."""
+    return AtariPreprocessed(env_id, opts, **make_kwargs)
+
+
+def make_atari_reference(env_id: str, opts: AtariOptions, **make_kwargs: Any) -> gym.Env:
+    """The same preprocessing from Gymnasium's wrappers (AtariPreprocessing, FrameStack-
+    Observation) plus ours (LifeLossTerminal, FireOnReset): slower, kept as the reference
+    that AtariPreprocessed is tested against."""
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
-    env = gym.make(env_id, frameskip=1, repeat_action_probability=opts.sticky_actions, **make_kwargs)
+    env = _base_env(env_id, opts, **make_kwargs)
     env = AtariPreprocessing(env, noop_max=opts.noop_max, frame_skip=opts.frame_skip,
                              screen_size=opts.screen_size, terminal_on_life_loss=False,
                              grayscale_obs=True, scale_obs=False)
