@@ -15,7 +15,7 @@ def read_episodes(run_dir: str) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{run_dir!r} is not a run folder (no episodes.csv)")
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    cols = ("step", "wall_time", "return", "length")
+    cols = ("step", "wall_time", "return", "length") + (("frames",) if rows and "frames" in rows[0] else ())
     data = {c: np.array([float(r[c]) for r in rows], dtype=np.float64) for c in cols}
     order = np.argsort(data["step"], kind="stable")
     return {c: v[order] for c, v in data.items()}
@@ -38,14 +38,17 @@ def plot_runs(runs: list[str], out: str, window: int = 100) -> str:
     import matplotlib.pyplot as plt
 
     fig, (ax_s, ax_t) = plt.subplots(1, 2, figsize=(12, 4.5))
+    frames = True
     for run in runs:
         d = read_episodes(run)
+        frames = frames and "frames" in d          # Atari: x in emulator frames
         label = os.path.basename(os.path.normpath(run))
         ma = moving_average(d["return"], window)
-        for ax, x in ((ax_s, d["step"]), (ax_t, d["wall_time"])):
+        for ax, x in ((ax_s, d["frames"] if "frames" in d else d["step"]), (ax_t, d["wall_time"])):
             line, = ax.plot(x, ma, label=label)
             ax.scatter(x, d["return"], s=2, alpha=0.15, color=line.get_color())
-    ax_s.set_xlabel("environment steps (all workers)")
+    ax_s.set_xlabel("emulator frames (all workers; agent steps x action repeat)" if frames
+                    else "environment steps (all workers)")
     ax_t.set_xlabel("wall time (s)")
     for ax in (ax_s, ax_t):
         ax.set_ylabel(f"episode return (dots) and mean of last {window}")

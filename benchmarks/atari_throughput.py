@@ -1,0 +1,177 @@
+"""Atari throughput on Pong with the paper's CNN, in one run on this machine. Prints one JSON
+object (and writes it with --out).
+
+  (a) the environment alone: the same preprocessing (asyncrl.atari.make_atari), uniformly
+      random actions, one process per core: the limit any learner can reach
+      (also: Gymnasium's AtariPreprocessing + FrameStackObservation chain, for reference)
+  (b) asyncrl A3C, hogwild, 2 workers, --preset atari (t_max 5, shared RMSProp)
+  (c) asyncrl A2C, sync executor, 16 environments (ale-py's vector env), --preset atari
+  (d) Stable-Baselines3 A2C, 16 environments in one process (DummyVecEnv) on the same
+      preprocessed env, n_steps 5: with its default CnnPolicy (NatureCNN) and with the
+      paper's CNN as its features extractor (the like-for-like peer of (c))
+
+Emulator frames/s = agent steps/s x 4 (action repeat). The learners' figures are steady
+state: measured from their first logged second to their last (start-up excluded; asyncrl
+from metrics.csv rows, SB3 from a callback after its first rollout), with learning on.
+
+    python benchmarks/atari_throughput.py [--steps 40000] [--env-steps 20000] [--skip-sb3]
+
+Do not run anything else on the machine meanwhile: these are wall-clock timings.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import header  # noqa: E402
+
+ENV = "ALE/Pong-v5"
+FRAMES = 4
+# PFRL 0.4 A3C (paper CNN, t_max 5, 2 processes) and the environment alone, measured on this
+# machine before the Atari work (issue 6); not re-measured by this script
+PFRL_A3C_FRAMES_PER_S = (2600, 2700)
+
+
+def _env_alone(args: tuple[str, int, int]) -> float:
+    import torch
+
+    torch.set_num_threads(1)
+    kind, steps, seed = args
+    from asyncrl.atari import AtariOptions, make_atari, make_atari_reference, random_actions_throughput
+
+    make = make_atari if kind == "asyncrl" else make_atari_reference
+    env = make(ENV, AtariOptions())
+    try:
+        return random_actions_throughput(env, steps, seed)
+    finally:
+        env.close()
+
+
+def env_alone(kind: str, steps: int, procs: int) -> dict:
+    with mp.get_context("spawn").Pool(procs) as pool:
+        rates = pool.map(_env_alone, [(kind, steps, i) for i in range(procs)])
+    total = sum(rates)
+    return {"processes": procs, "steps_per_s": round(total), "frames_per_s": round(total * FRAMES),
+            "per_process_steps_per_s": [round(r) for r in rates]}
+
+
+def steady_rate(metrics_csv: str) -> tuple[float, int]:
+    """Agent steps/s between the first and the last metrics.csv rows."""
+    with open(metrics_csv) as fh:
+        rows = list(csv.DictReader(fh))
+    first, last = rows[0], rows[-1]
+    return ((int(last["step"]) - int(first["step"])) / (float(last["wall_time"]) - float(first["wall_time"])),
+            len(rows))
+
+
+def run_asyncrl(algo: str, steps: int, workers: int, **overrides) -> dict:
+    from asyncrl.api import AGENTS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        agent = AGENTS[algo](ENV, workers=workers, run_dir=os.path.join(tmp, "run"), preset="atari",
+                             steps=steps, eval_episodes=0, log_interval=1.0, seed=0, **overrides)
+        agent.learn()
+        total = time.perf_counter() - t0
+        rate, rows = steady_rate(os.path.join(tmp, "run", "metrics.csv"))
+        resolved = dict(getattr(agent, "resolved", {}))
+    return {"algo": algo, "workers": workers, "steps": agent.global_step, "seconds_total": round(total, 1),
+            "steps_per_s": round(rate), "frames_per_s": round(rate * FRAMES),
+            "frames_per_s_with_startup": round(agent.global_step * FRAMES / total),
+            "metrics_rows": rows, **resolved, **overrides}
+
+
+def run_sb3(steps: int, n_envs: int, paper_cnn: bool) -> dict:
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import A2C
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from asyncrl.atari import AtariOptions, make_atari
+
+    class PaperCNN(BaseFeaturesExtractor):
+        """The paper's network body, as SB3 features (same layers as asyncrl's AtariCNN)."""
+
+        def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 256):
+            super().__init__(observation_space, features_dim)
+            c = observation_space.shape[0]
+            self.net = torch.nn.Sequential(
+                torch.nn.Conv2d(c, 16, 8, stride=4), torch.nn.ReLU(),
+                torch.nn.Conv2d(16, 32, 4, stride=2), torch.nn.ReLU(), torch.nn.Flatten(),
+                torch.nn.Linear(32 * 9 * 9, features_dim), torch.nn.ReLU())
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return self.net(obs)
+
+    class Clock(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.t = self.step = None
+
+        def _on_rollout_end(self) -> None:
+            if self.t is None:                     # start the clock after the first rollout
+                self.t, self.step = time.perf_counter(), self.num_timesteps
+
+        def _on_step(self) -> bool:
+            return True
+
+    venv = DummyVecEnv([lambda: make_atari(ENV, AtariOptions())] * n_envs)
+    kwargs = {"policy_kwargs": {"features_extractor_class": PaperCNN}} if paper_cnn else {}
+    # SB3's Atari A2C (RL-Zoo): RMSprop eps 1e-5, n_steps 5, vf_coef 0.25, ent_coef 0.01
+    model = A2C("CnnPolicy", venv, n_steps=5, ent_coef=0.01, vf_coef=0.25, seed=0, device="cpu", **kwargs)
+    clock = Clock()
+    t0 = time.perf_counter()
+    model.learn(steps, callback=clock)
+    end = time.perf_counter()
+    rate = (model.num_timesteps - clock.step) / (end - clock.t)
+    venv.close()
+    return {"policy": "paper CNN" if paper_cnn else "CnnPolicy (NatureCNN)", "envs": n_envs,
+            "steps": model.num_timesteps, "seconds_total": round(end - t0, 1), "steps_per_s": round(rate),
+            "frames_per_s": round(rate * FRAMES), "torch_threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=40_000, help="agent steps per learner run")
+    ap.add_argument("--env-steps", type=int, default=20_000, help="agent steps per env-alone process")
+    ap.add_argument("--workers", type=int, default=2, help="hogwild workers / env-alone processes")
+    ap.add_argument("--skip-sb3", action="store_true")
+    ap.add_argument("--out", default=None, help="also write the JSON here")
+    args = ap.parse_args()
+
+    res = header("atari_throughput")
+    res.update(env=ENV, frames_per_agent_step=FRAMES)
+    res["a_env_alone"] = env_alone("asyncrl", args.env_steps, args.workers)
+    res["a_env_alone_gymnasium_wrappers"] = env_alone("reference", args.env_steps, args.workers)
+    res["b_asyncrl_a3c_hogwild"] = run_asyncrl("a3c", args.steps, args.workers)
+    res["c_asyncrl_a2c_sync"] = run_asyncrl("a2c", args.steps, 16)
+    if not args.skip_sb3:
+        res["d_sb3_a2c_naturecnn"] = run_sb3(args.steps, 16, paper_cnn=False)
+        res["d_sb3_a2c_paper_cnn"] = run_sb3(args.steps, 16, paper_cnn=True)
+    limit = res["a_env_alone"]["frames_per_s"]
+    a3c, a2c = res["b_asyncrl_a3c_hogwild"]["frames_per_s"], res["c_asyncrl_a2c_sync"]["frames_per_s"]
+    ratios = {"a3c_over_env_alone": round(a3c / limit, 3), "a2c_over_env_alone": round(a2c / limit, 3),
+              "a3c_over_pfrl_a3c": [round(a3c / p, 2) for p in PFRL_A3C_FRAMES_PER_S[::-1]],
+              "pfrl_a3c_frames_per_s_measured_before": list(PFRL_A3C_FRAMES_PER_S)}
+    if not args.skip_sb3:
+        ratios["a2c_over_sb3_paper_cnn"] = round(a2c / res["d_sb3_a2c_paper_cnn"]["frames_per_s"], 2)
+        ratios["a2c_over_sb3_naturecnn"] = round(a2c / res["d_sb3_a2c_naturecnn"]["frames_per_s"], 2)
+    res["ratios"] = ratios
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
