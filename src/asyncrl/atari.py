@@ -58,6 +58,8 @@ def _register() -> bool:
             import ale_py
         except ImportError:
             return False
+        # the emulator's banner and warnings would break the CLI's one-line errors
+        ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
         gym.register_envs(ale_py)
         _registered = True
     return True

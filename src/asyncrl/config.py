@@ -239,6 +239,9 @@ class Config:
         if self.vec_env == "ale" and not is_atari_id(self.env):
             p.append(f"vec-env 'ale' steps Atari games only (ALE/Pong-v5, PongNoFrameskip-v4, ...), "
                      f"not {self.env!r}")
+        elif self.vec_env == "ale" and self.life_loss_terminal:
+            p.append("vec-env 'ale' cannot end episodes on a lost life for learning only; use "
+                     "--vec-env inline or subprocess with --life-loss-terminal")
         if self.eval_episodes < 0:
             p.append(f"eval-episodes must be >= 0, got {self.eval_episodes}")
         return p
