@@ -71,19 +71,37 @@ class AtariCNN(nn.Module):
         self.scale = scale
         self.conv1 = _init(nn.Conv2d(c, 16, 8, stride=4), math.sqrt(2))
         self.conv2 = _init(nn.Conv2d(16, 32, 4, stride=2), math.sqrt(2))
+        self._floats: dict = {}       # scratch for byte -> float input, one per input shape
         with torch.no_grad():
             n = self._convs(torch.zeros(1, *self.shape)).shape[1]
         self.fc = _init(nn.Linear(n, hidden), math.sqrt(2))
+
+    def _float_input(self, x: torch.Tensor) -> torch.Tensor:
+        """x as float32 (pixel values unscaled: the 1/255 is folded into conv1's weights).
+        Bytes are converted into a scratch tensor kept per shape: a fresh 10 MB tensor per
+        learner batch cost 4x the copy itself in page faults. Reusing it is safe: autograd
+        refuses a backward whose saved input was overwritten (it never is by the learners:
+        one forward per input shape before each backward)."""
+        if x.dtype == torch.float32:
+            return x
+        buf = self._floats.get(x.shape)
+        if buf is None or buf.device != x.device:
+            buf = self._floats[x.shape] = torch.empty(x.shape, device=x.device)
+        return buf.copy_(x)
 
     def _convs(self, x: torch.Tensor) -> torch.Tensor:
         x = x.view(-1, *self.shape)
         if self.channels_last:
             x = x.permute(0, 3, 1, 2)
-        x = x.float()
-        if self.scale != 1.0:
-            x = x * self.scale
-        x = F.relu(self.conv1(x))
+        x = self._float_input(x)
+        w = self.conv1.weight if self.scale == 1.0 else self.conv1.weight * self.scale
+        x = F.relu(F.conv2d(x, w, self.conv1.bias, stride=self.conv1.stride))
         return F.relu(self.conv2(x)).flatten(1)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_floats"] = {}
+        return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.fc(self._convs(x)))
