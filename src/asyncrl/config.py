@@ -85,8 +85,9 @@ class Config:
                              "available); hogwild runs on cpu", choices=DEVICES)
     vec_env: str = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv), "
                               "in subprocesses (AsyncVectorEnv), or, for Atari, in ale-py's C++ "
-                              "vector env (threads); auto: ale for Atari, subprocesses for envs "
-                              "slower than ~0.2 ms a step when there are cores to spare", choices=VEC_ENVS)
+                              "vector env (threads; its resets differ slightly); auto: inline for "
+                              "Atari, subprocesses for envs slower than ~0.2 ms a step when there "
+                              "are cores to spare", choices=VEC_ENVS)
     clip_rewards: str = _f("auto", "clip rewards to [-1, 1] for learning (the logged and evaluated "
                                    "score stays the raw one); auto: yes for Atari, no otherwise",
                            choices=CLIP_REWARDS)

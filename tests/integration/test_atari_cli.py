@@ -130,11 +130,11 @@ def test_load_and_act_on_a_pong_observation(pong_run):
 
 
 @pytest.mark.slow          # ~6 s each here (a training run of its own)
-@pytest.mark.parametrize("vec_env,resolved,steps", [(None, "ale", 2000), ("subprocess", "subprocess", 1000)])
+@pytest.mark.parametrize("vec_env,resolved,steps", [(None, "inline", 2000), ("ale", "ale", 1000)])
 def test_a2c_on_pong(vec_env, resolved, steps, tmp_path):
-    """Sync A2C on Pong with 4 environments: vec-env auto resolves to ale-py's vector env
-    (config.yaml records it), --vec-env subprocess works too; the step counter lands on the
-    target, frames = 4 x steps."""
+    """Sync A2C on Pong with 4 environments: vec-env auto resolves to inline (the same
+    AtariPreprocessed envs as hogwild; config.yaml records it), --vec-env ale works too; the
+    step counter lands on the target, frames = 4 x steps."""
     run_dir = str(tmp_path / "run")
     extra = ["--vec-env", vec_env] if vec_env else []
     p = run_cli("train", "a2c", "--env", PONG, "--steps", str(steps), "--workers", "4", "--eval-episodes", "0",
