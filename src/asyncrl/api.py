@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import sys
 import time
 from typing import Any, Callable, ClassVar
 
@@ -18,7 +20,8 @@ import numpy as np
 import torch
 
 from .algos import make_algorithm
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import (load_checkpoint, nonfinite_parts, prune_step_checkpoints, save_checkpoint,
+                         step_checkpoints)
 from .config import DEFAULT_SYNC_ENVS, Config
 from .envs import EnvFactory, probe_spaces, space_from_dict, space_to_dict
 from .errors import CheckpointError, ConfigError, EnvError
@@ -67,6 +70,8 @@ class Agent:
         self.global_step = 0
         self.wall_time = 0.0
         self.schedule = (0, cfg.steps)
+        self.best_return = float("nan")   # the run's measure at its best checkpoint (best.pt)
+        self.worker_restarts = 0          # worker processes replaced during the last learn()/resume()
         self.last_eval: dict | None = None
         self._write_obs = ObsWriter(obs_space)
         self._obs_buf = np.zeros((1, self._write_obs.dim), np.float32)
@@ -125,13 +130,12 @@ class Agent:
             if executor.step is not None:     # also when it failed: the step of the parameters
                 self.global_step = executor.step
             self.wall_time = time.time() - time_origin
-            if cfg.run_dir:  # nothing already learned is lost, whatever happened
-                self.save(os.path.join(cfg.run_dir, "checkpoints", "latest.pt"))
+            self.worker_restarts = getattr(executor, "restarts", 0)
+            interrupted = getattr(executor, "interrupted", False)
+            # nothing already learned is lost, whatever happened (final.pt only for a finished run)
+            self._checkpoint_run(final=not failed and not interrupted)
             if failed:
                 logger.close()
-        interrupted = getattr(executor, "interrupted", False)
-        if not interrupted and cfg.run_dir:
-            self.save(os.path.join(cfg.run_dir, "checkpoints", "final.pt"))
         if not interrupted and cfg.eval_episodes > 0:
             self.last_eval = self.evaluate(cfg.eval_episodes)
             logger.scalar("eval/mean_return", self.last_eval["mean_return"], self.global_step)
@@ -145,8 +149,40 @@ class Agent:
 
     def _periodic_checkpoint(self, step: int) -> None:
         self.global_step = step
-        if self.config.run_dir:
-            self.save(os.path.join(self.config.run_dir, "checkpoints", "latest.pt"))
+        self._checkpoint_run()
+
+    def _checkpoint_run(self, final: bool = False) -> str | None:
+        """Checkpoint the run folder: latest.pt; also step-<N>.pt (the newest
+        `keep_checkpoints` kept), best.pt when the mean return of the last 100 training
+        episodes is the best so far, and final.pt at the end. One file is written, the
+        other names link to it. Parameters, target network or optimiser state that are not
+        finite are never written: the last good checkpoint stays (returns None)."""
+        if not self.config.run_dir:
+            return None
+        logger = getattr(self, "_logger", None)
+        payload = self.checkpoint_payload()
+        bad = nonfinite_parts(payload)
+        if bad:
+            message = (f"not checkpointing: the {' and '.join(bad)} state is not finite (inf/nan); "
+                       f"the last good checkpoint is kept")
+            if logger is not None:
+                logger.fault(message, self.global_step)
+            else:
+                print(f"asyncrl: step {self.global_step:,}: {message}", file=sys.stderr, flush=True)
+            return None
+        folder = os.path.join(self.config.run_dir, "checkpoints")
+        names = ["final.pt"] if final else []
+        if self.config.keep_checkpoints > 0:
+            names.append(f"step-{self.global_step}.pt")
+        names.append("latest.pt")
+        measure = logger.mean_100 if logger is not None else float("nan")
+        if not math.isnan(measure) and not measure <= self.best_return:   # nan best: none yet
+            self.best_return = payload["best_return"] = measure
+            names.append("best.pt")
+        paths = [os.path.join(folder, n) for n in names]
+        save_checkpoint(paths[0], payload, also=tuple(paths[1:]))
+        prune_step_checkpoints(folder, self.config.keep_checkpoints)
+        return paths[0]
 
     def _write_config(self, target: int) -> None:
         import yaml
@@ -206,6 +242,7 @@ class Agent:
             "target": None if self.target_params is None else self.target_params.detach().clone(),
             "global_step": int(self.global_step),
             "wall_time": float(self.wall_time),
+            "best_return": float(self.best_return),
             "schedule": [int(self.schedule[0]), int(self.schedule[1])],
             "observation_space": space_to_dict(self.observation_space),
             "action_space": space_to_dict(self.action_space),
@@ -278,7 +315,36 @@ def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: 
     agent.global_step = int(data["global_step"])
     agent.wall_time = float(data.get("wall_time", 0.0))
     agent.schedule = tuple(data.get("schedule", (0, cfg.steps)))
+    agent.best_return = float(data.get("best_return", float("nan")))
     return agent
+
+
+def load_for_resume(run_dir: str, progress: bool | None = False) -> Agent:
+    """The agent to continue a run folder with: checkpoints/latest.pt, or, when that file is
+    missing or unreadable, the newest readable step-<N>.pt. An unreadable latest.pt is moved
+    aside (latest.pt.corrupt-<time>), never overwritten, and a warning names both files."""
+    from .errors import CheckpointError
+
+    folder = os.path.join(run_dir, "checkpoints")
+    latest = os.path.join(folder, "latest.pt")
+    try:
+        return load(latest, progress=progress)
+    except CheckpointError as exc:
+        problem = exc
+    for step, path in reversed(step_checkpoints(folder)):
+        try:
+            agent = load(path, progress=progress)
+        except CheckpointError:
+            continue
+        moved = ""
+        if os.path.exists(latest):
+            aside = f"{latest}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+            os.replace(latest, aside)
+            moved = f" (moved aside to {aside})"
+        print(f"asyncrl: warning: {problem}{moved}; resuming from {path} (step {step:,}) instead",
+              file=sys.stderr, flush=True)
+        return agent
+    raise problem
 
 
 def prepare_run_dir(run_dir: str, overwrite: bool) -> None:
