@@ -23,11 +23,12 @@ from .algos import make_algorithm
 from .checkpoint import (load_checkpoint, nonfinite_parts, prune_step_checkpoints, save_checkpoint,
                          step_checkpoints)
 from .config import DEFAULT_SYNC_ENVS, Config
-from .envs import EnvFactory, probe_spaces, space_from_dict, space_to_dict
+from .envs import EnvFactory, check_same_spaces, probe_spaces, space_from_dict, space_to_dict
 from .errors import CheckpointError, ConfigError, EnvError
 from .evaluate import evaluate_policy
 from .executors import TrainJob, make_executor
 from .flat import flatten_params_
+from .learner import check_finite_params
 from .metrics import RunLogger
 from .optim import build_optimizer
 from .rollout import ObsWriter
@@ -148,8 +149,12 @@ class Agent:
         return self
 
     def _periodic_checkpoint(self, step: int) -> None:
+        """Every checkpoint_interval: checkpoint the run folder, and stop training if the
+        parameters are no longer finite (a gradient step that overflowed; a non-finite
+        gradient is caught at once, an inf weight that gets finite gradients only here)."""
         self.global_step = step
         self._checkpoint_run()
+        check_finite_params(self.params, step)
 
     def _checkpoint_run(self, final: bool = False) -> str | None:
         """Checkpoint the run folder: latest.pt; also step-<N>.pt (the newest
@@ -297,11 +302,13 @@ def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: 
         raise ConfigError(f"{data['path']!r} holds an agent of unknown algorithm {data['algo']!r}")
     agent = cls.__new__(cls)
     agent.progress = progress
+    obs_space, action_space = space_from_dict(data["observation_space"]), space_from_dict(data["action_space"])
     if env is not None:
         factory: EnvFactory | None = EnvFactory(env)
+        check_same_spaces(factory, obs_space, action_space, data["path"])
     else:
         factory = None if cfg.env.startswith("<") else EnvFactory(cfg.env)
-    agent._setup(cfg, factory, space_from_dict(data["observation_space"]), space_from_dict(data["action_space"]))
+    agent._setup(cfg, factory, obs_space, action_space)
     try:
         agent.model.load_state_dict(data["model"])
         agent.optimizer.load_state_dict(data["optimizer"])

@@ -42,6 +42,13 @@ def compute_grads(algo: Algorithm, model: nn.Module, rollout: Rollout, flat_grad
     return stats, norm
 
 
+def check_finite_params(params: torch.Tensor, step: int) -> None:
+    """NonFiniteError if the parameters hold an inf or nan: nothing can train on from there."""
+    if not bool(torch.isfinite(params).all()):
+        raise NonFiniteError(f"the parameters are no longer finite (inf or nan) at step {step:,}; "
+                             f"training stopped (the last checkpoint with finite parameters is kept)")
+
+
 class Learner:
     """Turns rollouts into updates of the flat parameters `params`.
 
@@ -102,9 +109,7 @@ class Learner:
         return True
 
     def _check_nonfinite(self, step: int) -> None:
-        if not bool(torch.isfinite(self.params).all()):
-            raise NonFiniteError(f"the parameters are no longer finite (inf or nan) at step {step:,}; "
-                                 f"training stopped (the last checkpoint with finite parameters is kept)")
+        check_finite_params(self.params, step)
         if 0 < self.max_nonfinite <= self.nonfinite_streak:
             raise NonFiniteError(
                 f"{self.nonfinite_streak} non-finite updates in a row (max-nonfinite-updates "
