@@ -51,10 +51,10 @@ class Agent:
         if workers is None and "workers" not in hyperparameters and cfg.executor == "sync":
             cfg = cfg.replace(workers=DEFAULT_SYNC_ENVS)   # environments stepped in lockstep
         cfg.check()
-        if cfg.run_dir:
-            prepare_run_dir(cfg.run_dir, overwrite)
         self.progress = progress
         self._setup(cfg, factory, *probe_spaces(factory))
+        if cfg.run_dir:     # only once everything is checked: --overwrite must not delete a run for nothing
+            prepare_run_dir(cfg.run_dir, overwrite)
 
     def _setup(self, cfg: Config, factory: EnvFactory | None, obs_space: gym.Space, action_space: gym.Space) -> None:
         self.config = cfg

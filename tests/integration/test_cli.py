@@ -137,6 +137,8 @@ def _snapshot(folder) -> dict:
 BAD_INPUTS = [
     (["train", "a3c", "--env", "NoSuchEnv-v0", "--steps", "10"], "unknown environment 'NoSuchEnv-v0'"),
     (["train", "a3c", "--env", "nosuchmodule:Foo-v0", "--steps", "10"], "cannot import module 'nosuchmodule'"),
+    (["train", "a3c", "--env", "toy_envs:DictObs-v0", "--run-dir", "{a3c-run}", "--overwrite"],
+     "'toy_envs:DictObs-v0' has a Dict observation space"),          # the run --overwrite would replace stays
     (["train", "a3c", "--env", "toy_envs:UnboundedAction-v0", "--steps", "10"],
      "'toy_envs:UnboundedAction-v0' has a continuous action space Box(-inf, inf, (1,), float32); a3c's "
      "Gaussian policy needs a 1-D Box with finite bounds"),
@@ -209,7 +211,7 @@ def _case_id(case) -> str:
 @pytest.mark.parametrize("args,expected", BAD_INPUTS, ids=[_case_id(c) for c in BAD_INPUTS])
 def test_bad_input_is_one_clear_line(args, expected, tmp_path, bad_files):
     """Each bad input, run as a user runs it: exit code 2, one line on stderr naming the
-    problem and the bad value, no traceback, no run started (no checkpoints written), and
+    problem and the bad value, no traceback, no run started (not even its folder made), and
     no existing file changed."""
     args = [str(bad_files / a[1:-1]) if a.startswith("{") else a for a in args]
     if args[0] == "train" and "--run-dir" not in args:
@@ -220,7 +222,7 @@ def test_bad_input_is_one_clear_line(args, expected, tmp_path, bad_files):
     assert expected in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
-    assert not os.path.exists(tmp_path / "r" / "checkpoints")
+    assert not os.path.exists(tmp_path / "r")
     assert _snapshot(bad_files) == before
 
 
