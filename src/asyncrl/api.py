@@ -326,30 +326,32 @@ def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: 
     return agent
 
 
-def load_for_resume(run_dir: str, progress: bool | None = False) -> Agent:
-    """The agent to continue a run folder with: checkpoints/latest.pt, or, when that file is
-    missing or unreadable, the newest readable step-<N>.pt. An unreadable latest.pt is moved
-    aside (latest.pt.corrupt-<time>), never overwritten, and a warning names both files."""
-    from .errors import CheckpointError
-
+def load_for_resume(run_dir: str, algo: str, env: str, progress: bool | None = False) -> Agent:
+    """The `algo` agent on `env` to continue a run folder with: checkpoints/latest.pt, or,
+    when that file is missing or unreadable, the newest readable step-<N>.pt. An unreadable
+    latest.pt is moved aside (latest.pt.corrupt-<time>), never overwritten, and a warning
+    names both files. ConfigError if the folder holds another algorithm or env."""
     folder = os.path.join(run_dir, "checkpoints")
     latest = os.path.join(folder, "latest.pt")
-    try:
-        return load(latest, progress=progress)
-    except CheckpointError as exc:
-        problem = exc
-    for step, path in reversed(step_checkpoints(folder)):
+    candidates = [(None, latest)] + [(step, path) for step, path in reversed(step_checkpoints(folder))]
+    problem = None
+    for step, path in candidates:
         try:
             agent = load(path, progress=progress)
-        except CheckpointError:
+        except CheckpointError as exc:
+            problem = problem or exc
             continue
-        moved = ""
-        if os.path.exists(latest):
-            aside = f"{latest}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
-            os.replace(latest, aside)
-            moved = f" (moved aside to {aside})"
-        print(f"asyncrl: warning: {problem}{moved}; resuming from {path} (step {step:,}) instead",
-              file=sys.stderr, flush=True)
+        if agent.algo != algo or agent.config.env != env:
+            raise ConfigError(f"--resume: {run_dir!r} holds a {agent.algo} run on {agent.config.env}, "
+                              f"not {algo} on {env}")
+        if problem is not None:
+            moved = ""
+            if os.path.exists(latest):
+                aside = f"{latest}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+                os.replace(latest, aside)
+                moved = f" (moved aside to {aside})"
+            print(f"asyncrl: warning: {problem}{moved}; resuming from {path} (step {step:,}) instead",
+                  file=sys.stderr, flush=True)
         return agent
     raise problem
 

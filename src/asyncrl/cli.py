@@ -128,6 +128,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _run(agent.learn, agent, run_dir)
 
 
+#: options that a --resume may change: how faults and checkpoints are handled, not what is learned
+RESUME_OPTIONS = ("checkpoint_interval", "keep_checkpoints", "max_worker_restarts", "worker_timeout",
+                  "max_nonfinite_updates")
+
+
 def _resume(args: argparse.Namespace, values: dict) -> int:
     from .api import load_for_resume
     from .errors import ConfigError
@@ -135,17 +140,17 @@ def _resume(args: argparse.Namespace, values: dict) -> int:
     run_dir = values.pop("run_dir", "")
     if not run_dir:
         raise ConfigError("--resume needs --run-dir DIR, the run folder to continue")
+    changes = {k: values.pop(k) for k in RESUME_OPTIONS if k in values}
     if values:
         flag = "--" + sorted(values)[0].replace("_", "-")
         raise ConfigError(f"--resume continues the saved configuration; {flag} cannot be changed "
-                          f"(start a new run instead)")
+                          f"(start a new run instead; a resume may change only "
+                          f"{', '.join('--' + k.replace('_', '-') for k in RESUME_OPTIONS)})")
     if not os.path.isdir(os.path.join(run_dir, "checkpoints")):
         raise ConfigError(f"--resume: {run_dir!r} has no checkpoints/latest.pt to continue from")
-    agent = load_for_resume(run_dir, progress=False if args.quiet else None)
-    agent.config = agent.config.replace(run_dir=run_dir)   # the folder may have moved
-    if agent.algo != args.algo or agent.config.env != args.env:
-        raise ConfigError(f"--resume: {run_dir!r} holds a {agent.algo} run on {agent.config.env}, "
-                          f"not {args.algo} on {args.env}")
+    agent = load_for_resume(run_dir, args.algo, args.env, progress=False if args.quiet else None)
+    # the folder may have moved
+    agent.config = agent.config.replace(run_dir=run_dir, **changes).check()
     start, target = agent.global_step, agent.schedule[1]
     print(f"asyncrl: resuming {agent.algo} on {agent.config.env} at step {start:,} of {target:,} "
           f"-> {run_dir}", file=sys.stderr, flush=True)

@@ -118,6 +118,13 @@ def test_env_failing_on_every_reset_stops_after_the_bounded_restarts(tmp_path):
     assert asyncrl.load(str(latest)).global_step == 0
     assert not (run_dir / "checkpoints" / "final.pt").exists()
     assert "the run stops" in (run_dir / "faults.log").read_text()
+    # the failed run resumes, and a resume may change the bound
+    r = subprocess.run([sys.executable, "-m", "asyncrl", "train", "a3c", "--env", "toy_envs:FailingReset-v0",
+                        "--run-dir", str(run_dir), "--resume", "--max-worker-restarts", "1", "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert "resuming a3c on toy_envs:FailingReset-v0 at step 0 of 1,000" in r.stderr
+    assert "the run stops: 1 worker restart already (max-worker-restarts 1)" in r.stderr
 
 
 def test_killing_the_training_process_takes_its_workers_with_it(tmp_path):

@@ -182,7 +182,7 @@ class HogwildExecutor:
         limit = self.cfg.max_worker_restarts
         if self.restarts >= limit:
             message = (f"worker {w.rank} {why} at step {step:,}; the run stops: {self.restarts} worker "
-                       f"restarts already (max-worker-restarts {limit})")
+                       f"restart{'s' * (self.restarts != 1)} already (max-worker-restarts {limit})")
             log.fault(message + detail, step, echo=False)
             raise WorkerError(message + detail)
         self.restarts += 1
