@@ -1,6 +1,8 @@
 """The hogwild executor: N actor-learner processes, parameters and optimiser statistics
 in shared memory, lock-free updates. The main process never acts: it supervises the
-workers, collects their metrics, checkpoints, and stops them."""
+workers, collects their metrics (one queue per worker), checkpoints, stops them, and
+replaces a worker that dies or hangs: on the current shared parameters, with its reserved
+steps given back to the counter, at most `max_worker_restarts` times per run."""
 from __future__ import annotations
 
 import os
