@@ -110,6 +110,7 @@ def test_nonfinite_parameters_are_never_checkpointed(tmp_path, capsys):
     assert torch.isfinite(asyncrl.load(good).params).all()
 
 
+@pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")   # NumPy acting on inf weights
 def test_an_optimiser_step_that_overflows_stops_the_run_and_keeps_the_good_checkpoint(tmp_path):
     """For real: a learning rate of 3e38 makes the first RMSProp step overflow float32, so
     the parameters become inf although the gradient was finite. Training stops with
