@@ -37,6 +37,7 @@ def train_and_evaluate(algo: str, env: str, config: str, seed: int, eval_episode
     seconds = time.perf_counter() - t0
     ev = agent.evaluate(eval_episodes)
     return {"seed": seed, "steps": agent.global_step, "seconds": round(seconds, 1),
+            "worker_restarts": agent.worker_restarts,
             "steps_per_s": round(agent.global_step / seconds),
             "train_return_last100": round(agent.recent_return, 1),
             "eval_mean_return": round(ev["mean_return"], 1), "eval_std_return": round(ev["std_return"], 1),

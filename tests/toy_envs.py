@@ -1,6 +1,9 @@
 """Toy environments for tests, importable as `toy_envs:Id` (Gymnasium imports the module)."""
 from __future__ import annotations
 
+import os
+import time
+
 import gymnasium as gym
 import numpy as np
 
@@ -84,10 +87,79 @@ class ExplodingCartPole(gym.Wrapper):
         return super().step(action)
 
 
+class TextObsEnv(DictObsEnv):
+    """Observation space no network fits (Text)."""
+
+    observation_space = gym.spaces.Text(8)
+
+    def reset(self, *, seed=None, options=None):
+        gym.Env.reset(self, seed=seed)
+        return "a", {}
+
+    def step(self, action):
+        return "a", 0.0, True, False, {}
+
+
+def first_time(marker: str) -> bool:
+    """True for the first caller across all processes (creates `marker` atomically)."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+class FaultOnThirdEpisode(gym.Wrapper):
+    """CartPole that fails once in the whole run, at the start of some instance's 3rd episode:
+    `fault` "raise" raises RuntimeError('flaky env: 3rd episode'), "hang" sleeps for an hour.
+    `marker` (a path that must not exist yet) makes it once across processes."""
+
+    def __init__(self, marker: str, fault: str = "raise"):
+        super().__init__(gym.make("CartPole-v1"))
+        self.marker, self.fault, self.episodes = marker, fault, 0
+
+    def reset(self, **kwargs):
+        self.episodes += 1
+        if self.episodes == 3 and first_time(self.marker):
+            if self.fault == "hang":
+                time.sleep(3600)
+            raise RuntimeError("flaky env: 3rd episode")
+        return super().reset(**kwargs)
+
+
+class FailingResetEnv(ConstantRewardEnv):
+    """Builds fine (its spaces can be read), then raises on every reset."""
+
+    def reset(self, *, seed=None, options=None):
+        raise RuntimeError("this env fails on every reset")
+
+
+class NaNRewardCartPole(gym.Wrapper):
+    """CartPole whose reward is nan at every step (`every` = 1) or only at each instance's
+    `at`-th step (`every` = 0): a non-finite loss and gradient for each segment holding one."""
+
+    metadata = {"render_modes": []}     # read from the class by gym.make
+
+    def __init__(self, at: int = 30, every: int = 0):
+        super().__init__(gym.make("CartPole-v1"))
+        self.n, self.at, self.every = 0, at, every
+
+    def step(self, action):
+        obs, reward, term, trunc, info = super().step(action)
+        self.n += 1
+        if self.n == self.at or (self.every and self.n % self.every == 0):
+            reward = float("nan")
+        return obs, reward, term, trunc, info
+
+
 gym.register("UnboundedAction-v0", entry_point=ActionSpaceEnv, max_episode_steps=10,
              kwargs={"action_space": gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)})
 gym.register("MultiDiscreteAction-v0", entry_point=ActionSpaceEnv, max_episode_steps=10,
              kwargs={"action_space": gym.spaces.MultiDiscrete([2, 3])})
 gym.register("DictObs-v0", entry_point=DictObsEnv, max_episode_steps=10)
+gym.register("TextObs-v0", entry_point=TextObsEnv, max_episode_steps=10)
+gym.register("FailingReset-v0", entry_point=FailingResetEnv, max_episode_steps=10)
+gym.register("NaNRewardOnce-v0", entry_point=NaNRewardCartPole, kwargs={"at": 30})
+gym.register("NaNRewardAlways-v0", entry_point=NaNRewardCartPole, kwargs={"every": 1})
 gym.register("Chain-v0", entry_point=ChainEnv, max_episode_steps=50)
 gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=20)

@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import sys
 import time
 from typing import Any, Callable, ClassVar
 
@@ -18,13 +20,15 @@ import numpy as np
 import torch
 
 from .algos import make_algorithm
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import (load_checkpoint, nonfinite_parts, prune_step_checkpoints, save_checkpoint,
+                         step_checkpoints)
 from .config import DEFAULT_SYNC_ENVS, Config
-from .envs import EnvFactory, probe_spaces, space_from_dict, space_to_dict
+from .envs import EnvFactory, check_same_spaces, probe_spaces, space_from_dict, space_to_dict
 from .errors import CheckpointError, ConfigError, EnvError
 from .evaluate import evaluate_policy
 from .executors import TrainJob, make_executor
 from .flat import flatten_params_
+from .learner import check_finite_params
 from .metrics import RunLogger
 from .optim import build_optimizer
 from .rollout import ObsWriter
@@ -48,10 +52,10 @@ class Agent:
             cfg = cfg.replace(workers=DEFAULT_SYNC_ENVS)   # environments stepped in lockstep
         cfg.check()
         factory = factory.configured(cfg)       # Atari games get the paper's preprocessing
-        if cfg.run_dir:
-            prepare_run_dir(cfg.run_dir, overwrite)
         self.progress = progress
         self._setup(cfg, factory, *probe_spaces(factory))
+        if cfg.run_dir:     # only once everything is checked: --overwrite must not delete a run for nothing
+            prepare_run_dir(cfg.run_dir, overwrite)
 
     def _setup(self, cfg: Config, factory: EnvFactory | None, obs_space: gym.Space, action_space: gym.Space) -> None:
         self.config = cfg
@@ -68,6 +72,8 @@ class Agent:
         self.global_step = 0
         self.wall_time = 0.0
         self.schedule = (0, cfg.steps)
+        self.best_return = float("nan")   # the run's measure at its best checkpoint (best.pt)
+        self.worker_restarts = 0          # worker processes replaced during the last learn()/resume()
         self.last_eval: dict | None = None
         self._write_obs = ObsWriter(obs_space)
         self._obs_buf = self._write_obs.rows(1).numpy()
@@ -132,13 +138,12 @@ class Agent:
             if executor.step is not None:     # also when it failed: the step of the parameters
                 self.global_step = executor.step
             self.wall_time = time.time() - time_origin
-            if cfg.run_dir:  # nothing already learned is lost, whatever happened
-                self.save(os.path.join(cfg.run_dir, "checkpoints", "latest.pt"))
+            self.worker_restarts = getattr(executor, "restarts", 0)
+            interrupted = getattr(executor, "interrupted", False)
+            # nothing already learned is lost, whatever happened (final.pt only for a finished run)
+            self._checkpoint_run(final=not failed and not interrupted)
             if failed:
                 logger.close()
-        interrupted = getattr(executor, "interrupted", False)
-        if not interrupted and cfg.run_dir:
-            self.save(os.path.join(cfg.run_dir, "checkpoints", "final.pt"))
         if not interrupted and cfg.eval_episodes > 0:
             self.last_eval = self.evaluate(cfg.eval_episodes)
             logger.scalar("eval/mean_return", self.last_eval["mean_return"], self.global_step)
@@ -151,9 +156,45 @@ class Agent:
         return self
 
     def _periodic_checkpoint(self, step: int) -> None:
+        """Every checkpoint_interval: checkpoint the run folder, and stop training if the
+        parameters are no longer finite (a gradient step that overflowed; a non-finite
+        gradient is caught at once, an inf weight that gets finite gradients only here)."""
         self.global_step = step
-        if self.config.run_dir:
-            self.save(os.path.join(self.config.run_dir, "checkpoints", "latest.pt"))
+        self._checkpoint_run()
+        check_finite_params(self.params, step)
+
+    def _checkpoint_run(self, final: bool = False) -> str | None:
+        """Checkpoint the run folder: latest.pt; also step-<N>.pt (the newest
+        `keep_checkpoints` kept), best.pt when the mean return of the last 100 training
+        episodes is the best so far, and final.pt at the end. One file is written, the
+        other names link to it. Parameters, target network or optimiser state that are not
+        finite are never written: the last good checkpoint stays (returns None)."""
+        if not self.config.run_dir:
+            return None
+        logger = getattr(self, "_logger", None)
+        payload = self.checkpoint_payload()
+        bad = nonfinite_parts(payload)
+        if bad:
+            message = (f"not checkpointing: the {' and '.join(bad)} state is not finite (inf/nan); "
+                       f"the last good checkpoint is kept")
+            if logger is not None:
+                logger.fault(message, self.global_step)
+            else:
+                print(f"asyncrl: step {self.global_step:,}: {message}", file=sys.stderr, flush=True)
+            return None
+        folder = os.path.join(self.config.run_dir, "checkpoints")
+        names = ["final.pt"] if final else []
+        if self.config.keep_checkpoints > 0:
+            names.append(f"step-{self.global_step}.pt")
+        names.append("latest.pt")
+        measure = logger.mean_100 if logger is not None else float("nan")
+        if not math.isnan(measure) and not measure <= self.best_return:   # nan best: none yet
+            self.best_return = payload["best_return"] = measure
+            names.append("best.pt")
+        paths = [os.path.join(folder, n) for n in names]
+        save_checkpoint(paths[0], payload, also=tuple(paths[1:]))
+        prune_step_checkpoints(folder, self.config.keep_checkpoints)
+        return paths[0]
 
     def _write_config(self, target: int) -> None:
         import yaml
@@ -231,6 +272,7 @@ class Agent:
             "target": None if self.target_params is None else self.target_params.detach().clone(),
             "global_step": int(self.global_step),
             "wall_time": float(self.wall_time),
+            "best_return": float(self.best_return),
             "schedule": [int(self.schedule[0]), int(self.schedule[1])],
             "observation_space": space_to_dict(self.observation_space),
             "action_space": space_to_dict(self.action_space),
@@ -285,11 +327,13 @@ def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: 
         raise ConfigError(f"{data['path']!r} holds an agent of unknown algorithm {data['algo']!r}")
     agent = cls.__new__(cls)
     agent.progress = progress
+    obs_space, action_space = space_from_dict(data["observation_space"]), space_from_dict(data["action_space"])
     if env is not None:
         factory: EnvFactory | None = EnvFactory(env).configured(cfg)
+        check_same_spaces(factory, obs_space, action_space, data["path"])
     else:
         factory = None if cfg.env.startswith("<") else EnvFactory(cfg.env).configured(cfg)
-    agent._setup(cfg, factory, space_from_dict(data["observation_space"]), space_from_dict(data["action_space"]))
+    agent._setup(cfg, factory, obs_space, action_space)
     try:
         agent.model.load_state_dict(data["model"])
         agent.optimizer.load_state_dict(data["optimizer"])
@@ -303,6 +347,7 @@ def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: 
     agent.global_step = int(data["global_step"])
     agent.wall_time = float(data.get("wall_time", 0.0))
     agent.schedule = tuple(data.get("schedule", (0, cfg.steps)))
+    agent.best_return = float(data.get("best_return", float("nan")))
     return agent
 
 
@@ -316,6 +361,36 @@ class _one_torch_thread:
 
     def __exit__(self, *exc):
         torch.set_num_threads(self.saved)
+
+
+def load_for_resume(run_dir: str, algo: str, env: str, progress: bool | None = False) -> Agent:
+    """The `algo` agent on `env` to continue a run folder with: checkpoints/latest.pt, or,
+    when that file is missing or unreadable, the newest readable step-<N>.pt. An unreadable
+    latest.pt is moved aside (latest.pt.corrupt-<time>), never overwritten, and a warning
+    names both files. ConfigError if the folder holds another algorithm or env."""
+    folder = os.path.join(run_dir, "checkpoints")
+    latest = os.path.join(folder, "latest.pt")
+    candidates = [(None, latest)] + [(step, path) for step, path in reversed(step_checkpoints(folder))]
+    problem = None
+    for step, path in candidates:
+        try:
+            agent = load(path, progress=progress)
+        except CheckpointError as exc:
+            problem = problem or exc
+            continue
+        if agent.algo != algo or agent.config.env != env:
+            raise ConfigError(f"--resume: {run_dir!r} holds a {agent.algo} run on {agent.config.env}, "
+                              f"not {algo} on {env}")
+        if problem is not None:
+            moved = ""
+            if os.path.exists(latest):
+                aside = f"{latest}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+                os.replace(latest, aside)
+                moved = f" (moved aside to {aside})"
+            print(f"asyncrl: warning: {problem}{moved}; resuming from {path} (step {step:,}) instead",
+                  file=sys.stderr, flush=True)
+        return agent
+    raise problem
 
 
 def prepare_run_dir(run_dir: str, overwrite: bool) -> None:

@@ -2,7 +2,9 @@
 
 Every bad input ends in one line `asyncrl <cmd>: error: ...`, exit code 2, no traceback,
 before any worker starts. Ctrl-C / SIGTERM during training saves a checkpoint and exits
-with code 130.
+with code 130. A run that fails keeps its latest checkpoint and exits with code 3 (a
+worker kept failing: max-worker-restarts used up, or an env failure under sync) or 4 (too
+many non-finite updates in a row, or parameters no longer finite).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from dataclasses import fields
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_WORKER_FAILED = 3
+EXIT_NONFINITE = 4
 
 # Training flags come from the Config fields; these are positional or set elsewhere.
 _NOT_FLAGS = {"algo", "env"}
@@ -129,25 +132,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _run(agent.learn, agent, run_dir)
 
 
+#: options that a --resume may change: how faults and checkpoints are handled, not what is learned
+RESUME_OPTIONS = ("checkpoint_interval", "keep_checkpoints", "max_worker_restarts", "worker_timeout",
+                  "max_nonfinite_updates")
+
+
 def _resume(args: argparse.Namespace, values: dict) -> int:
-    from .api import load
+    from .api import load_for_resume
     from .errors import ConfigError
 
     run_dir = values.pop("run_dir", "")
     if not run_dir:
         raise ConfigError("--resume needs --run-dir DIR, the run folder to continue")
+    changes = {k: values.pop(k) for k in RESUME_OPTIONS if k in values}
     if values:
         flag = "--" + sorted(values)[0].replace("_", "-")
         raise ConfigError(f"--resume continues the saved configuration; {flag} cannot be changed "
-                          f"(start a new run instead)")
-    path = os.path.join(run_dir, "checkpoints", "latest.pt")
-    if not os.path.isfile(path):
+                          f"(start a new run instead; a resume may change only "
+                          f"{', '.join('--' + k.replace('_', '-') for k in RESUME_OPTIONS)})")
+    if not os.path.isdir(os.path.join(run_dir, "checkpoints")):
         raise ConfigError(f"--resume: {run_dir!r} has no checkpoints/latest.pt to continue from")
-    agent = load(path, progress=False if args.quiet else None)
-    agent.config = agent.config.replace(run_dir=run_dir)   # the folder may have moved
-    if agent.algo != args.algo or agent.config.env != args.env:
-        raise ConfigError(f"--resume: {run_dir!r} holds a {agent.algo} run on {agent.config.env}, "
-                          f"not {args.algo} on {args.env}")
+    agent = load_for_resume(run_dir, args.algo, args.env, progress=False if args.quiet else None)
+    # the folder may have moved
+    agent.config = agent.config.replace(run_dir=run_dir, **changes).check()
     start, target = agent.global_step, agent.schedule[1]
     print(f"asyncrl: resuming {agent.algo} on {agent.config.env} at step {start:,} of {target:,} "
           f"-> {run_dir}", file=sys.stderr, flush=True)
@@ -155,21 +162,34 @@ def _resume(args: argparse.Namespace, values: dict) -> int:
 
 
 def _run(train, agent, run_dir: str) -> int:
-    """Train (learn or resume), then report; Ctrl-C/SIGTERM -> exit 130 with the checkpoint kept."""
+    """Train (learn or resume), then report; Ctrl-C/SIGTERM -> exit 130 with the checkpoint
+    kept; a failed run names its checkpoint and how to continue (exit 3 or 4, from main)."""
+    from .errors import NonFiniteError, WorkerError
+
     start, t0 = agent.global_step, time.time()
+    latest = os.path.join(run_dir, "checkpoints", "latest.pt")
     try:
         train()
     except KeyboardInterrupt:
-        print(f"\nasyncrl: interrupted at step {agent.global_step:,}; checkpoint saved to "
-              f"{os.path.join(run_dir, 'checkpoints', 'latest.pt')}", file=sys.stderr)
+        print(f"\nasyncrl: interrupted at step {agent.global_step:,}; checkpoint saved to {latest}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (WorkerError, NonFiniteError) as exc:
+        print(f"asyncrl train: error: {exc}", file=sys.stderr)
+        how = f"continue with: asyncrl train {agent.algo} --env {agent.config.env} --run-dir {run_dir} --resume"
+        if isinstance(exc, NonFiniteError):
+            how = "it holds the last parameters that were finite"
+        print(f"asyncrl: the latest checkpoint is {latest} (step {_saved_step(latest)}); {how}", file=sys.stderr)
+        return EXIT_WORKER_FAILED if isinstance(exc, WorkerError) else EXIT_NONFINITE
     elapsed = time.time() - t0
     done = agent.global_step - start
     where = f", global step {agent.global_step:,}" if start else ""
     k = agent.frames_per_step
     frames = f" = {done * k:,} frames ({done * k / max(elapsed, 1e-9):,.0f} frames/s)" if k > 1 else ""
+    restarts = f"; {agent.worker_restarts} worker restart{'s' * (agent.worker_restarts != 1)} " \
+               f"(see faults.log)" if agent.worker_restarts else ""
     print(f"asyncrl: {done:,} steps in {elapsed:.1f} s ({done / max(elapsed, 1e-9):,.0f} steps/s){frames}{where}"
-          f"; last-100 training episodes: mean return {agent.recent_return:.1f}")
+          f"; last-100 training episodes: mean return {agent.recent_return:.1f}{restarts}")
     if agent.last_eval:
         print(f"asyncrl: evaluation over {_describe_eval(agent.last_eval)}")
     print(f"asyncrl: run folder {run_dir}: config.yaml episodes.csv metrics.csv tb/ checkpoints/final.pt")
@@ -183,6 +203,16 @@ def _describe_eval(ev: dict, greedy: bool = True) -> str:
     if ev.get("human_normalized") is not None:
         text += f"; human-normalised {100 * ev['human_normalized']:.1f}%"
     return text
+
+
+def _saved_step(path: str) -> str:
+    from .checkpoint import load_checkpoint
+    from .errors import CheckpointError
+
+    try:
+        return f"{load_checkpoint(path)['global_step']:,}"
+    except CheckpointError:
+        return "unknown: the file is not readable"
 
 
 def _default_run_dir(algo: str, env: str) -> str:
@@ -232,7 +262,7 @@ def _sigterm_as_interrupt(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import AsyncRLError, WorkerError
+    from .errors import AsyncRLError, NonFiniteError, WorkerError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -241,9 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         return {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}[args.command](args)
-    except WorkerError as exc:
+    except (WorkerError, NonFiniteError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_WORKER_FAILED
+        return EXIT_WORKER_FAILED if isinstance(exc, WorkerError) else EXIT_NONFINITE
     except AsyncRLError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -109,6 +109,18 @@ class Config:
     log_steps: int = _f(0, "a metrics.csv row every this many global steps instead of every "
                            "log-interval seconds (0: by time); makes sync runs' metrics reproducible")
     checkpoint_interval: float = _f(60.0, "seconds between periodic checkpoints")
+    keep_checkpoints: int = _f(3, "periodic checkpoints kept as checkpoints/step-<N>.pt besides "
+                                  "latest.pt (the newest this many; 0: latest.pt only)")
+    max_worker_restarts: int = _f(10, "hogwild: worker processes that die (an exception, a signal, "
+                                      "a hang) are replaced on the current parameters up to this many "
+                                      "times per run (all workers together); one more failure stops the "
+                                      "run with a checkpoint (0: the first failure stops it)")
+    worker_timeout: float = _f(300.0, "seconds without a finished segment after which a hogwild worker "
+                                      "counts as hung (killed and replaced) or the sync executor gives "
+                                      "up on its env subprocesses; 0 waits forever")
+    max_nonfinite_updates: int = _f(100, "stop the run once this many updates in a row (per worker) had "
+                                         "an inf/nan loss or gradient (each is skipped, never applied); "
+                                         "0: never stop")
     eval_episodes: int = _f(10, "greedy evaluation episodes at the end of training; 0 skips")
     stop_return: float = _f(float("inf"), "stop early once the mean return of the last 100 "
                                           "training episodes reaches this (inf: never)")
@@ -196,8 +208,8 @@ class Config:
                 or abs(sum(self.epsilon_probs) - 1.0) > 1e-6:
             p.append(f"epsilon-probs must be {len(self.epsilon_finals)} non-negative numbers summing to 1 "
                      f"(one per epsilon-finals value), got {self.epsilon_probs}")
-        if not self.lr > 0:
-            p.append(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.lr < float("inf"):
+            p.append(f"lr must be a finite number > 0, got {self.lr}")
         if not 0 < self.gamma <= 1:
             p.append(f"gamma must be in (0, 1], got {self.gamma}")
         if not self.entropy_beta >= 0:
@@ -243,6 +255,14 @@ class Config:
         elif self.vec_env == "ale" and self.life_loss_terminal:
             p.append("vec-env 'ale' cannot end episodes on a lost life for learning only; use "
                      "--vec-env inline or subprocess with --life-loss-terminal")
+        if self.keep_checkpoints < 0:
+            p.append(f"keep-checkpoints must be >= 0 (0: latest.pt only), got {self.keep_checkpoints}")
+        if self.max_worker_restarts < 0:
+            p.append(f"max-worker-restarts must be >= 0, got {self.max_worker_restarts}")
+        if not self.worker_timeout >= 0:
+            p.append(f"worker-timeout must be >= 0 seconds (0: no timeout), got {self.worker_timeout}")
+        if self.max_nonfinite_updates < 0:
+            p.append(f"max-nonfinite-updates must be >= 0 (0: never stop), got {self.max_nonfinite_updates}")
         if self.eval_episodes < 0:
             p.append(f"eval-episodes must be >= 0, got {self.eval_episodes}")
         return p

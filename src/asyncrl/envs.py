@@ -132,6 +132,17 @@ def check_observation_space(space: gym.Space, env_name: str) -> None:
         f"gymnasium.wrappers.FlattenObservation")
 
 
+def check_same_spaces(factory: EnvFactory, obs_space: gym.Space, action_space: gym.Space, source: str) -> None:
+    """EnvError unless the env's spaces have the kinds and shapes of the saved ones (an agent
+    loaded from `source` is to act in it)."""
+    env_obs, env_act = probe_spaces(factory)
+    for what, saved, got in (("observation", obs_space, env_obs), ("action", action_space, env_act)):
+        if type(saved) is not type(got) or getattr(saved, "shape", None) != getattr(got, "shape", None) \
+                or getattr(saved, "n", None) != getattr(got, "n", None):
+            raise EnvError(f"environment {factory.name!r} has the {what} space {got}, but the agent in "
+                           f"{source!r} was trained with {saved}")
+
+
 def require_discrete_actions(space: gym.Space, env_name: str, algo: str, why: str) -> None:
     """EnvError naming the env, its action space and why `algo` needs Discrete actions."""
     kind = action_space_kind(space)

@@ -16,6 +16,7 @@ from torch import nn
 
 from .algos.base import Algorithm
 from .config import Config
+from .errors import NonFiniteError
 from .executors.counter import crossed_period
 from .flat import attach_flat_grads_
 from .optim import FlatOptimizer, annealed_lr
@@ -41,6 +42,13 @@ def compute_grads(algo: Algorithm, model: nn.Module, rollout: Rollout, flat_grad
     return stats, norm
 
 
+def check_finite_params(params: torch.Tensor, step: int) -> None:
+    """NonFiniteError if the parameters hold an inf or nan: nothing can train on from there."""
+    if not bool(torch.isfinite(params).all()):
+        raise NonFiniteError(f"the parameters are no longer finite (inf or nan) at step {step:,}; "
+                             f"training stopped (the last checkpoint with finite parameters is kept)")
+
+
 class Learner:
     """Turns rollouts into updates of the flat parameters `params`.
 
@@ -61,6 +69,8 @@ class Learner:
         self.lr0, self.schedule, self.anneal = cfg.lr, schedule, cfg.lr_anneal
         self.lr = cfg.lr
         self.clip_rewards = cfg.clips_rewards    # learning sees sign-clipped rewards (Atari)
+        self.max_nonfinite = cfg.max_nonfinite_updates
+        self.nonfinite_streak = 0     # non-finite gradients in a row (reset by an applied update)
         self._reset_stats()
 
     def pull(self) -> None:
@@ -81,7 +91,9 @@ class Learner:
         """One update from `ro`, whose steps brought the global step counter to `step`.
 
         Returns False if the gradient was not finite (then nothing is applied: it is counted
-        in `skipped`). The target network is copied when `step` crosses a multiple of
+        in `skipped`). Raises NonFiniteError when that has happened `max_nonfinite_updates`
+        times in a row, or when the parameters themselves are no longer finite (checked on
+        the skip path only). The target network is copied when `step` crosses a multiple of
         `target_update` (once per period, since the counter's commits are serialised)."""
         stats, norm = self.gradients(ro)
         if self.target_params is not None and crossed_period(step, ro.num_steps, self.period):
@@ -90,13 +102,25 @@ class Learner:
         self.lr = annealed_lr(self.lr0, step, s0, s1, self.anneal)
         if not math.isfinite(norm):
             self.skipped += 1                                     # never apply a non-finite gradient
+            self.nonfinite_streak += 1
+            self._check_nonfinite(step)
             return False
+        self.nonfinite_streak = 0
         self.optimizer.step(self.params, self.grad, self.lr, self.rank)
         self.updates += 1
         self.norm_sum += norm
         for k in self.sums:
             self.sums[k] += float(stats[k])
         return True
+
+    def _check_nonfinite(self, step: int) -> None:
+        check_finite_params(self.params, step)
+        if 0 < self.max_nonfinite <= self.nonfinite_streak:
+            raise NonFiniteError(
+                f"{self.nonfinite_streak} non-finite updates in a row (max-nonfinite-updates "
+                f"{self.max_nonfinite}) at step {step:,}: the loss or its gradient is inf or nan; none "
+                f"was applied, so the parameters are the last good ones; check the environment's "
+                f"rewards and observations or lower --lr")
 
     def take_stats(self) -> tuple[int, int, float, dict[str, float], float]:
         """(updates, skipped, sum of gradient norms, sums of the loss statistics, lr) since the

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 import time
 from collections import deque
 
@@ -26,7 +27,7 @@ class RunLogger:
         self.log_steps = log_steps      # > 0: a row per this many steps instead of per interval
         self.returns: deque[float] = deque(maxlen=100)
         self.episodes = 0
-        self.worker_errors: dict[int, str] = {}
+        self.worker_restarts = 0
         self._sums = dict.fromkeys(self.stat_keys, 0.0)
         self._updates = self._skipped = 0
         self._norm_sum = 0.0
@@ -41,6 +42,7 @@ class RunLogger:
             + (("frames_per_s",) if frames else ()) + BASE_METRIC_COLUMNS[3:] + self.stat_keys
         if run_dir:
             os.makedirs(run_dir, exist_ok=True)
+            self._continue_episodes(os.path.join(run_dir, "episodes.csv"))
             self._ep_file, self._ep_csv = self._open_csv("episodes.csv", self.episode_columns)
             self._metrics_file, self._metrics_csv = self._open_csv("metrics.csv", self.metric_columns)
         self._bar = None
@@ -60,6 +62,19 @@ class RunLogger:
 
             self._bar = tqdm(total=self._target_step, initial=self._start_step, unit="step", dynamic_ncols=True,
                              disable=None if self._progress is None else not self._progress, smoothing=0.1)
+
+    def _continue_episodes(self, path: str) -> None:
+        """A resumed run goes on from its episodes.csv: the episode count and the last 100
+        returns (the recent mean, --stop-return and best.pt carry on where they were)."""
+        if not os.path.isfile(path):
+            return
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                try:
+                    self.returns.append(float(row["return"]))
+                except (KeyError, TypeError, ValueError):
+                    continue            # a line cut short by a crash
+                self.episodes += 1
 
     def _open_csv(self, name: str, columns: tuple[str, ...]):
         path = os.path.join(self.run_dir, name)
@@ -90,15 +105,36 @@ class RunLogger:
             self._sums[k] += sums.get(k, 0.0)
         self._lr = lr
 
+    def fault(self, message: str, step: int, restart: bool = False, echo: bool = True) -> None:
+        """A worker failure, restart or refused checkpoint: `asyncrl: step N: message` on
+        stderr (above the progress bar; not with echo=False, for a failure the caller raises),
+        a line in the run's faults.log, restarts counted in TensorBoard."""
+        if restart:
+            self.worker_restarts += 1
+        line = f"asyncrl: step {step:,}: {message}"
+        if echo and self._bar is not None:
+            self._bar.write(line, file=sys.stderr)
+        elif echo:
+            print(line, file=sys.stderr, flush=True)
+        if self.run_dir:
+            with open(os.path.join(self.run_dir, "faults.log"), "a") as fh:
+                fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {step}: {message}\n")
+        if restart and self._tb:
+            self._tb.add_scalar("faults/worker_restarts", self.worker_restarts, step)
+
     # ------------------------------------------------------------------ outputs
     @property
     def recent_mean(self) -> float:
         return sum(self.returns) / len(self.returns) if self.returns else float("nan")
 
+    @property
+    def mean_100(self) -> float:
+        """Mean return of the last 100 training episodes; nan until there are 100."""
+        return self.recent_mean if len(self.returns) == self.returns.maxlen else float("nan")
+
     def solved(self, threshold: float) -> bool:
         """Mean of the last 100 training episodes has reached `threshold` (inf: never)."""
-        return not math.isinf(threshold) and len(self.returns) == self.returns.maxlen \
-            and self.recent_mean >= threshold
+        return not math.isinf(threshold) and self.mean_100 >= threshold
 
     def tick(self, step: int, force: bool = False) -> None:
         if not self._started:

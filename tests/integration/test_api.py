@@ -89,11 +89,16 @@ def test_api_bad_env():
         asyncrl.A3C("NoSuchEnv-v3")
 
 
-def test_a_failing_worker_stops_the_run_with_its_traceback(tmp_path):
-    """An exception in a worker's env surfaces as WorkerError naming the worker and the cause,
-    and the latest checkpoint is still written (nothing learned is lost)."""
-    agent = asyncrl.A3C(ExplodingCartPole, workers=2, eval_episodes=0, run_dir=str(tmp_path / "run"))
-    with pytest.raises(WorkerError, match=r"worker \d failed: RuntimeError: boom in env.step"):
+def test_a_worker_that_keeps_failing_stops_the_run_with_its_traceback(tmp_path):
+    """An exception in a worker's env (every env instance raises at its 50th step) gets the
+    worker replaced, up to max_worker_restarts times; the next failure surfaces as a
+    WorkerError naming the worker, the cause and the bound, and the latest checkpoint is
+    still written at the step reached (nothing learned is lost)."""
+    agent = asyncrl.A3C(ExplodingCartPole, workers=2, eval_episodes=0, max_worker_restarts=3,
+                        run_dir=str(tmp_path / "run"))
+    with pytest.raises(WorkerError, match=r"worker \d failed: RuntimeError: boom in env.step at step [\d,]+; "
+                                          r"the run stops: 3 worker restarts already \(max-worker-restarts 3\)"):
         agent.learn(100_000)
-    assert os.path.isfile(tmp_path / "run" / "checkpoints" / "latest.pt")
-    assert agent.global_step < 100_000
+    assert agent.worker_restarts == 3
+    saved = asyncrl.load(str(tmp_path / "run" / "checkpoints" / "latest.pt"), env="CartPole-v1")
+    assert 0 < saved.global_step == agent.global_step < 100_000

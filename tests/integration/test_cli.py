@@ -108,22 +108,58 @@ def test_config_file(tmp_path):
     assert saved["t_max"] == 7 and saved["lr"] == 0.003 and saved["hidden"] == [16] and saved["workers"] == 1
 
 
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    """Files for the bad inputs that need one, named by the table's {placeholders}: a config
+    file with an unknown key and one that is not YAML, a checkpoint cut to half its bytes,
+    an empty file, a foreign torch file, and run folders holding an a3c checkpoint and a
+    corrupt latest.pt. The test checks that no bad input changes any of them."""
+    d = tmp_path_factory.mktemp("bad")
+    (d / "unknown-key.yaml").write_text("t_max: 5\nlearning_rate: 0.1\n")
+    (d / "not-yaml.yaml").write_text("lr: [0.1\n")
+    (d / "algo-key.yaml").write_text("algo: a2c\n")
+    agent = asyncrl.A3C("CartPole-v1", workers=1)
+    whole = agent.save(str(d / "a3c-run" / "checkpoints" / "latest.pt"))
+    data = open(whole, "rb").read()
+    (d / "half.pt").write_bytes(data[: len(data) // 2])
+    (d / "empty.pt").write_bytes(b"")
+    torch.save({"w": torch.zeros(3)}, d / "foreign.pt")
+    (d / "corrupt-run" / "checkpoints").mkdir(parents=True)
+    (d / "corrupt-run" / "checkpoints" / "latest.pt").write_bytes(data[:1000])
+    return d
+
+
+def _snapshot(folder) -> dict:
+    return {str(f): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+# Every bad input: (argv, what stderr must say, the bad value named). {name} is a file of bad_files.
 BAD_INPUTS = [
     (["train", "a3c", "--env", "NoSuchEnv-v0", "--steps", "10"], "unknown environment 'NoSuchEnv-v0'"),
     (["train", "a3c", "--env", "nosuchmodule:Foo-v0", "--steps", "10"], "cannot import module 'nosuchmodule'"),
+    (["train", "a3c", "--env", "toy_envs:DictObs-v0", "--run-dir", "{a3c-run}", "--overwrite"],
+     "'toy_envs:DictObs-v0' has a Dict observation space"),          # the run --overwrite would replace stays
     (["train", "a3c", "--env", "toy_envs:UnboundedAction-v0", "--steps", "10"],
-     "needs a 1-D Box with finite bounds"),
+     "'toy_envs:UnboundedAction-v0' has a continuous action space Box(-inf, inf, (1,), float32); a3c's "
+     "Gaussian policy needs a 1-D Box with finite bounds"),
     (["train", "a3c", "--env", "CartPole-v1", "--net", "lstm", "--no-shared-torso"],
      "net 'lstm' shares its torso and core"),
-    (["train", "n-step-q", "--env", "CartPole-v1", "--net", "lstm"], "net 'lstm' is available for a3c and a2c"),
-    (["train", "a3c", "--env", "CartPole-v1", "--net", "lstm", "--lstm-size", "0"], "lstm-size must be >= 1"),
-    (["train", "a3c", "--env", "toy_envs:DictObs-v0", "--steps", "10"], "Dict observation space"),
+    (["train", "n-step-q", "--env", "CartPole-v1", "--net", "lstm"], "net 'lstm' is available for a3c and a2c, "
+     "not n-step-q"),
+    (["train", "a3c", "--env", "CartPole-v1", "--net", "lstm", "--lstm-size", "0"], "lstm-size must be >= 1, got 0"),
+    (["train", "a3c", "--env", "toy_envs:DictObs-v0", "--steps", "10"],
+     "'toy_envs:DictObs-v0' has a Dict observation space, which no network fits"),
+    (["train", "a3c", "--env", "toy_envs:TextObs-v0", "--steps", "10"],
+     "'toy_envs:TextObs-v0' has a Text observation space, which no network fits"),
     (["train", "a3c", "--env", "CartPole-v1", "--workers", "0"], "workers must be >= 1, got 0"),
     (["train", "a3c", "--env", "CartPole-v1", "--steps", "-5"], "steps must be a positive integer, got -5"),
     (["train", "a3c", "--env", "CartPole-v1", "--steps", "abc"], "--steps: steps must be int, got 'abc'"),
     (["train", "a3c", "--env", "CartPole-v1", "--gamma", "1.5"], "gamma must be in (0, 1], got 1.5"),
+    (["train", "a3c", "--env", "CartPole-v1", "--gamma", "0"], "gamma must be in (0, 1], got 0.0"),
+    (["train", "a3c", "--env", "CartPole-v1", "--gamma", "-0.5"], "gamma must be in (0, 1], got -0.5"),
     (["train", "a3c", "--env", "CartPole-v1", "--t-max", "0"], "t-max must be >= 1, got 0"),
-    (["train", "a3c", "--env", "CartPole-v1", "--lr", "-0.1"], "lr must be > 0, got -0.1"),
+    (["train", "a3c", "--env", "CartPole-v1", "--lr", "-0.1"], "lr must be a finite number > 0, got -0.1"),
+    (["train", "a3c", "--env", "CartPole-v1", "--lr", "inf"], "lr must be a finite number > 0, got inf"),
     (["train", "a3c", "--env", "CartPole-v1", "--optimizer", "lbfgs"], "optimizer 'lbfgs' is not one of"),
     (["train", "a3c", "--env", "CartPole-v1", "--executor", "mpi"], "executor 'mpi' is not one of"),
     (["train", "dqn", "--env", "CartPole-v1"], "unknown algorithm 'dqn'"),
@@ -133,19 +169,37 @@ BAD_INPUTS = [
     (["train", "a3c", "--env", "CartPole-v1", "--vec-env", "subprocess"], "vec-env 'subprocess' applies to --executor sync"),
     (["train", "a2c", "--env", "CartPole-v1", "--vec-env", "threads"], "vec-env 'threads' is not one of"),
     (["train", "a2c", "--env", "CartPole-v1", "--device", "tpu"], "device 'tpu' is not one of: auto, cpu, cuda"),
-    pytest.param(["train", "a2c", "--env", "CartPole-v1", "--device", "cuda"], "CUDA is not available",
-                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+    pytest.param(["train", "a2c", "--env", "CartPole-v1", "--device", "cuda"], "device 'cuda' was asked for but CUDA "
+                 "is not available", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
     (["train", "a2c", "--env", "toy_envs:MultiDiscreteAction-v0"], "MultiDiscrete action space"),
-    (["train", "one-step-q", "--env", "Pendulum-v1"], "one-step-q is a value-based method and needs Discrete actions"),
-    (["train", "n-step-q", "--env", "CartPole-v1", "--target-update", "0"], "target-update must be >= 1"),
+    (["train", "one-step-q", "--env", "Pendulum-v1"], "environment 'Pendulum-v1' has a continuous action space "
+     "(Box(-2.0, 2.0, (1,), float32)); one-step-q is a value-based method and needs Discrete actions"),
+    (["train", "n-step-q", "--env", "CartPole-v1", "--target-update", "0"], "target-update must be >= 1 global steps, "
+     "got 0"),
     (["train", "one-step-sarsa", "--env", "CartPole-v1", "--epsilon-probs", "0.5", "0.6", "0.1"],
-     "epsilon-probs must be 3 non-negative numbers summing to 1"),
+     "epsilon-probs must be 3 non-negative numbers summing to 1 (one per epsilon-finals value), got [0.5, 0.6, 0.1]"),
+    (["train", "a3c", "--env", "CartPole-v1", "--keep-checkpoints", "-1"], "keep-checkpoints must be >= 0"),
+    (["train", "a3c", "--env", "CartPole-v1", "--max-worker-restarts", "-1"], "max-worker-restarts must be >= 0, got -1"),
+    (["train", "a3c", "--env", "CartPole-v1", "--worker-timeout", "-3"], "worker-timeout must be >= 0 seconds"),
+    (["train", "a3c", "--env", "CartPole-v1", "--max-nonfinite-updates", "-1"], "max-nonfinite-updates must be >= 0"),
     (["train", "a3c", "--env", "CartPole-v1", "--config", "/no/such.yaml"], "config file '/no/such.yaml' does not exist"),
+    (["train", "a3c", "--env", "CartPole-v1", "--config", "{unknown-key.yaml}"], "unknown key 'learning_rate'"),
+    (["train", "a3c", "--env", "CartPole-v1", "--config", "{not-yaml.yaml}"], "not-yaml.yaml' is not valid YAML"),
+    (["train", "a3c", "--env", "CartPole-v1", "--config", "{algo-key.yaml}"], "'algo' is given on the command line"),
     (["train", "a3c", "--env", "CartPole-v1", "--resume"], "has no checkpoints/latest.pt to continue from"),
     (["train", "a3c", "--env", "CartPole-v1", "--resume", "--lr", "0.1"], "--resume continues the saved "
      "configuration; --lr cannot be changed"),
+    (["train", "n-step-q", "--env", "CartPole-v1", "--resume", "--run-dir", "{a3c-run}"],
+     "a3c-run' holds a a3c run on CartPole-v1, not n-step-q on CartPole-v1"),
+    (["train", "a3c", "--env", "CartPole-v1", "--resume", "--run-dir", "{corrupt-run}"],
+     "corrupt-run/checkpoints/latest.pt' is not a readable asyncrl checkpoint"),
     (["eval", "/no/such/run"], "no such checkpoint or run folder: '/no/such/run'"),
     (["eval", "/no/such/run", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+    (["eval", "{half.pt}"], "half.pt' is not a readable asyncrl checkpoint"),
+    (["eval", "{empty.pt}"], "empty.pt' is not a readable asyncrl checkpoint"),
+    (["eval", "{foreign.pt}"], "foreign.pt' is not an asyncrl checkpoint (no 'asyncrl-checkpoint' header)"),
+    (["eval", "{a3c-run}", "--env", "Pendulum-v1"], "environment 'Pendulum-v1' has the observation space "
+     "Box([-1. -1. -8.], [1. 1. 8.], (3,), float32), but the agent in '"),
 ]
 
 
@@ -155,44 +209,21 @@ def _case_id(case) -> str:
 
 
 @pytest.mark.parametrize("args,expected", BAD_INPUTS, ids=[_case_id(c) for c in BAD_INPUTS])
-def test_bad_input_is_one_clear_line(args, expected, tmp_path):
-    """Each bad input exits 2 with one line naming the problem, no traceback, and starts no run."""
-    p = run_cli(*args, "--run-dir", str(tmp_path / "r"), cwd=str(tmp_path)) if args[0] == "train" \
-        else run_cli(*args, cwd=str(tmp_path))
+def test_bad_input_is_one_clear_line(args, expected, tmp_path, bad_files):
+    """Each bad input, run as a user runs it: exit code 2, one line on stderr naming the
+    problem and the bad value, no traceback, no run started (not even its folder made), and
+    no existing file changed."""
+    args = [str(bad_files / a[1:-1]) if a.startswith("{") else a for a in args]
+    if args[0] == "train" and "--run-dir" not in args:
+        args += ["--run-dir", str(tmp_path / "r")]
+    before = _snapshot(bad_files)
+    p = run_cli(*args, cwd=str(tmp_path))
     assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
     assert expected in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
-    assert not os.path.exists(tmp_path / "r" / "checkpoints")
-
-
-def test_unknown_config_key_is_named(tmp_path):
-    """A config file with an unknown key names the key."""
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("t_max: 5\nlearning_rate: 0.1\n")
-    p = run_cli("train", "a3c", "--env", "CartPole-v1", "--config", str(cfg), "--run-dir", str(tmp_path / "r"))
-    assert p.returncode == 2 and "unknown key 'learning_rate'" in p.stderr, p.stderr
-
-
-@pytest.mark.parametrize("content,expected", [(b"", "not a readable asyncrl checkpoint"),
-                                              (b"hello world, not a checkpoint", "not a readable asyncrl checkpoint")])
-def test_eval_on_a_file_that_is_not_a_checkpoint(tmp_path, content, expected):
-    """eval on an empty or foreign file is refused with one line naming it."""
-    f = tmp_path / "model.pt"
-    f.write_bytes(content)
-    p = run_cli("eval", str(f))
-    assert p.returncode == 2 and expected in p.stderr and str(f) in p.stderr, p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1
-
-
-def test_eval_on_a_foreign_torch_file(tmp_path):
-    """A valid torch file that is not an asyncrl checkpoint is refused."""
-    import torch
-
-    f = tmp_path / "weights.pt"
-    torch.save({"w": torch.zeros(3)}, f)
-    p = run_cli("eval", str(f))
-    assert p.returncode == 2 and "is not an asyncrl checkpoint" in p.stderr, p.stderr
+    assert not os.path.exists(tmp_path / "r")
+    assert _snapshot(bad_files) == before
 
 
 @pytest.mark.parametrize("algo", ["one-step-q", "one-step-sarsa", "n-step-q"])

@@ -45,12 +45,13 @@ def _csv_rows(path) -> list[list[str]]:
         return list(csv.reader(fh))
 
 
-@pytest.mark.parametrize("algo", ["a3c", "n-step-q"])
-def test_interrupt_then_resume_reaches_the_target_with_continuous_state(tmp_path, algo):
-    """SIGTERM mid-run, then `asyncrl train ALGO --run-dir D --resume`: the run continues from
-    the checkpoint's global step with the saved optimiser statistics (and target network)
+@pytest.mark.parametrize("algo,sig", [("a3c", signal.SIGINT), ("n-step-q", signal.SIGTERM)])
+def test_interrupt_then_resume_reaches_the_target_with_continuous_state(tmp_path, algo, sig):
+    """SIGINT/SIGTERM mid-run, then `asyncrl train ALGO --run-dir D --resume`: the run continues
+    from the checkpoint's global step with the saved optimiser statistics (and target network)
     and the same learning-rate schedule, ends exactly on the original --steps, and appends
-    to episodes.csv and metrics.csv (one header each, steps not going back)."""
+    to episodes.csv and metrics.csv (one header each, steps not going back, the episode
+    count going on from where it was)."""
     run_dir = tmp_path / "run"
     target = 60_000
     p = subprocess.Popen([sys.executable, "-m", "asyncrl", "train", algo, "--env", "CartPole-v1",
@@ -61,7 +62,7 @@ def test_interrupt_then_resume_reaches_the_target_with_continuous_state(tmp_path
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and len(_csv_rows(metrics)) >= 2):
         time.sleep(0.1)
-    p.send_signal(signal.SIGTERM)
+    p.send_signal(sig)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, (p.returncode, err)
     saved = asyncrl.load(str(run_dir / "checkpoints" / "latest.pt"))
@@ -90,4 +91,6 @@ def test_interrupt_then_resume_reaches_the_target_with_continuous_state(tmp_path
     assert sum(row[0] == "step" for row in rows) == 1
     steps = [int(row[0]) for row in rows[1:]]
     assert steps == sorted(steps) and steps[-1] == target
+    counts = [int(row[3]) for row in rows[1:]]          # the `episodes` column
+    assert counts == sorted(counts) and counts[-1] == len(episodes) - 1
     assert any(s <= saved.global_step for s in steps) and any(s > saved.global_step for s in steps)

@@ -18,6 +18,7 @@ import yaml
 import asyncrl
 from toy_envs import ExplodingCartPole
 from asyncrl.api import AGENTS
+from asyncrl.errors import WorkerError
 
 
 def run_cli(*args: str, cwd: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -302,7 +303,8 @@ def test_an_error_mid_run_keeps_the_step_count_of_the_saved_parameters(tmp_path)
     agent = asyncrl.A2C(ExplodingCartPole, workers=4, eval_episodes=0, device="cpu", vec_env="inline",
                         run_dir=str(tmp_path / "run"))
     before = agent.params.clone()
-    with pytest.raises(RuntimeError, match="boom in env.step"):
+    with pytest.raises(WorkerError, match="acting in the environments failed: RuntimeError: boom in env.step "
+                                          "at step 180; the run stops"):
         agent.learn(100_000)
     assert not torch.equal(before, agent.params)                  # 9 updates were applied ...
     saved = asyncrl.load(str(tmp_path / "run" / "checkpoints" / "latest.pt"), env="CartPole-v1")

@@ -28,6 +28,13 @@ def test_valid_config_has_no_problems():
     ({"executor": "hogwild", "vec_env": "inline"}, ["vec-env 'inline' applies to --executor sync"]),
     ({"executor": "ray"}, ["executor 'ray' is not one of", "hogwild", "sync"]),
     ({"log_steps": -1}, ["log-steps", "-1"]),
+    ({"lr": float("inf")}, ["lr must be a finite number > 0", "inf"]),
+    ({"lr": float("nan")}, ["lr must be a finite number > 0", "nan"]),
+    ({"gamma": float("nan")}, ["gamma", "nan"]),
+    ({"keep_checkpoints": -1}, ["keep-checkpoints", "-1"]),
+    ({"max_worker_restarts": -2}, ["max-worker-restarts", "-2"]),
+    ({"worker_timeout": -1.0}, ["worker-timeout", "-1.0"]),
+    ({"max_nonfinite_updates": -1}, ["max-nonfinite-updates", "-1"]),
 ])
 def test_each_invalid_value_gives_one_message(changes, needles):
     """Each invalid value yields exactly one message naming the field and the value."""
@@ -56,7 +63,7 @@ def test_check_raises_first_problem_and_lists_rest():
         cfg.check()
     msg = str(info.value)
     assert msg.startswith("t-max must be >= 1, got 0")
-    assert "+1 more" in msg and "lr must be > 0" in msg
+    assert "+1 more" in msg and "lr must be a finite number > 0" in msg
 
 
 def test_from_dict_unknown_key_names_it():

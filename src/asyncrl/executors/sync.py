@@ -14,6 +14,8 @@ import os
 import signal
 import threading
 import time
+import traceback
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -22,7 +24,7 @@ import torch
 from ..algos import make_algorithm
 from ..config import Config
 from ..envs import EnvFactory
-from ..errors import EnvError
+from ..errors import EnvError, WorkerError
 from ..flat import bind_params_
 from ..learner import Learner
 from ..optim import FlatOptimizer
@@ -84,9 +86,26 @@ def choose_vec_env(cfg: Config, factory: EnvFactory) -> str:
     return "subprocess" if env_step_seconds(factory, cfg.seed) > SUBPROCESS_STEP_S else "inline"
 
 
-def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = "auto") -> gym.vector.VectorEnv:
+class _TimedAsyncVectorEnv(gym.vector.AsyncVectorEnv):
+    """AsyncVectorEnv whose waits for its subprocesses give up after `wait_timeout` seconds
+    (multiprocessing.TimeoutError) instead of blocking forever on a hung environment."""
+
+    def __init__(self, *args, wait_timeout: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.wait_timeout = wait_timeout
+
+    def reset_wait(self, timeout=None, *args, **kwargs):
+        return super().reset_wait(self.wait_timeout if timeout is None else timeout, *args, **kwargs)
+
+    def step_wait(self, timeout=None):
+        return super().step_wait(self.wait_timeout if timeout is None else timeout)
+
+
+def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = "auto",
+                    timeout: float = 0.0) -> gym.vector.VectorEnv:
     """n copies of the env, reset within the step that ends an episode (SAME_STEP autoreset:
-    the true final observation is in info['final_obs'])."""
+    the true final observation is in info['final_obs']). Subprocess envs that take longer
+    than `timeout` seconds (> 0) to answer a step or reset raise multiprocessing.TimeoutError."""
     same_step = gym.vector.AutoresetMode.SAME_STEP
     if mode == "ale":
         from ..atari import make_ale_vector_env
@@ -97,9 +116,51 @@ def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = 
     if mode == "inline":
         return gym.vector.SyncVectorEnv([factory] * n, copy=False, autoreset_mode=same_step)
     with _single_threaded_children():
-        return gym.vector.AsyncVectorEnv([_EnvInChild(factory)] * n, shared_memory=True, copy=False,
-                                         context=resolve_start_method(start_method), daemon=True,
-                                         autoreset_mode=same_step)
+        return _TimedAsyncVectorEnv([_EnvInChild(factory)] * n, shared_memory=True, copy=False,
+                                    context=resolve_start_method(start_method), daemon=True,
+                                    autoreset_mode=same_step, wait_timeout=timeout or None)
+
+
+def close_vector_env(venv: gym.vector.VectorEnv, failed: bool) -> None:
+    """Close the envs; after a failure without waiting on them (a dead or hung subprocess
+    would never answer the close), killing what is left of the subprocesses."""
+    if not failed:
+        venv.close()
+        return
+    try:
+        with warnings.catch_warnings():     # "close while waiting for step": that is the point
+            warnings.simplefilter("ignore")
+            venv.close(terminate=True)
+    except Exception:                   # a dead subprocess's pipe: nothing left to say to it
+        pass
+    for proc in getattr(venv, "processes", ()):
+        if proc.is_alive():
+            proc.kill()
+        proc.join(timeout=5.0)
+    venv.closed = True
+
+
+def env_failure(venv: gym.vector.VectorEnv, exc: Exception, step: int, timeout: float) -> WorkerError:
+    """A WorkerError that says which environment failed and how (its traceback included)."""
+    procs = getattr(venv, "processes", ())
+    deadline = time.monotonic() + (2.0 if isinstance(exc, (EOFError, OSError)) else 0.0)
+    while True:                         # a broken pipe: its process may not be reaped just yet
+        dead = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode not in (None, 0)]
+        if dead or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    tb = ""
+    if isinstance(exc, multiprocessing.TimeoutError):
+        what = f"the environment subprocesses did not answer within {timeout:g} s (worker-timeout)"
+    elif dead:
+        i, code = dead[0]
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        what = f"environment subprocess {i} {how}"
+    else:
+        what = f"acting in the environments failed: {type(exc).__name__}: {exc}"
+        tb = "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    return WorkerError(f"{what} at step {step:,}; the run stops (the sync executor does not restart "
+                       f"environments){tb}")
 
 
 def make_sync_learner(cfg: Config, obs_space: gym.Space, action_space: gym.Space, params: torch.Tensor,
@@ -176,8 +237,9 @@ class SyncExecutor:
         cfg = job.cfg
         self.resolve(job.env_factory)
         self.step = job.start_step
-        venv = make_vector_env(job.env_factory, cfg.workers, self.vec_env, cfg.start_method)
+        venv = make_vector_env(job.env_factory, cfg.workers, self.vec_env, cfg.start_method, cfg.worker_timeout)
         learner = None
+        failed = True
         threads = torch.get_num_threads()
         if self.device.type == "cpu":
             # one intra-op thread, as hogwild workers use: tiny updates gain nothing from more,
@@ -189,11 +251,12 @@ class SyncExecutor:
                                         job.params, job.target_params, job.optimizer, job.schedule,
                                         self.device)
             self._train(job, venv, learner)
+            failed = False
         finally:
             torch.set_num_threads(threads)
             if learner is not None:
                 sync_back(learner, job)
-            venv.close()
+            close_vector_env(venv, failed)
         return self.step
 
     def _train(self, job: TrainJob, venv, learner: Learner) -> None:
@@ -208,7 +271,10 @@ class SyncExecutor:
         with _DeferredInterrupt() as stop:
             while step < target and not stop.requested:
                 t = min(seg, -(-(target - step) // B))   # the last segment may be shorter
-                ro, finished = collector.collect(policy, t)
+                try:
+                    ro, finished = collector.collect(policy, t)
+                except Exception as exc:
+                    raise env_failure(venv, exc, step, cfg.worker_timeout) from exc
                 before, step = step, step + ro.num_steps
                 learner.update(ro.to(device), step)
                 self.step = step

@@ -6,8 +6,10 @@ with the shared optimiser, lock-free. Nothing else happens per environment step.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ import torch
 from ..algos import make_algorithm
 from ..config import Config
 from ..envs import EnvFactory
+from ..errors import NonFiniteError
 from ..flat import bind_params_, flatten_params_
 from ..learner import Learner
 from ..optim import FlatOptimizer
@@ -26,6 +29,10 @@ from ..rollout import EpisodeSegmentCollector
 from .counter import StepCounter
 
 STATS_EVERY_S = 1.0
+#: a replacement worker's seeds: seed + rank + RESEED_STRIDE * (how many it replaces)
+RESEED_STRIDE = 1000
+#: exit code of a worker that failed (its traceback is on its queue)
+EXIT_FAILED = 1
 
 
 @dataclass
@@ -36,23 +43,42 @@ class WorkerSpec:
     target_params: torch.Tensor | None  # flat shared target network theta- (value-based methods)
     optimizer: FlatOptimizer      # statistics in shared memory
     counter: StepCounter
-    queue: Any                    # worker -> main messages
     schedule: tuple[int, int]     # learning-rate annealing from step a to step b
     time_origin: float            # time.time() at which wall_time = 0
+    supervisor_pid: int           # the main process
 
 
-def worker_main(rank: int, spec: WorkerSpec) -> None:
+def worker_main(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:
+    """Run worker `rank` (its `life`-th process: 0 first, then replacements) until the counter
+    says training is over. `queue` (this process's own) carries its messages to the main
+    process; a failure sends ("error", rank, traceback, message if it must stop the run)."""
     # First: one intra-op thread. A forked child that uses the parent's OpenMP pool hangs.
     torch.set_num_threads(1)
     # Ctrl-C reaches the whole process group; the main process decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with(spec.supervisor_pid)
     try:
-        run_worker(rank, spec)
-    except BaseException:
-        spec.queue.put(("error", rank, traceback.format_exc()))
-        spec.queue.close()
-        spec.queue.join_thread()
-        os._exit(1)
+        run_worker(rank, spec, queue, life)
+    except BaseException as exc:
+        fatal = str(exc) if isinstance(exc, NonFiniteError) else None   # a restart would not help
+        queue.put(("error", rank, traceback.format_exc(), fatal))
+        queue.close()
+        queue.join_thread()
+        os._exit(EXIT_FAILED)
+
+
+def _die_with(supervisor: int) -> None:
+    """On Linux, have the kernel SIGKILL this worker when the main process dies, even by
+    SIGKILL (no orphan trains on, or blocks on a queue nobody reads). Only for a direct
+    child (not under forkserver); if the main process is already gone, exit."""
+    if not sys.platform.startswith("linux") or os.getppid() != supervisor:
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)    # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != supervisor:      # it died before the prctl
+        os._exit(EXIT_FAILED)
 
 
 def make_worker_learner(cfg: Config, obs_space, action_space, params: torch.Tensor,
@@ -70,28 +96,28 @@ def make_worker_learner(cfg: Config, obs_space, action_space, params: torch.Tens
     return Learner(algo, model, local, params, optimizer, cfg, schedule, rank, target, target_params)
 
 
-def run_worker(rank: int, spec: WorkerSpec) -> None:
+def run_worker(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:
     cfg = spec.cfg
-    seed = cfg.seed + rank
+    seed = cfg.seed + rank + RESEED_STRIDE * life     # a replacement does not replay the same episodes
     torch.manual_seed(seed)
     np.random.seed(seed)
     env = spec.env_factory()
     env.action_space.seed(seed)
     learner = make_worker_learner(cfg, env.observation_space, env.action_space, spec.params,
                                   spec.target_params, spec.optimizer, spec.schedule, rank)
-    algo, counter, queue = learner.algo, spec.counter, spec.queue
+    algo, counter = learner.algo, spec.counter
     seg = algo.segment_length
     collector = EpisodeSegmentCollector(env, seg, seed, next_action=algo.needs_next_action)
     policy = algo.make_policy(learner.model, np.random.default_rng(seed))
     policy.at_step(counter.done)
     last_report = time.monotonic()
     while True:
-        n = counter.reserve(seg)
+        n = counter.reserve(seg, rank)
         if n == 0:
             break
         learner.pull()                                    # theta' <- theta
         ro, finished = collector.collect(policy, n)
-        T = counter.commit(n, ro.length)
+        T = counter.commit(ro.length, rank)
         learner.update(ro, T)
         policy.at_step(T)
         if finished is not None:
