@@ -103,6 +103,10 @@ class Config:
                                          "score is still the whole game's")
     eval_epsilon: float = _f(0.0, "evaluation: act epsilon-greedily with this epsilon (0: greedy; "
                                   "0.05 is the Atari literature's protocol)")
+    torch_threads: int = _f(0, "sync executor on the CPU: torch threads of the learner (0: auto = one per "
+                               "core for Atari with in-process envs (inline, ale), whose batched CNN "
+                               "gains from them; else 1: small updates do not, and a spare thread "
+                               "spinning on a busy core slowed them 5-400x here); hogwild workers use 1")
     seed: int = _f(0, "random seed (worker i uses seed + i)")
     run_dir: str = _f("", "run folder; default runs/<algo>-<env>-<time>")
     log_interval: float = _f(2.0, "seconds between metrics.csv rows")
@@ -255,6 +259,10 @@ class Config:
         elif self.vec_env == "ale" and self.life_loss_terminal:
             p.append("vec-env 'ale' cannot end episodes on a lost life for learning only; use "
                      "--vec-env inline or subprocess with --life-loss-terminal")
+        if self.torch_threads < 0:
+            p.append(f"torch-threads must be >= 0 (0: auto), got {self.torch_threads}")
+        elif self.torch_threads and self.executor == "hogwild":
+            p.append("torch-threads applies to --executor sync (each hogwild worker uses one thread)")
         if self.keep_checkpoints < 0:
             p.append(f"keep-checkpoints must be >= 0 (0: latest.pt only), got {self.keep_checkpoints}")
         if self.max_worker_restarts < 0:

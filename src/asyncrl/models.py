@@ -84,9 +84,10 @@ class AtariCNN(nn.Module):
         one forward per input shape before each backward)."""
         if x.dtype == torch.float32:
             return x
-        buf = self._floats.get(x.shape)
+        key = (x.shape, torch.is_grad_enabled())    # a no-grad forward never touches a saved input
+        buf = self._floats.get(key)
         if buf is None or buf.device != x.device:
-            buf = self._floats[x.shape] = torch.empty(x.shape, device=x.device)
+            buf = self._floats[key] = torch.empty(x.shape, device=x.device)
         return buf.copy_(x)
 
     def _convs(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,6 +168,11 @@ class ActorCritic(nn.Module):
     @property
     def recurrent(self) -> bool:
         return self.core is not None
+
+    @property
+    def costly_torso(self) -> bool:
+        """The CNN: worth keeping rows that need no gradient out of the learner's graph."""
+        return isinstance(self.torso, AtariCNN)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.torso(obs)

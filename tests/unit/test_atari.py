@@ -13,6 +13,7 @@ Breakout game is ~250 agent steps.
 from __future__ import annotations
 
 import os
+from unittest import mock
 
 import gymnasium as gym
 import numpy as np
@@ -806,3 +807,43 @@ def test_preset_none_changes_nothing():
     base = Config(algo="a3c", env=PONG)
     assert Config.from_dict({"preset": "none", "algo": "a3c", "env": PONG}) == base
     assert Config.from_dict({"preset": "atari", "algo": "a3c", "env": PONG}) != base
+
+
+@pytest.mark.parametrize("T,truncations", [(5, 0), (5, 2), (1, 0), (1, 1)])
+def test_cnn_loss_keeps_bootstrap_rows_out_of_the_graph_without_changing_the_gradient(T, truncations):
+    """With the CNN, V(s_T) and V(final_obs) are computed apart under no_grad: the loss and
+    the gradient equal those of the one-batch formulation (costly_torso off), including a
+    1-step segment (the grad and no-grad forwards then have the same number of rows and
+    must not share the byte->float scratch) and truncations mid-segment."""
+    from asyncrl.algos import make_algorithm
+    from asyncrl.rollout import Rollout
+
+    B = 3
+    cfg = Config(algo="a2c", env="ALE/Pong-v5")
+    algo = make_algorithm(cfg)
+    space = gym.spaces.Box(0, 255, OBS_SHAPE, np.uint8)
+    torch.manual_seed(0)
+    model = algo.build_model(space, gym.spaces.Discrete(6))
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randint(0, 256, (T + 1, B, D), dtype=torch.uint8, generator=g)
+    trunc = torch.zeros(T, B, dtype=torch.bool)
+    idx = torch.tensor([[T - 1, b] for b in range(truncations)], dtype=torch.int64).view(-1, 2)
+    trunc[idx[:, 0], idx[:, 1]] = True
+    ro = Rollout(obs, torch.randint(0, 6, (T, B), generator=g), torch.randn(T, B, generator=g),
+                 torch.zeros(T, B, dtype=torch.bool), trunc,
+                 final_obs=torch.randint(0, 256, (truncations, D), dtype=torch.uint8, generator=g)
+                 if truncations else None, final_idx=idx if truncations else None)
+
+    def loss_and_grads(apart: bool):
+        model.zero_grad(set_to_none=True)
+        with mock.patch.object(type(model), "costly_torso", new_callable=mock.PropertyMock, return_value=apart):
+            loss, _ = algo.loss(model, ro)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    l_apart, g_apart = loss_and_grads(True)
+    l_one, g_one = loss_and_grads(False)
+    torch.testing.assert_close(l_apart, l_one, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g_apart, g_one):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert model.costly_torso

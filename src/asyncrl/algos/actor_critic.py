@@ -150,6 +150,17 @@ class ActorCriticAlgorithm(Algorithm):
                 _, v_final, _ = model.step(ro.final_obs, (h, c))
                 next_values = next_values.clone()
                 next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = v_final.detach()
+        elif model.costly_torso:
+            # the CNN: only s_0..s_{T-1} need gradients; V(s_T) and V(final_obs) are computed
+            # apart without a graph (a sixth fewer rows through the backward pass at t_max 5)
+            out, values = model(ro.obs[:T].reshape(T * B, -1))
+            pi, v_all = out.view(T, B, -1), values.view(T, B)
+            rest = ro.obs[T] if ro.final_obs is None else torch.cat([ro.obs[T], ro.final_obs])
+            with torch.no_grad():
+                v_rest = model(rest)[1]
+            next_values = torch.cat([v_all[1:].detach(), v_rest[:B].view(1, B)])
+            if ro.final_obs is not None:  # truncated mid-segment: bootstrap from the true final obs
+                next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = v_rest[B:]
         else:
             x = ro.obs.reshape((T + 1) * B, -1)
             if ro.final_obs is not None:
