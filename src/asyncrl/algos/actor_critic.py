@@ -150,9 +150,10 @@ class ActorCriticAlgorithm(Algorithm):
                 _, v_final, _ = model.step(ro.final_obs, (h, c))
                 next_values = next_values.clone()
                 next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = v_final.detach()
-        elif model.costly_torso:
-            # the CNN: only s_0..s_{T-1} need gradients; V(s_T) and V(final_obs) are computed
-            # apart without a graph (a sixth fewer rows through the backward pass at t_max 5)
+        elif model.costly_torso and B > 1:
+            # the CNN on a batch (sync): only s_0..s_{T-1} need gradients; V(s_T) and
+            # V(final_obs) are computed apart without a graph (a sixth fewer rows through the
+            # backward pass at t_max 5). For one env (hogwild) the extra call costs more.
             out, values = model(ro.obs[:T].reshape(T * B, -1))
             pi, v_all = out.view(T, B, -1), values.view(T, B)
             rest = ro.obs[T] if ro.final_obs is None else torch.cat([ro.obs[T], ro.final_obs])
