@@ -10,7 +10,10 @@ the time limit it sends SIGTERM (the run saves its checkpoint and exits 130). Th
                                              games first reached +18 (and 0, +10, +20), and a
                                              greedy evaluation of the last checkpoint
 
-    python benchmarks/pong_learning.py [--minutes 150] [--run-dir runs/pong-a3c]
+    python benchmarks/pong_learning.py [--minutes 150] [--run-dir runs/pong-a3c] [--resume]
+
+A run stopped at its time limit continues with --resume: the logged wall time goes on
+from where it stopped, so the curve is the one an uninterrupted run would have drawn.
 
 Do not run anything else on the machine meanwhile: wall time is the point.
 """
@@ -50,14 +53,20 @@ def main() -> None:
     ap.add_argument("--run-dir", default=os.path.join(ROOT, "runs", "pong-a3c"))
     ap.add_argument("--eval-episodes", type=int, default=5)
     ap.add_argument("--analyse-only", action="store_true", help="skip training: analyse --run-dir")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the run in --run-dir (asyncrl train --resume: its wall time goes on from "
+                         "where it stopped) for another --minutes")
     args = ap.parse_args()
     exe = os.path.join(os.path.dirname(sys.executable), "asyncrl")
     res = header("pong_learning")
     res.update(env="ALE/Pong-v5", algo="a3c", workers=args.workers, preset="atari",
                budget_minutes=args.minutes)
     if not args.analyse_only:
-        cmd = [exe, "train", "a3c", "--env", "ALE/Pong-v5", "--preset", "atari", "--workers",
-               str(args.workers), "--run-dir", args.run_dir, "--overwrite", "--quiet", "--eval-episodes", "0"]
+        if args.resume:
+            cmd = [exe, "train", "a3c", "--env", "ALE/Pong-v5", "--run-dir", args.run_dir, "--resume", "--quiet"]
+        else:
+            cmd = [exe, "train", "a3c", "--env", "ALE/Pong-v5", "--preset", "atari", "--workers",
+                   str(args.workers), "--run-dir", args.run_dir, "--overwrite", "--quiet", "--eval-episodes", "0"]
         proc = subprocess.Popen(cmd)
         try:
             proc.wait(timeout=args.minutes * 60)
