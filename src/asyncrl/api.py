@@ -26,7 +26,7 @@ from .config import DEFAULT_SYNC_ENVS, Config
 from .envs import EnvFactory, check_same_spaces, probe_spaces, space_from_dict, space_to_dict
 from .errors import CheckpointError, ConfigError, EnvError
 from .evaluate import evaluate_policy
-from .executors import TrainJob, make_executor
+from .executors import TrainJob, make_executor, torch_threads
 from .flat import flatten_params_
 from .learner import check_finite_params
 from .metrics import RunLogger
@@ -244,7 +244,9 @@ class Agent:
             raise ConfigError(f"epsilon must be in [0, 1], got {epsilon}")
         seed = self.config.seed + 10_000 if seed is None else seed
         factory = self._require_env("evaluate").for_evaluation()
-        with _one_torch_thread():
+        # acting is a batch-1 forward: one thread (a second one spinning on a busy core
+        # made a CNN evaluation of Pong 9x slower here)
+        with torch_threads(1):
             result = evaluate_policy(lambda o: self.act(o, deterministic), factory, episodes, seed,
                                      on_reset=self.reset_state, epsilon=epsilon)
         if factory.atari is not None:
@@ -349,18 +351,6 @@ def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: 
     agent.schedule = tuple(data.get("schedule", (0, cfg.steps)))
     agent.best_return = float(data.get("best_return", float("nan")))
     return agent
-
-
-class _one_torch_thread:
-    """Acting is a batch-1 forward: one intra-op thread. More gain nothing there, and an
-    OpenMP thread spinning on a busy core made a CNN evaluation of Pong 9x slower here."""
-
-    def __enter__(self):
-        self.saved = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.saved)
 
 
 def load_for_resume(run_dir: str, algo: str, env: str, progress: bool | None = False) -> Agent:

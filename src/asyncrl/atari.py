@@ -18,6 +18,7 @@ evaluated is the game's true score. ROMs ship with ale-py; nothing is downloaded
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,8 +122,7 @@ class AtariOptions:
 
     def for_evaluation(self) -> "AtariOptions":
         """Evaluation plays whole games: a lost life never ends the episode there."""
-        return AtariOptions(self.noop_max, self.frame_skip, self.frame_stack, self.screen_size,
-                            self.sticky_actions, False)
+        return dataclasses.replace(self, life_loss_terminal=False)
 
 
 class FireOnReset(gym.Wrapper):
@@ -297,7 +297,6 @@ class AtariPreprocessed(gym.Env):
             _, term, trunc = self._skip_step(self._fire)
             if term or trunc:                               # vanishingly rare: start again
                 self._new_game(None, None)
-        k = self.opts.frame_stack
         self._ring[:] = self._ring[self._j]                 # the stack starts as k copies
         return self._stack(), {}
 

@@ -68,11 +68,10 @@ class EnvFactory:
                 return make_atari(self.env_id, self.atari, **{**self.make_kwargs, **kwargs})
             return gym.make(self.env_id, **{**self.make_kwargs, **kwargs})
         except gym.error.Error as exc:
-            from .atari import _looks_atari, _register
+            from .atari import _looks_atari, _require_ale
 
-            if _looks_atari(self.env_id) and not _register():
-                raise EnvError(f"environment {self.env_id!r} is an Atari game, which needs ale-py and "
-                               f"opencv: pip install 'asyncrl[atari]'") from None
+            if _looks_atari(self.env_id):
+                _require_ale(self.env_id)       # without ale-py: say what to install
             raise EnvError(f"unknown environment {self.env_id!r}: {_first_line(exc)}") from None
         except ModuleNotFoundError as exc:
             module = self.env_id.split(":", 1)[0] if ":" in self.env_id else exc.name

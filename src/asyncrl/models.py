@@ -33,6 +33,16 @@ def is_image_space(space: gym.Space) -> bool:
     return isinstance(space, gym.spaces.Box) and len(space.shape) in (2, 3)
 
 
+def image_layout(shape: tuple[int, ...]) -> tuple[bool, int, tuple[int, int]]:
+    """(channels_last, channels, (height, width)) of an image observation's shape: [C, H, W],
+    [H, W, C] (a last axis of at most 4 after a larger first one, as gym images come) or [H, W]."""
+    if len(shape) == 2:
+        return False, 1, (shape[0], shape[1])
+    if shape[-1] <= 4 < shape[0]:
+        return True, shape[-1], (shape[0], shape[1])
+    return False, shape[0], (shape[1], shape[2])
+
+
 def obs_dtype(space: gym.Space) -> torch.dtype:
     """How rollouts store an observation: images of bytes stay uint8 (4x less memory and
     no conversion per step; the CNN scales them), everything else is float32."""
@@ -63,11 +73,8 @@ class AtariCNN(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], scale: float, hidden: int = 256):
         super().__init__()
-        if len(shape) == 2:
-            shape = (1, *shape)
-        self.channels_last = shape[-1] <= 4 < shape[0]        # [H, W, C] as images come from gym
-        c = shape[-1] if self.channels_last else shape[0]
-        self.shape = tuple(shape)
+        self.channels_last, c, _ = image_layout(shape)
+        self.shape = (1, *shape) if len(shape) == 2 else tuple(shape)
         self.scale = scale
         self.conv1 = _init(nn.Conv2d(c, 16, 8, stride=4), math.sqrt(2))
         self.conv2 = _init(nn.Conv2d(16, 32, 4, stride=2), math.sqrt(2))
@@ -115,9 +122,7 @@ def build_torso(obs_space: gym.Space, cfg: Config) -> tuple[nn.Module, int]:
     if cfg.net == "cnn" and not image:
         raise EnvError(f"net 'cnn' needs image observations (2-D or 3-D Box), got {obs_space}")
     if image and cfg.net != "mlp":
-        shape = obs_space.shape
-        hw = shape[:2] if (len(shape) == 3 and shape[-1] <= 4 < shape[0]) else shape[-2:]
-        if min(hw) < 36:
+        if min(image_layout(obs_space.shape)[2]) < 36:
             raise EnvError(f"image observations {obs_space.shape} are too small for the paper's CNN "
                            f"(8x8 stride 4 then 4x4 stride 2 need at least 36x36); use --net mlp")
         scale = 1.0 / 255.0 if obs_space.dtype == np.uint8 else 1.0

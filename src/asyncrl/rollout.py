@@ -115,7 +115,6 @@ class ObsWriter:
         self.discrete = isinstance(space, gym.spaces.Discrete)
         self.dim = obs_dim(space)
         self.dtype = obs_dtype(space)       # torch dtype of the rows (uint8 for images of bytes)
-        self.np_dtype = torch.empty(0, dtype=self.dtype).numpy().dtype
 
     def rows(self, *shape: int) -> torch.Tensor:
         """A zeroed buffer of observation rows: shape + (dim,)."""

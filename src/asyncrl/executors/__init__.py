@@ -1,8 +1,9 @@
 """Executors own processes, parameters and the optimiser; algorithms own the math."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -27,6 +28,17 @@ class TrainJob:
     time_origin: float              # time.time() for wall_time = 0 (earlier runs included)
     logger: "object"                # metrics.RunLogger
     checkpoint: Callable[[int], None]  # save a checkpoint at global step T
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to n inside the block, restored after it."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def make_executor(cfg: Config):

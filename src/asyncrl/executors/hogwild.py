@@ -34,6 +34,14 @@ def resolve_start_method(name: str) -> str:
     return "fork" if sys.platform.startswith("linux") else "spawn"
 
 
+def signal_name(signum: int) -> str:
+    """'SIGKILL' for 9; 'signal N' for a number Python has no name for."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def child_pids(pid: int) -> list[int]:
     """The pids of a process's children, from Linux's /proc (empty if it is gone): a training
     process's hogwild workers (or the sync executor's env subprocesses), for operators and
@@ -200,11 +208,7 @@ class HogwildExecutor:
         if tb:
             return f"failed: {tb.strip().splitlines()[-1]}"
         if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            return f"was killed by {name}"
+            return f"was killed by {signal_name(-code)}"
         return f"died with exit code {code}"
 
     def _drain(self, workers, log) -> None:

@@ -29,8 +29,8 @@ from ..flat import bind_params_
 from ..learner import Learner
 from ..optim import FlatOptimizer
 from ..rollout import VectorSegmentCollector
-from . import TrainJob
-from .hogwild import _single_threaded_children, resolve_start_method
+from . import TrainJob, torch_threads
+from .hogwild import _single_threaded_children, resolve_start_method, signal_name
 
 #: an environment step slower than this is worth a subprocess (pipe round trip ~50-100 us)
 SUBPROCESS_STEP_S = 200e-6
@@ -168,7 +168,7 @@ def env_failure(venv: gym.vector.VectorEnv, exc: Exception, step: int, timeout: 
         what = f"the environment subprocesses did not answer within {timeout:g} s (worker-timeout)"
     elif dead:
         i, code = dead[0]
-        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        how = f"was killed by {signal_name(-code)}" if code < 0 else f"exited with code {code}"
         what = f"environment subprocess {i} {how}"
     else:
         what = f"acting in the environments failed: {type(exc).__name__}: {exc}"
@@ -259,20 +259,18 @@ class SyncExecutor:
         venv = make_vector_env(job.env_factory, cfg.workers, self.vec_env, cfg.start_method, cfg.worker_timeout)
         learner = None
         failed = True
-        threads = torch.get_num_threads()
-        if self.device.type == "cpu":
-            torch.set_num_threads(self.threads)
-        try:
-            learner = make_sync_learner(cfg, venv.single_observation_space, venv.single_action_space,
-                                        job.params, job.target_params, job.optimizer, job.schedule,
-                                        self.device)
-            self._train(job, venv, learner)
-            failed = False
-        finally:
-            torch.set_num_threads(threads)
-            if learner is not None:
-                sync_back(learner, job)
-            close_vector_env(venv, failed)
+        threads = self.threads if self.device.type == "cpu" else torch.get_num_threads()
+        with torch_threads(threads):
+            try:
+                learner = make_sync_learner(cfg, venv.single_observation_space, venv.single_action_space,
+                                            job.params, job.target_params, job.optimizer, job.schedule,
+                                            self.device)
+                self._train(job, venv, learner)
+                failed = False
+            finally:
+                if learner is not None:
+                    sync_back(learner, job)
+                close_vector_env(venv, failed)
         return self.step
 
     def _train(self, job: TrainJob, venv, learner: Learner) -> None:
