@@ -37,8 +37,11 @@ def compute_grads(algo: Algorithm, model: nn.Module, rollout: Rollout, flat_grad
     loss.backward()
     norm = torch.linalg.vector_norm(flat_grad)
     if max_grad_norm > 0:
-        # same rule as torch.nn.utils.clip_grad_norm_, on one tensor
-        flat_grad.mul_(torch.clamp(max_grad_norm / (norm + 1e-6), max=1.0))
+        # the rule of torch.nn.utils.clip_grad_norm_ (scale by min(1, max / (norm + 1e-6))),
+        # without a pass over the gradient when the scale is 1 (most updates)
+        scale = max_grad_norm / (float(norm) + 1e-6)
+        if scale < 1.0:
+            flat_grad.mul_(scale)
     return stats, norm
 
 

@@ -66,6 +66,10 @@ def mlp_torso(in_dim: int, hidden: list[int], activation: str) -> tuple[nn.Modul
     return nn.Sequential(*layers), d
 
 
+#: the smallest learner batch the CNN's input is laid out channels-last for (see _float_input)
+CHANNELS_LAST_MIN_BATCH = 16
+
+
 class AtariCNN(nn.Module):
     """The paper's network body (from Mnih et al. 2013): conv 16 8x8 stride 4, conv 32 4x4
     stride 2, fully connected 256, ReLU after each. Input: flat rows [N, C*H*W] of an image
@@ -91,10 +95,21 @@ class AtariCNN(nn.Module):
         one forward per input shape before each backward)."""
         if x.dtype == torch.float32:
             return x
-        key = (x.shape, torch.is_grad_enabled())    # a no-grad forward never touches a saved input
+        grad = torch.is_grad_enabled()
+        key = (x.shape, grad)    # a no-grad forward never touches a saved input
         buf = self._floats.get(key)
         if buf is None or buf.device != x.device:
-            buf = self._floats[key] = torch.empty(x.shape, device=x.device)
+            # channels-last for a learner's batch on the CPU: the convolutions' backward runs
+            # 1.2x faster on it (B=96: fwd+bwd 21.8 against 25.5 ms here); the transposing copy
+            # outweighs that for a handful of rows (a hogwild segment)
+            cl = grad and x.device.type == "cpu" and x.shape[0] >= CHANNELS_LAST_MIN_BATCH
+            fmt = torch.channels_last if cl else torch.contiguous_format
+            buf = self._floats[key] = torch.empty(x.shape, device=x.device).contiguous(memory_format=fmt)
+            if cl:   # bytes are transposed first (into their own scratch): 1.5x faster than at once
+                self._floats[key, "bytes"] = torch.empty(x.shape, dtype=x.dtype).contiguous(memory_format=fmt)
+        staged = self._floats.get((key, "bytes"))
+        if staged is not None and not x.is_contiguous(memory_format=torch.channels_last):
+            x = staged.copy_(x)
         return buf.copy_(x)
 
     def _convs(self, x: torch.Tensor) -> torch.Tensor:
