@@ -16,6 +16,10 @@ def header(name: str) -> dict:
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"], cwd=ROOT,
+                             capture_output=True, text=True).stdout.strip()
+    if changed:     # the code measured is not that commit's
+        commit += "+uncommitted-src-changes"
     return {"benchmark": name, "commit": commit, "cpus": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__}
 
