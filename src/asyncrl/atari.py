@@ -349,6 +349,92 @@ def make_ale_vector_env(env_id: str, opts: AtariOptions, num_envs: int, num_thre
                           use_fire_reset=True)
 
 
+def envpool_task(env_id: str) -> str:
+    """EnvPool's id for the game an ALE id plays: 'Pong-v5' for ALE/Pong-v5, 'SpaceInvaders-v5'
+    for SpaceInvadersNoFrameskip-v4."""
+    return "".join(part.capitalize() for part in game_of(env_id).split("_")) + "-v5"
+
+
+class EnvPoolAtari(gym.vector.VectorEnv):
+    """EnvPool's Atari (C++ envs stepped in native threads; `pip install 'asyncrl[envpool]'`)
+    behind the vector-env interface the sync executor's collector reads: an env that ends an
+    episode is reset within the same step (Gymnasium's SAME_STEP autoreset; EnvPool's own
+    reset comes one step later), the true final observation in info['final_obs'].
+
+    Its stepping is the paper's preprocessing exactly as make_atari does it (action repeat
+    with a max over the last two frames, 84x84 INTER_AREA grayscale, a stack that starts as
+    copies of the first frame; tests/unit/test_atari.py compares them frame by frame). Its
+    resets differ like ale-py's vector env: 0..noop_max-1 no-ops, then FIRE for one frame
+    (make_atari: 1..noop_max no-ops, then FIRE as a whole agent step)."""
+
+    def __init__(self, env_id: str, opts: AtariOptions, num_envs: int, num_threads: int, seed: int = 0):
+        _require_ale(env_id)
+        try:
+            import envpool
+        except ImportError:
+            raise EnvError("vec-env 'envpool' needs EnvPool: pip install 'asyncrl[envpool]' "
+                           "(or use --vec-env ale, ale-py's vector env of the same design)") from None
+        if opts.life_loss_terminal:
+            raise EnvError("vec-env 'envpool' cannot end episodes on a lost life for learning only; use "
+                           "--vec-env inline or subprocess with --life-loss-terminal")
+        if opts.noop_max < 1:
+            raise EnvError(f"vec-env 'envpool' needs noop-max >= 1, got {opts.noop_max}")
+        self._make = lambda s: envpool.make(
+            envpool_task(env_id), env_type="gymnasium", num_envs=num_envs, batch_size=num_envs,
+            num_threads=num_threads, seed=s, max_episode_steps=self._max_steps(env_id, opts),
+            stack_num=opts.frame_stack, frame_skip=opts.frame_skip, noop_max=opts.noop_max,
+            img_height=opts.screen_size, img_width=opts.screen_size, gray_scale=True,
+            use_inter_area_resize=True, repeat_action_probability=opts.sticky_actions,
+            episodic_life=False, reward_clip=False, use_fire_reset=True)
+        self.seed, self.pool = seed, self._make(seed)
+        self.num_envs = num_envs
+        k, s = opts.frame_stack, opts.screen_size
+        self.single_observation_space = gym.spaces.Box(0, 255, (k, s, s), np.uint8)
+        self.single_action_space = gym.spaces.Discrete(int(self.pool.action_space.n))
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+        self._all = np.arange(num_envs)
+
+    @staticmethod
+    def _max_steps(env_id: str, opts: AtariOptions) -> int:
+        """Gymnasium's time limit, in agent steps (v5: 108,000 frames; v4: none beyond the ALE's)."""
+        frames = gym.spec(env_id).kwargs.get("max_num_frames_per_episode") or 108_000
+        return max(1, int(frames) // opts.frame_skip)
+
+    def _in_order(self, obs, rew, term, trunc, info):
+        ids = np.asarray(info["env_id"])
+        if not np.array_equal(ids, self._all):
+            order = np.argsort(ids)
+            obs, rew, term, trunc = obs[order], rew[order], term[order], trunc[order]
+        return obs, rew, term, trunc
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None and seed != self.seed:
+            self.pool.close()
+            self.seed, self.pool = seed, self._make(seed)
+        obs, info = self.pool.reset()
+        obs, _, _, _ = self._in_order(obs, obs, obs, obs, info)
+        return obs, {}
+
+    def step(self, actions):
+        obs, rew, term, trunc, info = self.pool.step(np.asarray(actions, dtype=np.int32), self._all)
+        obs, rew, term, trunc = self._in_order(obs, rew, term, trunc, info)
+        done = term | trunc
+        out: dict = {}
+        if done.any():
+            ids = np.flatnonzero(done)
+            out["final_obs"] = obs.copy()        # indexed by env, like SAME_STEP's info
+            new, new_info = self.pool.reset(ids.astype(np.int32))
+            obs = obs.copy()
+            obs[np.asarray(new_info["env_id"])] = new
+        return obs, np.asarray(rew, np.float64), term, trunc, out
+
+    def close(self, **kwargs) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.close()
+
+
 def random_actions_throughput(env: gym.Env, steps: int, seed: int = 0) -> float:
     """Agent steps per second of `env` under uniformly random actions (benchmarks' limit)."""
     import time

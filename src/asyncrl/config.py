@@ -20,7 +20,7 @@ OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam")
 NETS = ("auto", "mlp", "cnn", "lstm")
 EXECUTORS = ("auto", "hogwild", "sync")
 DEVICES = ("auto", "cpu", "cuda")
-VEC_ENVS = ("auto", "inline", "subprocess", "ale")
+VEC_ENVS = ("auto", "inline", "subprocess", "ale", "envpool")
 CLIP_REWARDS = ("auto", "yes", "no")
 #: environments stepped in lockstep by the sync executor when --workers is not given
 DEFAULT_SYNC_ENVS = 16
@@ -85,7 +85,7 @@ class Config:
                              "available); hogwild runs on cpu", choices=DEVICES)
     vec_env: str = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv), "
                               "in subprocesses (AsyncVectorEnv), or, for Atari, in ale-py's C++ "
-                              "vector env (threads; its resets differ slightly); auto: inline for "
+                              "vector env or EnvPool (threads; their resets differ slightly); auto: inline for "
                               "Atari, subprocesses for envs slower than ~0.2 ms a step when there "
                               "are cores to spare", choices=VEC_ENVS)
     clip_rewards: str = _f("auto", "clip rewards to [-1, 1] for learning (the logged and evaluated "
@@ -253,12 +253,14 @@ class Config:
             p.append(f"sticky-actions must be a probability in [0, 1], got {self.sticky_actions}")
         if not 0 <= self.eval_epsilon <= 1:
             p.append(f"eval-epsilon must be in [0, 1], got {self.eval_epsilon}")
-        if self.vec_env == "ale" and not is_atari_id(self.env):
-            p.append(f"vec-env 'ale' steps Atari games only (ALE/Pong-v5, PongNoFrameskip-v4, ...), "
+        if self.vec_env in ("ale", "envpool") and not is_atari_id(self.env):
+            p.append(f"vec-env {self.vec_env!r} steps Atari games only (ALE/Pong-v5, PongNoFrameskip-v4, ...), "
                      f"not {self.env!r}")
-        elif self.vec_env == "ale" and self.life_loss_terminal:
-            p.append("vec-env 'ale' cannot end episodes on a lost life for learning only; use "
-                     "--vec-env inline or subprocess with --life-loss-terminal")
+        elif self.vec_env in ("ale", "envpool") and self.life_loss_terminal:
+            p.append(f"vec-env {self.vec_env!r} cannot end episodes on a lost life for learning only; use "
+                     f"--vec-env inline or subprocess with --life-loss-terminal")
+        elif self.vec_env == "envpool" and self.noop_max < 1:
+            p.append(f"vec-env 'envpool' needs noop-max >= 1, got {self.noop_max}")
         if self.torch_threads < 0:
             p.append(f"torch-threads must be >= 0 (0: auto), got {self.torch_threads}")
         elif self.torch_threads and self.executor == "hogwild":

@@ -130,11 +130,14 @@ def test_load_and_act_on_a_pong_observation(pong_run):
 
 
 @pytest.mark.slow          # ~6 s each here (a training run of its own)
-@pytest.mark.parametrize("vec_env,resolved,steps", [(None, "inline", 2000), ("ale", "ale", 1000)])
+@pytest.mark.parametrize("vec_env,resolved,steps", [(None, "inline", 2000), ("ale", "ale", 1000),
+                                                     ("envpool", "envpool", 1000)])
 def test_a2c_on_pong(vec_env, resolved, steps, tmp_path):
     """Sync A2C on Pong with 4 environments: vec-env auto resolves to inline (the same
-    AtariPreprocessed envs as hogwild; config.yaml records it), --vec-env ale works too; the
-    step counter lands on the target, frames = 4 x steps."""
+    AtariPreprocessed envs as hogwild; config.yaml records it), --vec-env ale and envpool work
+    too; the step counter lands on the target, frames = 4 x steps."""
+    if vec_env == "envpool":
+        pytest.importorskip("envpool", reason="EnvPool is optional: pip install 'asyncrl[envpool]'")
     run_dir = str(tmp_path / "run")
     extra = ["--vec-env", vec_env] if vec_env else []
     p = run_cli("train", "a2c", "--env", PONG, "--steps", str(steps), "--workers", "4", "--eval-episodes", "0",
@@ -167,6 +170,8 @@ def test_value_based_on_pong_with_the_atari_preset(tmp_path):
 
 BAD_INPUTS = [
     (["a2c", "--env", "CartPole-v1", "--vec-env", "ale"], "vec-env 'ale' steps Atari games only"),
+    (["a2c", "--env", "CartPole-v1", "--vec-env", "envpool"], "vec-env 'envpool' steps Atari games only"),
+    (["a2c", "--env", PONG, "--vec-env", "envpool", "--noop-max", "0"], "vec-env 'envpool' needs noop-max >= 1, got 0"),
     (["a3c", "--env", "CartPole-v1", "--net", "cnn"], "net 'cnn' needs image observations"),
     (["a3c", "--env", PONG, "--sticky-actions", "1.5"], "sticky-actions must be a probability in [0, 1], got 1.5"),
     (["a3c", "--env", PONG, "--preset", "nonsense"], "preset 'nonsense' is not one of: none, atari"),

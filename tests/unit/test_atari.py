@@ -766,6 +766,75 @@ def test_ale_vector_env_noop_starts_take_0_to_noop_max_minus_1_frames():
     assert ours[:2] == [1, 30] and all(1 <= f <= 30 for f in ours)
 
 
+# =========================================================================== EnvPool
+def _envpool():
+    return pytest.importorskip("envpool", reason="EnvPool is optional: pip install 'asyncrl[envpool]'")
+
+
+@pytest.mark.parametrize("env_id", ["ALE/MsPacman-v5", "ALE/Freeway-v5"])
+def test_envpool_equals_make_atari_step_for_step_in_games_without_fire(env_id):
+    """EnvPool's preprocessing is ours: with one no-op at reset (both take exactly 1 then) and
+    no FIRE in the game, the whole stacks (the first one included: both repeat the first
+    frame), the rewards and the flags are identical for 300 random actions."""
+    _envpool()
+    from asyncrl.atari import EnvPoolAtari
+
+    opts = AtariOptions(noop_max=1)
+    v = EnvPoolAtari(env_id, opts, 1, 1, seed=0)
+    env = make_atari(env_id, opts)
+    assert v.single_observation_space == env.observation_space
+    assert v.single_action_space == env.action_space
+    vo, _ = v.reset(seed=0)
+    o, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(vo[0], o)
+    rng = np.random.default_rng(1)
+    total = 0.0
+    for _ in range(300):
+        a = int(rng.integers(env.action_space.n))
+        o, r, term, trunc, _ = env.step(a)
+        vo, vr, vterm, vtrunc, _ = v.step(np.array([a]))
+        np.testing.assert_array_equal(vo[0], o)
+        assert (float(vr[0]), bool(vterm[0]), bool(vtrunc[0])) == (float(r), term, trunc)
+        total += float(r)
+    v.close()
+    env.close()
+    if env_id == "ALE/MsPacman-v5":
+        assert total > 0          # the comparison covered rewarded steps
+
+
+def test_envpool_resets_a_finished_env_within_the_step(monkeypatch):
+    """SAME_STEP autoreset, as the sync collector needs: the step that ends an episode (here a
+    time limit of 10 agent steps) returns the next episode's first stack (4 copies of one
+    frame) and puts the true final stack in info['final_obs']; the env then goes on stepping."""
+    _envpool()
+    from asyncrl.atari import EnvPoolAtari
+
+    monkeypatch.setattr(EnvPoolAtari, "_max_steps", staticmethod(lambda env_id, opts: 10))
+    v = EnvPoolAtari(PONG, AtariOptions(), 2, 1, seed=0)
+    v.reset(seed=5)
+    for t in range(10):
+        obs, r, term, trunc, info = v.step(np.zeros(2, np.int64))
+        assert obs.shape == (2, *OBS_SHAPE) and r.shape == (2,)
+        if t < 9:
+            assert not (term.any() or trunc.any()) and "final_obs" not in info
+    assert trunc.all() and not term.any()
+    finals = info["final_obs"]
+    assert finals.shape == (2, *OBS_SHAPE)
+    assert all((obs[i] == obs[i, 0]).all() for i in range(2))          # a fresh stack
+    assert not all((finals[i] == finals[i, 0]).all() for i in range(2))  # the old episode's
+    obs, r, term, trunc, info = v.step(np.zeros(2, np.int64))
+    assert not (term.any() or trunc.any())
+    v.close()
+
+
+def test_envpool_time_limit_is_gymnasiums_in_agent_steps():
+    _envpool()
+    from asyncrl.atari import EnvPoolAtari, envpool_task
+
+    assert EnvPoolAtari._max_steps(PONG, AtariOptions()) == 27_000     # 108,000 frames / 4
+    assert envpool_task(PONG) == "Pong-v5" and envpool_task("SpaceInvadersNoFrameskip-v4") == "SpaceInvaders-v5"
+
+
 # =========================================================================== presets
 def test_atari_preset_gives_the_papers_values():
     cfg = Config.from_dict({"preset": "atari", "algo": "a3c", "env": PONG})

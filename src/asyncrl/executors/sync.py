@@ -110,7 +110,7 @@ def choose_threads(cfg: Config, factory: EnvFactory, vec_env: str) -> int:
     job) slowed updates 5-400x in measurements here."""
     if cfg.torch_threads:
         return cfg.torch_threads
-    if factory.atari is not None and vec_env in ("inline", "ale"):
+    if factory.atari is not None and vec_env in ("inline", "ale", "envpool"):
         return os.cpu_count() or 1
     return 1
 
@@ -121,12 +121,13 @@ def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = 
     the true final observation is in info['final_obs']). Subprocess envs that take longer
     than `timeout` seconds (> 0) to answer a step or reset raise multiprocessing.TimeoutError."""
     same_step = gym.vector.AutoresetMode.SAME_STEP
-    if mode == "ale":
-        from ..atari import make_ale_vector_env
+    if mode in ("ale", "envpool"):
+        from ..atari import EnvPoolAtari, make_ale_vector_env
 
         if factory.atari is None:
-            raise EnvError(f"vec-env 'ale' steps Atari games only, not {factory.name!r}")
-        return make_ale_vector_env(factory.env_id, factory.atari, n, num_threads=min(n, os.cpu_count() or 1))
+            raise EnvError(f"vec-env {mode!r} steps Atari games only, not {factory.name!r}")
+        make = make_ale_vector_env if mode == "ale" else EnvPoolAtari
+        return make(factory.env_id, factory.atari, n, num_threads=min(n, os.cpu_count() or 1))
     if mode == "inline":
         return gym.vector.SyncVectorEnv([factory] * n, copy=False, autoreset_mode=same_step)
     with _single_threaded_children():
