@@ -6,7 +6,8 @@ object (and writes it with --out).
       (also: Gymnasium's AtariPreprocessing + FrameStackObservation chain, for reference)
   (b) asyncrl A3C, hogwild, 2 workers, --preset atari (t_max 5, shared RMSProp)
   (c) asyncrl A2C, sync executor, 16 environments, --preset atari: stepped inline (the
-      default: the same envs as (b) and evaluation), and in ale-py's C++ vector env
+      default: the same envs as (b) and evaluation), in ale-py's C++ vector env, and in
+      EnvPool (when installed: pip install 'asyncrl[envpool]')
   (d) Stable-Baselines3 A2C, 16 environments in one process (DummyVecEnv) on the same
       preprocessed env, n_steps 5: with its default CnnPolicy (NatureCNN) and with the
       paper's CNN as its features extractor (the like-for-like peer of (c))
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -156,6 +158,8 @@ def main() -> None:
     res["b_asyncrl_a3c_hogwild"] = run_asyncrl("a3c", args.steps, args.workers)
     res["c_asyncrl_a2c_sync"] = run_asyncrl("a2c", args.steps, 16)
     res["c_asyncrl_a2c_sync_ale_vec_env"] = run_asyncrl("a2c", args.steps, 16, vec_env="ale")
+    if importlib.util.find_spec("envpool") is not None:
+        res["c_asyncrl_a2c_sync_envpool"] = run_asyncrl("a2c", args.steps, 16, vec_env="envpool")
     if not args.skip_sb3:
         res["d_sb3_a2c_naturecnn"] = run_sb3(args.steps, 16, paper_cnn=False)
         res["d_sb3_a2c_paper_cnn"] = run_sb3(args.steps, 16, paper_cnn=True)
@@ -167,8 +171,10 @@ def main() -> None:
     if not args.skip_sb3:
         ratios["a2c_over_sb3_paper_cnn"] = round(a2c / res["d_sb3_a2c_paper_cnn"]["frames_per_s"], 2)
         ratios["a2c_over_sb3_naturecnn"] = round(a2c / res["d_sb3_a2c_naturecnn"]["frames_per_s"], 2)
-        ratios["a2c_ale_vec_env_over_sb3_paper_cnn"] = round(
-            res["c_asyncrl_a2c_sync_ale_vec_env"]["frames_per_s"] / res["d_sb3_a2c_paper_cnn"]["frames_per_s"], 2)
+        for key in ("ale_vec_env", "envpool"):
+            if f"c_asyncrl_a2c_sync_{key}" in res:
+                ratios[f"a2c_{key}_over_sb3_paper_cnn"] = round(
+                    res[f"c_asyncrl_a2c_sync_{key}"]["frames_per_s"] / res["d_sb3_a2c_paper_cnn"]["frames_per_s"], 2)
     res["ratios"] = ratios
     text = json.dumps(res, indent=2)
     print(text)
