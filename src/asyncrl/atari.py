@@ -365,74 +365,94 @@ class EnvPoolAtari(gym.vector.VectorEnv):
     with a max over the last two frames, 84x84 INTER_AREA grayscale, a stack that starts as
     copies of the first frame; tests/unit/test_atari.py compares them frame by frame). Its
     resets differ like ale-py's vector env: 0..noop_max-1 no-ops, then FIRE for one frame
-    (make_atari: 1..noop_max no-ops, then FIRE as a whole agent step)."""
+    (make_atari: 1..noop_max no-ops, then FIRE as a whole agent step). The pool is made at
+    each reset(seed), so env i plays with seed + i."""
 
-    def __init__(self, env_id: str, opts: AtariOptions, num_envs: int, num_threads: int, seed: int = 0):
+    def __init__(self, env_id: str, opts: AtariOptions, num_envs: int, num_threads: int):
+        self.pool = None
+        self.closed = True
         _require_ale(env_id)
         try:
             import envpool
         except ImportError:
             raise EnvError("vec-env 'envpool' needs EnvPool: pip install 'asyncrl[envpool]' "
                            "(or use --vec-env ale, ale-py's vector env of the same design)") from None
-        if opts.life_loss_terminal:
-            raise EnvError("vec-env 'envpool' cannot end episodes on a lost life for learning only; use "
-                           "--vec-env inline or subprocess with --life-loss-terminal")
-        if opts.noop_max < 1:
-            raise EnvError(f"vec-env 'envpool' needs noop-max >= 1, got {opts.noop_max}")
-        self._make = lambda s: envpool.make(
-            envpool_task(env_id), env_type="gymnasium", num_envs=num_envs, batch_size=num_envs,
-            num_threads=num_threads, seed=s, max_episode_steps=self._max_steps(env_id, opts),
-            stack_num=opts.frame_stack, frame_skip=opts.frame_skip, noop_max=opts.noop_max,
-            img_height=opts.screen_size, img_width=opts.screen_size, gray_scale=True,
-            use_inter_area_resize=True, repeat_action_probability=opts.sticky_actions,
-            episodic_life=False, reward_clip=False, use_fire_reset=True)
-        self.seed, self.pool = seed, self._make(seed)
+        problem = envpool_option_problem(opts)
+        if problem:
+            raise EnvError(problem)
+        self._envpool = envpool
+        self._kwargs = dict(
+            task_id=envpool_task(env_id), num_envs=num_envs, batch_size=num_envs, num_threads=num_threads,
+            max_episode_steps=self._max_steps(env_id, opts), stack_num=opts.frame_stack,
+            frame_skip=opts.frame_skip, noop_max=opts.noop_max, img_height=opts.screen_size,
+            img_width=opts.screen_size, gray_scale=True, use_inter_area_resize=True,
+            repeat_action_probability=opts.sticky_actions, episodic_life=False, reward_clip=False,
+            use_fire_reset=True)
         self.num_envs = num_envs
         k, s = opts.frame_stack, opts.screen_size
         self.single_observation_space = gym.spaces.Box(0, 255, (k, s, s), np.uint8)
-        self.single_action_space = gym.spaces.Discrete(int(self.pool.action_space.n))
+        n = int(envpool.make_spec(**self._kwargs).action_space.n)
+        self.single_action_space = gym.spaces.Discrete(n)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
-        self._all = np.arange(num_envs)
+        self._all = np.arange(num_envs, dtype=np.int32)
+        self.closed = False
 
     @staticmethod
     def _max_steps(env_id: str, opts: AtariOptions) -> int:
-        """Gymnasium's time limit, in agent steps (v5: 108,000 frames; v4: none beyond the ALE's)."""
+        """Gymnasium's time limit in agent steps: the ALE's max_num_frames_per_episode of the
+        id (108,000 for v5 and NoFrameskip-v4) / frame_skip."""
         frames = gym.spec(env_id).kwargs.get("max_num_frames_per_episode") or 108_000
         return max(1, int(frames) // opts.frame_skip)
 
-    def _in_order(self, obs, rew, term, trunc, info):
+    def _in_order(self, info: dict, *arrays: np.ndarray) -> list[np.ndarray]:
         ids = np.asarray(info["env_id"])
-        if not np.array_equal(ids, self._all):
-            order = np.argsort(ids)
-            obs, rew, term, trunc = obs[order], rew[order], term[order], trunc[order]
-        return obs, rew, term, trunc
+        if np.array_equal(ids, self._all):
+            return list(arrays)
+        order = np.argsort(ids)
+        return [a[order] for a in arrays]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        if seed is not None and seed != self.seed:
+        if self.pool is not None:
             self.pool.close()
-            self.seed, self.pool = seed, self._make(seed)
+        self.pool = self._envpool.make(env_type="gymnasium", seed=0 if seed is None else int(seed),
+                                       **self._kwargs)
         obs, info = self.pool.reset()
-        obs, _, _, _ = self._in_order(obs, obs, obs, obs, info)
+        obs, = self._in_order(info, obs)
         return obs, {}
 
     def step(self, actions):
-        obs, rew, term, trunc, info = self.pool.step(np.asarray(actions, dtype=np.int32), self._all)
-        obs, rew, term, trunc = self._in_order(obs, rew, term, trunc, info)
+        obs, rew, _, trunc, info = self.pool.step(np.asarray(actions, dtype=np.int32), self._all)
+        # a game over is a termination, also on the time limit's step (EnvPool: truncated)
+        over = np.asarray(info["terminated"], dtype=bool)
+        obs, rew, over, trunc = self._in_order(info, obs, rew, over, np.asarray(trunc, dtype=bool))
+        term, trunc = over, trunc & ~over
         done = term | trunc
         out: dict = {}
         if done.any():
-            ids = np.flatnonzero(done)
             out["final_obs"] = obs.copy()        # indexed by env, like SAME_STEP's info
-            new, new_info = self.pool.reset(ids.astype(np.int32))
+            new, new_info = self.pool.reset(self._all[done])
             obs = obs.copy()
             obs[np.asarray(new_info["env_id"])] = new
         return obs, np.asarray(rew, np.float64), term, trunc, out
 
     def close(self, **kwargs) -> None:
         pool, self.pool = self.pool, None
+        self.closed = True
         if pool is not None:
             pool.close()
+
+
+def envpool_option_problem(opts: AtariOptions) -> str | None:
+    """Why EnvPool cannot give these options' preprocessing (None if it can)."""
+    if opts.life_loss_terminal:
+        return ("vec-env 'envpool' cannot end episodes on a lost life for learning only; use "
+                "--vec-env inline or subprocess with --life-loss-terminal")
+    if opts.noop_max < 1:
+        return f"vec-env 'envpool' needs noop-max >= 1, got {opts.noop_max}"
+    if opts.frame_skip < 2:    # EnvPool max-pools with a stale frame when an action is repeated once
+        return f"vec-env 'envpool' needs frame-skip >= 2, got {opts.frame_skip}"
+    return None
 
 
 def random_actions_throughput(env: gym.Env, steps: int, seed: int = 0) -> float:

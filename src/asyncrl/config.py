@@ -256,11 +256,15 @@ class Config:
         if self.vec_env in ("ale", "envpool") and not is_atari_id(self.env):
             p.append(f"vec-env {self.vec_env!r} steps Atari games only (ALE/Pong-v5, PongNoFrameskip-v4, ...), "
                      f"not {self.env!r}")
-        elif self.vec_env in ("ale", "envpool") and self.life_loss_terminal:
-            p.append(f"vec-env {self.vec_env!r} cannot end episodes on a lost life for learning only; use "
-                     f"--vec-env inline or subprocess with --life-loss-terminal")
-        elif self.vec_env == "envpool" and self.noop_max < 1:
-            p.append(f"vec-env 'envpool' needs noop-max >= 1, got {self.noop_max}")
+        elif self.vec_env == "ale" and self.life_loss_terminal:
+            p.append("vec-env 'ale' cannot end episodes on a lost life for learning only; use "
+                     "--vec-env inline or subprocess with --life-loss-terminal")
+        elif self.vec_env == "envpool":
+            from .atari import AtariOptions, envpool_option_problem
+
+            problem = envpool_option_problem(AtariOptions.from_config(self))
+            if problem:
+                p.append(problem)
         if self.torch_threads < 0:
             p.append(f"torch-threads must be >= 0 (0: auto), got {self.torch_threads}")
         elif self.torch_threads and self.executor == "hogwild":

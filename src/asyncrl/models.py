@@ -105,6 +105,7 @@ class AtariCNN(nn.Module):
             cl = grad and x.device.type == "cpu" and x.shape[0] >= CHANNELS_LAST_MIN_BATCH
             fmt = torch.channels_last if cl else torch.contiguous_format
             buf = self._floats[key] = torch.empty(x.shape, device=x.device).contiguous(memory_format=fmt)
+            self._floats.pop((key, "bytes"), None)
             if cl:   # bytes are transposed first (into their own scratch): 1.5x faster than at once
                 self._floats[key, "bytes"] = torch.empty(x.shape, dtype=x.dtype).contiguous(memory_format=fmt)
         staged = self._floats.get((key, "bytes"))

@@ -31,8 +31,9 @@ class FlatOptimizer:
         self._buf: torch.Tensor | None = None  # per-process scratch, never shared
 
     def _scratch(self, like: torch.Tensor) -> torch.Tensor:
-        if self._buf is None or self._buf.numel() < like.numel() or self._buf.device != like.device:
-            self._buf = torch.empty_like(like)
+        if self._buf is None or self._buf.numel() < like.numel() or self._buf.device != like.device \
+                or self._buf.dtype != like.dtype:
+            self._buf = torch.empty(like.numel(), dtype=like.dtype, device=like.device)
         return self._buf[:like.numel()].view(like.shape)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -96,7 +97,7 @@ class RMSprop(FlatOptimizer):
     def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0) -> None:
         g = self.square_avg if self.shared else self.square_avg[rank % self.square_avg.shape[0]]
         n = g.numel()
-        chunk = CHUNK if g.device.type == "cpu" else n
+        chunk = CHUNK if g.device.type == "cpu" else max(n, 1)
         alpha, eps = self.alpha, self.eps
         for s in range(0, n, chunk):
             gs, gr = g[s:s + chunk], grad[s:s + chunk]

@@ -172,6 +172,7 @@ BAD_INPUTS = [
     (["a2c", "--env", "CartPole-v1", "--vec-env", "ale"], "vec-env 'ale' steps Atari games only"),
     (["a2c", "--env", "CartPole-v1", "--vec-env", "envpool"], "vec-env 'envpool' steps Atari games only"),
     (["a2c", "--env", PONG, "--vec-env", "envpool", "--noop-max", "0"], "vec-env 'envpool' needs noop-max >= 1, got 0"),
+    (["a2c", "--env", PONG, "--vec-env", "envpool", "--frame-skip", "1"], "vec-env 'envpool' needs frame-skip >= 2, got 1"),
     (["a3c", "--env", "CartPole-v1", "--net", "cnn"], "net 'cnn' needs image observations"),
     (["a3c", "--env", PONG, "--sticky-actions", "1.5"], "sticky-actions must be a probability in [0, 1], got 1.5"),
     (["a3c", "--env", PONG, "--preset", "nonsense"], "preset 'nonsense' is not one of: none, atari"),

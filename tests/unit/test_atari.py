@@ -587,6 +587,39 @@ def test_channels_last_images_equal_the_transposed_channels_first_ones():
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [OBS_SHAPE, (84, 84, 3)])
+def test_learner_batches_laid_out_channels_last_give_the_same_outputs_and_gradients(shape):
+    """A learner batch of CHANNELS_LAST_MIN_BATCH rows or more goes through the convolutions
+    channels-last: its outputs and gradients equal those of the same rows in smaller batches
+    (channels-first), for [C, H, W] and [H, W, C] images; the byte scratch is reused."""
+    from asyncrl.models import CHANNELS_LAST_MIN_BATCH
+
+    torch.manual_seed(0)
+    net = AtariCNN(shape, 1 / 255)
+    B = CHANNELS_LAST_MIN_BATCH
+    x = torch.randint(0, 256, (B, int(np.prod(shape))), dtype=torch.uint8)
+    grads = []
+    outs = []
+    # one channels-last batch; then two channels-first ones of different sizes (one forward
+    # per shape before a backward: the float scratch is per shape)
+    for parts in ([x], [x[:5], x[5:]]):
+        net.zero_grad(set_to_none=True)
+        out = torch.cat([net(p) for p in parts])
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in net.parameters()])
+    floats = {k[0][0]: v for k, v in net._floats.items() if isinstance(k[0], torch.Size) and k[1] is True}
+    big = floats[B]
+    assert big.is_contiguous(memory_format=torch.channels_last)
+    assert not floats[5].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    for a, b in zip(*grads):        # float32 sums in another order: within 1e-4 of the norm
+        assert float((a - b).norm() / a.norm()) < 1e-4
+    out = net(x)                                          # a second pass reuses the buffers
+    assert [v for k, v in net._floats.items() if isinstance(k[0], torch.Size) and k[0][0] == B and k[1]] == [big]
+    torch.testing.assert_close(out.detach(), outs[0], rtol=0, atol=0)
+
+
 def test_two_dimensional_images_are_one_channel():
     torso, feat = build_torso(gym.spaces.Box(0, 255, (84, 84), np.uint8), Config())
     assert isinstance(torso, AtariCNN) and feat == 256 and torso.conv1.in_channels == 1
@@ -780,7 +813,7 @@ def test_envpool_equals_make_atari_step_for_step_in_games_without_fire(env_id):
     from asyncrl.atari import EnvPoolAtari
 
     opts = AtariOptions(noop_max=1)
-    v = EnvPoolAtari(env_id, opts, 1, 1, seed=0)
+    v = EnvPoolAtari(env_id, opts, 1, 1)
     env = make_atari(env_id, opts)
     assert v.single_observation_space == env.observation_space
     assert v.single_action_space == env.action_space
@@ -805,33 +838,66 @@ def test_envpool_equals_make_atari_step_for_step_in_games_without_fire(env_id):
 def test_envpool_resets_a_finished_env_within_the_step(monkeypatch):
     """SAME_STEP autoreset, as the sync collector needs: the step that ends an episode (here a
     time limit of 10 agent steps) returns the next episode's first stack (4 copies of one
-    frame) and puts the true final stack in info['final_obs']; the env then goes on stepping."""
+    frame) for that env only, puts its true final stack in info['final_obs'], and the env
+    then goes on stepping. Env 0 is restarted 4 steps in, so env 1 finishes alone."""
     _envpool()
     from asyncrl.atari import EnvPoolAtari
 
     monkeypatch.setattr(EnvPoolAtari, "_max_steps", staticmethod(lambda env_id, opts: 10))
-    v = EnvPoolAtari(PONG, AtariOptions(), 2, 1, seed=0)
+    v = EnvPoolAtari(PONG, AtariOptions(), 2, 1)
     v.reset(seed=5)
+    rng = np.random.default_rng(0)          # moving paddles: a stack of 4 equal frames is a fresh one
     for t in range(10):
-        obs, r, term, trunc, info = v.step(np.zeros(2, np.int64))
-        assert obs.shape == (2, *OBS_SHAPE) and r.shape == (2,)
+        if t == 4:
+            v.pool.reset(np.array([0], np.int32))
+        obs, r, term, trunc, info = v.step(rng.integers(6, size=2))
+        assert obs.shape == (2, *OBS_SHAPE) and r.shape == (2,) and r.dtype == np.float64
         if t < 9:
             assert not (term.any() or trunc.any()) and "final_obs" not in info
-    assert trunc.all() and not term.any()
-    finals = info["final_obs"]
-    assert finals.shape == (2, *OBS_SHAPE)
-    assert all((obs[i] == obs[i, 0]).all() for i in range(2))          # a fresh stack
-    assert not all((finals[i] == finals[i, 0]).all() for i in range(2))  # the old episode's
-    obs, r, term, trunc, info = v.step(np.zeros(2, np.int64))
-    assert not (term.any() or trunc.any())
+    assert trunc.tolist() == [False, True] and not term.any()
+    fresh = [bool((obs[i] == obs[i, 0]).all()) for i in range(2)]
+    assert fresh == [False, True]
+    np.testing.assert_array_equal(info["final_obs"][0], obs[0])       # env 0 went on
+    assert not (info["final_obs"][1] == info["final_obs"][1, 0]).all()  # env 1's last stack
+    for _ in range(4):
+        obs, r, term, trunc, info = v.step(rng.integers(6, size=2))
+    assert trunc.tolist() == [True, False] and "final_obs" in info
     v.close()
+    v.close()                       # closing twice is harmless
+    assert v.closed
+
+
+def test_envpool_missing_is_a_clear_error_and_leaves_no_traceback(monkeypatch, capsys):
+    import gc
+    import sys
+
+    from asyncrl.atari import EnvPoolAtari
+
+    monkeypatch.setitem(sys.modules, "envpool", None)       # import envpool -> ImportError
+    with pytest.raises(EnvError, match=r"vec-env 'envpool' needs EnvPool: pip install 'asyncrl\[envpool\]'"):
+        EnvPoolAtari(PONG, AtariOptions(), 2, 1)
+    gc.collect()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("opts,expected", [
+    (AtariOptions(noop_max=0), "needs noop-max >= 1, got 0"),
+    (AtariOptions(frame_skip=1), "needs frame-skip >= 2, got 1"),
+    (AtariOptions(life_loss_terminal=True), "cannot end episodes on a lost life"),
+    (AtariOptions(), None),
+])
+def test_envpool_option_problems(opts, expected):
+    from asyncrl.atari import envpool_option_problem
+
+    problem = envpool_option_problem(opts)
+    assert (problem is None) if expected is None else (expected in problem)
 
 
 def test_envpool_time_limit_is_gymnasiums_in_agent_steps():
-    _envpool()
     from asyncrl.atari import EnvPoolAtari, envpool_task
 
     assert EnvPoolAtari._max_steps(PONG, AtariOptions()) == 27_000     # 108,000 frames / 4
+    assert EnvPoolAtari._max_steps("PongNoFrameskip-v4", AtariOptions(frame_skip=3)) == 36_000
     assert envpool_task(PONG) == "Pong-v5" and envpool_task("SpaceInvadersNoFrameskip-v4") == "SpaceInvaders-v5"
 
 

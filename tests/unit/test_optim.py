@@ -82,6 +82,30 @@ def test_rmsprop_unshared_rows_are_independent():
     assert torch.equal(opt.square_avg, torch.tensor([[2.0, 0.0], [0.0, 8.0]]))
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_rmsprop_in_slices_equals_one_pass(shared):
+    """The CPU update runs CHUNK elements at a time: over 3 slices and a remainder, for shared
+    statistics and for a per-worker row, it is bit-identical to the whole-array formula."""
+    from asyncrl.optim import CHUNK
+
+    n = 3 * CHUNK + 7
+    gen = torch.Generator().manual_seed(0)
+    theta0, g0 = torch.randn(n, generator=gen), torch.rand(n, generator=gen)
+    grads = [torch.randn(n, generator=gen) for _ in range(2)]
+    opt = RMSprop(n, alpha=0.99, eps=0.1, shared=shared, workers=2)
+    row = opt.square_avg if shared else opt.square_avg[1]
+    row.copy_(g0)
+    theta = theta0.clone()
+    ref_theta, ref_g = theta0.clone(), g0.clone()
+    for grad, lr in zip(grads, (7e-4, 3e-4)):
+        opt.step(theta, grad, lr=lr, rank=1)
+        ref_g.mul_(0.99).addcmul_(grad, grad, value=0.01)
+        ref_theta.addcdiv_(grad, (ref_g + 0.1).sqrt(), value=-lr)
+    assert torch.equal(row, ref_g) and torch.equal(theta, ref_theta)
+    if not shared:
+        assert not opt.square_avg[0].any()
+
+
 def adam_reference(theta, grads, lrs, b1, b2, eps):
     """Adam with bias correction in numpy float64 over a sequence of steps."""
     theta = np.asarray(theta, dtype=np.float64)
