@@ -430,7 +430,7 @@ class EnvPoolAtari(gym.vector.VectorEnv):
         done = term | trunc
         out: dict = {}
         if done.any():
-            out["final_obs"] = obs.copy()        # indexed by env, like SAME_STEP's info
+            out["final_obs"] = obs               # indexed by env, like SAME_STEP's info
             new, new_info = self.pool.reset(self._all[done])
             obs = obs.copy()
             obs[np.asarray(new_info["env_id"])] = new
