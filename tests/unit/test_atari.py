@@ -588,36 +588,47 @@ def test_channels_last_images_equal_the_transposed_channels_first_ones():
 
 
 @pytest.mark.parametrize("shape", [OBS_SHAPE, (84, 84, 3)])
-def test_learner_batches_laid_out_channels_last_give_the_same_outputs_and_gradients(shape):
-    """A learner batch of CHANNELS_LAST_MIN_BATCH rows or more goes through the convolutions
-    channels-last: its outputs and gradients equal those of the same rows in smaller batches
-    (channels-first), for [C, H, W] and [H, W, C] images; the byte scratch is reused."""
-    from asyncrl.models import CHANNELS_LAST_MIN_BATCH
+@pytest.mark.parametrize("B", [2, 6, 16])
+def test_learner_batches_laid_out_channels_last_give_the_same_outputs_and_gradients(shape, B, monkeypatch):
+    """A learner batch of CHANNELS_LAST_MIN_BATCH rows or more (a hogwild segment's 6, a sync
+    batch) goes through the convolutions channels-last: its outputs and gradients equal those
+    of the same batch laid out channels-first, for [C, H, W] and [H, W, C] images; the scratch
+    is reused by a second pass; batches below the threshold and no-grad forwards (acting)
+    stay channels-first."""
+    import asyncrl.models as models
 
+    assert models.CHANNELS_LAST_MIN_BATCH <= 6          # a hogwild segment of t_max 5 is 6 rows
     torch.manual_seed(0)
-    net = AtariCNN(shape, 1 / 255)
-    B = CHANNELS_LAST_MIN_BATCH
     x = torch.randint(0, 256, (B, int(np.prod(shape))), dtype=torch.uint8)
-    grads = []
-    outs = []
-    # one channels-last batch; then two channels-first ones of different sizes (one forward
-    # per shape before a backward: the float scratch is per shape)
-    for parts in ([x], [x[:5], x[5:]]):
-        net.zero_grad(set_to_none=True)
-        out = torch.cat([net(p) for p in parts])
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
-        outs.append(out.detach())
-        grads.append([p.grad.clone() for p in net.parameters()])
-    floats = {k[0][0]: v for k, v in net._floats.items() if isinstance(k[0], torch.Size) and k[1] is True}
-    big = floats[B]
-    assert big.is_contiguous(memory_format=torch.channels_last)
-    assert not floats[5].is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
-    for a, b in zip(*grads):        # float32 sums in another order: within 1e-4 of the norm
+    weights = torch.linspace(-1, 1, B * 256).view(B, 256)
+    results = []
+    cl_min = models.CHANNELS_LAST_MIN_BATCH
+    for threshold in (cl_min, B + 1):                   # channels-last, then channels-first
+        monkeypatch.setattr(models, "CHANNELS_LAST_MIN_BATCH", threshold)
+        torch.manual_seed(1)
+        net = AtariCNN(shape, 1 / 255)
+        out = net(x)
+        (out * weights).sum().backward()
+        buf = next(v for k, v in net._floats.items() if isinstance(k[0], torch.Size) and k[1] is True)
+        results.append((out.detach(), [p.grad.clone() for p in net.parameters()],
+                        buf.is_contiguous(memory_format=torch.channels_last), net))
+    (out_cl, grads_cl, is_cl, net), (out_cf, grads_cf, is_cl_cf, _) = results
+    assert is_cl and not is_cl_cf
+    torch.testing.assert_close(out_cl, out_cf, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads_cl, grads_cf):     # float32 sums in another order: within 1e-4 of the norm
         assert float((a - b).norm() / a.norm()) < 1e-4
-    out = net(x)                                          # a second pass reuses the buffers
-    assert [v for k, v in net._floats.items() if isinstance(k[0], torch.Size) and k[0][0] == B and k[1]] == [big]
-    torch.testing.assert_close(out.detach(), outs[0], rtol=0, atol=0)
+    monkeypatch.setattr(models, "CHANNELS_LAST_MIN_BATCH", cl_min)
+    n_bufs = len(net._floats)
+    torch.testing.assert_close(net(x).detach(), out_cl, rtol=0, atol=0)   # a second pass reuses
+    assert len(net._floats) == n_bufs                                      # the buffers
+    with torch.no_grad():
+        net(x)
+    acting = next(v for k, v in net._floats.items() if isinstance(k[0], torch.Size) and k[1] is False)
+    assert not acting.is_contiguous(memory_format=torch.channels_last)
+    one = x[:1]
+    net(one)                                            # one row: below any useful threshold
+    single = next(v for k, v in net._floats.items() if isinstance(k[0], torch.Size) and k[0][0] == 1 and k[1])
+    assert not single.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_two_dimensional_images_are_one_channel():
