@@ -74,11 +74,15 @@ class Learner:
         self.clip_rewards = cfg.clips_rewards    # learning sees sign-clipped rewards (Atari)
         self.max_nonfinite = cfg.max_nonfinite_updates
         self.nonfinite_streak = 0     # non-finite gradients in a row (reset by an applied update)
+        self._pulled = False          # theta' was refreshed by the last update (see pull)
         self._reset_stats()
 
     def pull(self) -> None:
-        """theta' <- theta (a no-op when the model trains on the parameters themselves)."""
-        if self.local is not self.params:
+        """theta' <- theta (a no-op when the model trains on the parameters themselves, or when
+        the last update already copied each slice of theta into theta' as it wrote it)."""
+        if self._pulled:
+            self._pulled = False
+        elif self.local is not self.params:
             self.local.copy_(self.params)
 
     def gradients(self, ro: Rollout) -> tuple[dict[str, torch.Tensor], float]:
@@ -109,7 +113,11 @@ class Learner:
             self._check_nonfinite(step)
             return False
         self.nonfinite_streak = 0
-        self.optimizer.step(self.params, self.grad, self.lr, self.rank)
+        # a hogwild learner's update refreshes theta' as it goes (fused pull: each slice of
+        # theta is copied while it is in cache); the next pull() then has nothing to do
+        mirror = None if self.local is self.params else self.local
+        self.optimizer.step(self.params, self.grad, self.lr, self.rank, mirror)
+        self._pulled = mirror is not None
         self.updates += 1
         self.norm_sum += norm
         for k in self.sums:

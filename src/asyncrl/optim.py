@@ -73,7 +73,10 @@ class FlatOptimizer:
         state["_buf"] = None
         return state
 
-    def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0) -> None:
+    def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0,
+             mirror: torch.Tensor | None = None) -> None:
+        """params -= the update for `grad`, then mirror <- params when a mirror is given (a
+        hogwild worker's theta', refreshed for its next segment while the update is in cache)."""
         raise NotImplementedError
 
 
@@ -94,7 +97,8 @@ class RMSprop(FlatOptimizer):
         self.square_avg = torch.zeros(n) if shared else torch.zeros(workers, n)
 
     @torch.no_grad()
-    def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0) -> None:
+    def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0,
+             mirror: torch.Tensor | None = None) -> None:
         g = self.square_avg if self.shared else self.square_avg[rank % self.square_avg.shape[0]]
         n = g.numel()
         chunk = CHUNK if g.device.type == "cpu" else max(n, 1)
@@ -103,7 +107,9 @@ class RMSprop(FlatOptimizer):
             gs, gr = g[s:s + chunk], grad[s:s + chunk]
             gs.mul_(alpha).addcmul_(gr, gr, value=1.0 - alpha)
             denom = torch.add(gs, eps, out=self._scratch(gs)).sqrt_()
-            params[s:s + chunk].addcdiv_(gr, denom, value=-lr)
+            ps = params[s:s + chunk].addcdiv_(gr, denom, value=-lr)
+            if mirror is not None:
+                mirror[s:s + chunk].copy_(ps)
 
 
 class Adam(FlatOptimizer):
@@ -120,7 +126,8 @@ class Adam(FlatOptimizer):
         self.step_count = torch.zeros(1, dtype=torch.float64)
 
     @torch.no_grad()
-    def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0) -> None:
+    def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0,
+             mirror: torch.Tensor | None = None) -> None:
         b1, b2 = self.beta1, self.beta2
         self.exp_avg.mul_(b1).add_(grad, alpha=1.0 - b1)
         self.exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
@@ -128,6 +135,8 @@ class Adam(FlatOptimizer):
         bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
         denom = torch.sqrt(self.exp_avg_sq, out=self._scratch(grad)).div_(math.sqrt(bc2)).add_(self.eps)
         params.addcdiv_(self.exp_avg, denom, value=-lr / bc1)
+        if mirror is not None:
+            mirror.copy_(params)
 
 
 def build_optimizer(cfg: Config, n_params: int) -> FlatOptimizer:

@@ -125,3 +125,26 @@ def test_an_optimiser_step_that_overflows_stops_the_run_and_keeps_the_good_check
     saved = asyncrl.load(str(tmp_path / "run" / "checkpoints" / "latest.pt"))
     assert saved.global_step == 0 and torch.isfinite(saved.params).all()
     assert not (tmp_path / "run" / "checkpoints" / "final.pt").exists()
+
+
+def test_a_hogwild_update_refreshes_theta_prime_and_a_skipped_one_leaves_the_pull_to_do():
+    """A hogwild learner's update copies theta into its theta' as it writes it (a fused pull):
+    theta' equals the shared parameters after an applied update, and pull() then copies
+    nothing (theta' is theta as of this worker's update, microseconds before the next segment;
+    a later write reaches it with the next update). A skipped (non-finite) update refreshes nothing, so the next pull() copies theta."""
+    from asyncrl.executors.worker import make_worker_learner
+
+    agent, _, ros = learner_and_rollouts(3)
+    ln = make_worker_learner(agent.config, agent.observation_space, agent.action_space, agent.params, None,
+                             agent.optimizer, (0, 1000), 0)
+    assert ln.local is not ln.params
+    ln.pull()
+    assert torch.equal(ln.local, agent.params)
+    assert ln.update(ros[0], 5) is True
+    assert torch.equal(ln.local, agent.params)
+    agent.params.add_(1.0)                      # another worker's update lands before the pull
+    ln.pull()                                   # already refreshed by the update: no copy
+    assert torch.equal(ln.local + 1.0, agent.params)
+    assert ln.update(poisoned(ros[1]), 10) is False
+    ln.pull()                                   # nothing refreshed theta': a full copy
+    assert torch.equal(ln.local, agent.params)

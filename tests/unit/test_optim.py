@@ -106,6 +106,26 @@ def test_rmsprop_in_slices_equals_one_pass(shared):
         assert not opt.square_avg[0].any()
 
 
+@pytest.mark.parametrize("make", [lambda n: RMSprop(n, shared=True), lambda n: RMSprop(n, shared=False, workers=2),
+                                  lambda n: Adam(n)])
+def test_step_with_a_mirror_leaves_it_equal_to_the_updated_parameters(make):
+    """A hogwild learner passes its theta' as `mirror`: after the step it equals the updated
+    parameters bit for bit (over several CPU slices), and the update itself is the same as
+    without a mirror."""
+    from asyncrl.optim import CHUNK
+
+    n = 2 * CHUNK + 5
+    gen = torch.Generator().manual_seed(1)
+    theta0, grad = torch.randn(n, generator=gen), torch.randn(n, generator=gen)
+    a, b = make(n), make(n)
+    with_mirror, without = theta0.clone(), theta0.clone()
+    mirror = torch.full((n,), float("nan"))
+    a.step(with_mirror, grad, 1e-3, rank=1, mirror=mirror)
+    b.step(without, grad, 1e-3, rank=1)
+    assert torch.equal(with_mirror, without) and not torch.equal(without, theta0)
+    assert torch.equal(mirror, with_mirror)
+
+
 def adam_reference(theta, grads, lrs, b1, b2, eps):
     """Adam with bias correction in numpy float64 over a sequence of steps."""
     theta = np.asarray(theta, dtype=np.float64)
