@@ -6,14 +6,18 @@ the time limit it sends SIGTERM (the run saves its checkpoint and exits 130). Th
 
   docs/pong_a3c.png                          curve against frames and wall time
   benchmarks/results/pong_a3c_episodes.csv   every training game (step, frames, wall time, score)
-  benchmarks/results/pong_a3c.json           commit, throughput, when the mean of the last 10
-                                             games first reached +18 (and 0, +10, +20), and a
-                                             greedy evaluation of the last checkpoint
+  benchmarks/results/pong_a3c.json           commit of each segment, throughput, when the mean of
+                                             the last 10 games first reached -15 ... +20, the
+                                             means every 30 minutes, and a greedy evaluation of
+                                             the last checkpoint
 
     python benchmarks/pong_learning.py [--minutes 150] [--run-dir runs/pong-a3c] [--resume]
+                                       [--note TEXT]
 
 A run stopped at its time limit continues with --resume: the logged wall time goes on
-from where it stopped, so the curve is the one an uninterrupted run would have drawn.
+from where it stopped, so the curve is the one an uninterrupted run would have drawn. Each
+invocation is recorded as a segment (commit, wall-time span, exit code, --note) in
+<run-dir>/benchmark_segments.json, and all segments go into the JSON.
 
 Do not run anything else on the machine meanwhile: wall time is the point.
 """
@@ -33,17 +37,52 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import ROOT, header  # noqa: E402
 
 WINDOW = 10
-MILESTONES = (0.0, 10.0, 18.0, 20.0)
+MILESTONES = (-15.0, -10.0, -5.0, 0.0, 10.0, 18.0, 20.0)
+EVERY_MINUTES = 30
+
+
+def moving_means(scores: list[float], window: int) -> list[float]:
+    """The mean of the last `window` games after each game (fewer at the start)."""
+    out, total = [], 0.0
+    for i, x in enumerate(scores):
+        total += x - (scores[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
 
 
 def first_reaching(rows: list[dict], level: float) -> dict | None:
-    scores = [float(r["return"]) for r in rows]
-    for i in range(WINDOW - 1, len(scores)):
-        if sum(scores[i - WINDOW + 1:i + 1]) / WINDOW >= level:
+    means = moving_means([float(r["return"]) for r in rows], WINDOW)
+    for i in range(WINDOW - 1, len(rows)):
+        if means[i] >= level:
             r = rows[i]
             return {"frames": int(r["frames"]), "agent_steps": int(r["step"]),
                     "minutes": round(float(r["wall_time"]) / 60, 1)}
     return None
+
+
+def summary(rows: list[dict]) -> dict:
+    """Means of the last 10 and 100 games at the end and every EVERY_MINUTES of wall time,
+    the best mean of 10, and when each milestone was first reached."""
+    scores = [float(r["return"]) for r in rows]
+    m10, m100 = moving_means(scores, WINDOW), moving_means(scores, 100)
+    at = {}
+    for minute in range(EVERY_MINUTES, int(float(rows[-1]["wall_time"]) / 60) + 1, EVERY_MINUTES):
+        i = max(j for j, r in enumerate(rows) if float(r["wall_time"]) <= minute * 60)
+        at[str(minute)] = {"frames": int(rows[i]["frames"]), f"mean_of_last_{WINDOW}_games": round(m10[i], 2),
+                           "mean_of_last_100_games": round(m100[i], 2)}
+    return {f"mean_of_last_{WINDOW}_games": round(m10[-1], 2), "mean_of_last_100_games": round(m100[-1], 2),
+            f"best_mean_of_{WINDOW}_games": round(max(m10[WINDOW - 1:]), 2), "at_minutes": at,
+            "first_reached": {f"{m:+g}": first_reaching(rows, m) for m in MILESTONES}}
+
+
+def wall_minutes(run_dir: str) -> float:
+    """The run's logged wall time so far (0 for a new run)."""
+    path = os.path.join(run_dir, "metrics.csv")
+    if not os.path.exists(path):
+        return 0.0
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    return round(float(rows[-1]["wall_time"]) / 60, 1) if rows else 0.0
 
 
 def main() -> None:
@@ -56,12 +95,19 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true",
                     help="continue the run in --run-dir (asyncrl train --resume: its wall time goes on from "
                          "where it stopped) for another --minutes")
+    ap.add_argument("--note", default="", help="recorded with this segment (what else ran, why it stopped)")
     args = ap.parse_args()
     exe = os.path.join(os.path.dirname(sys.executable), "asyncrl")
     res = header("pong_learning")
     res.update(env="ALE/Pong-v5", algo="a3c", workers=args.workers, preset="atari",
                budget_minutes=args.minutes)
+    seg_path = os.path.join(args.run_dir, "benchmark_segments.json")
+    segments = []
+    if args.resume and os.path.exists(seg_path):
+        with open(seg_path) as fh:
+            segments = json.load(fh)
     if not args.analyse_only:
+        start = wall_minutes(args.run_dir) if args.resume else 0.0
         if args.resume:
             cmd = [exe, "train", "a3c", "--env", "ALE/Pong-v5", "--run-dir", args.run_dir, "--resume", "--quiet"]
         else:
@@ -74,6 +120,11 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
         res["exit_code"] = proc.returncode
+        segments.append({"commit": res["commit"], "from_minute": start, "to_minute": wall_minutes(args.run_dir),
+                         "budget_minutes": args.minutes, "exit_code": proc.returncode, "note": args.note})
+        with open(seg_path, "w") as fh:
+            json.dump(segments, fh, indent=2)
+    res["segments"] = segments
     with open(os.path.join(args.run_dir, "episodes.csv")) as fh:
         rows = sorted(csv.DictReader(fh), key=lambda r: int(r["step"]))
     last = rows[-1]
@@ -81,8 +132,7 @@ def main() -> None:
     res["frames"] = int(last["frames"])
     res["minutes"] = round(float(last["wall_time"]) / 60, 1)
     res["frames_per_s"] = round(int(last["frames"]) / float(last["wall_time"]))
-    res[f"mean_of_last_{WINDOW}_games"] = round(sum(float(r["return"]) for r in rows[-WINDOW:]) / WINDOW, 2)
-    res["first_reached"] = {f"{m:+g}": first_reaching(rows, m) for m in MILESTONES}
+    res.update(summary(rows))
     if args.eval_episodes:
         out = subprocess.run([exe, "eval", args.run_dir, "--episodes", str(args.eval_episodes), "--json"],
                              capture_output=True, text=True)
