@@ -1,17 +1,20 @@
-"""A3C on Pong with 2 hogwild workers and the paper's settings (--preset atari), for a fixed
+"""A3C on Pong with 2 hogwild workers and the paper's settings (--preset atari), or its
+synchronous sibling A2C (--algo a2c: 16 environments, ale-py's vector env), for a fixed
 wall-clock budget: the score against emulator frames and wall time. Out of CI.
 
-Runs `asyncrl train a3c --env ALE/Pong-v5 --preset atari --workers 2` as a user would; at
-the time limit it sends SIGTERM (the run saves its checkpoint and exits 130). Then writes
+Runs `asyncrl train a3c --env ALE/Pong-v5 --preset atari --workers 2` (or `asyncrl train a2c
+--env ALE/Pong-v5 --preset atari --workers 16 --vec-env ale`) as a user would; at the time
+limit it sends SIGTERM (the run saves its checkpoint and exits 130). Then writes (ALGO: a3c
+or a2c)
 
-  docs/pong_a3c.png                          curve against frames and wall time
-  benchmarks/results/pong_a3c_episodes.csv   every training game (step, frames, wall time, score)
-  benchmarks/results/pong_a3c.json           commit of each segment, throughput, when the mean of
+  docs/pong_ALGO.png                         curve against frames and wall time
+  benchmarks/results/pong_ALGO_episodes.csv  every training game (step, frames, wall time, score)
+  benchmarks/results/pong_ALGO.json          commit of each segment, throughput, when the mean of
                                              the last 10 games first reached -15 ... +20, the
                                              means every 30 minutes, and a greedy evaluation of
                                              the last checkpoint
 
-    python benchmarks/pong_learning.py [--minutes 150] [--run-dir runs/pong-a3c] [--resume]
+    python benchmarks/pong_learning.py [--algo a3c] [--minutes 150] [--run-dir runs/pong-ALGO] [--resume]
                                        [--note TEXT]
 
 A run stopped at its time limit continues with --resume: the logged wall time goes on
@@ -88,8 +91,10 @@ def wall_minutes(run_dir: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=150.0)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--run-dir", default=os.path.join(ROOT, "runs", "pong-a3c"))
+    ap.add_argument("--algo", choices=("a3c", "a2c"), default="a3c")
+    ap.add_argument("--workers", type=int, default=None, help="a3c: hogwild workers (2); a2c: environments (16)")
+    ap.add_argument("--vec-env", default="ale", help="a2c: how the environments are stepped (ale)")
+    ap.add_argument("--run-dir", default=None, help="default: runs/pong-ALGO")
     ap.add_argument("--eval-episodes", type=int, default=5)
     ap.add_argument("--analyse-only", action="store_true", help="skip training: analyse --run-dir")
     ap.add_argument("--resume", action="store_true",
@@ -97,9 +102,14 @@ def main() -> None:
                          "where it stopped) for another --minutes")
     ap.add_argument("--note", default="", help="recorded with this segment (what else ran, why it stopped)")
     args = ap.parse_args()
+    algo = args.algo
+    if args.workers is None:
+        args.workers = 2 if algo == "a3c" else 16
+    if args.run_dir is None:
+        args.run_dir = os.path.join(ROOT, "runs", f"pong-{algo}")
     exe = os.path.join(os.path.dirname(sys.executable), "asyncrl")
     res = header("pong_learning")
-    res.update(env="ALE/Pong-v5", algo="a3c", workers=args.workers, preset="atari",
+    res.update(env="ALE/Pong-v5", algo=algo, workers=args.workers, preset="atari",
                budget_minutes=args.minutes)
     seg_path = os.path.join(args.run_dir, "benchmark_segments.json")
     segments = []
@@ -109,10 +119,13 @@ def main() -> None:
     if not args.analyse_only:
         start = wall_minutes(args.run_dir) if args.resume else 0.0
         if args.resume:
-            cmd = [exe, "train", "a3c", "--env", "ALE/Pong-v5", "--run-dir", args.run_dir, "--resume", "--quiet"]
+            cmd = [exe, "train", algo, "--env", "ALE/Pong-v5", "--run-dir", args.run_dir, "--resume", "--quiet"]
         else:
-            cmd = [exe, "train", "a3c", "--env", "ALE/Pong-v5", "--preset", "atari", "--workers",
+            cmd = [exe, "train", algo, "--env", "ALE/Pong-v5", "--preset", "atari", "--workers",
                    str(args.workers), "--run-dir", args.run_dir, "--overwrite", "--quiet", "--eval-episodes", "0"]
+            if algo == "a2c":
+                cmd += ["--vec-env", args.vec_env]
+                res["vec_env"] = args.vec_env
         proc = subprocess.Popen(cmd)
         try:
             proc.wait(timeout=args.minutes * 60)
@@ -139,12 +152,12 @@ def main() -> None:
         res["eval"] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr.strip()}
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
     shutil.copy(os.path.join(args.run_dir, "episodes.csv"),
-                os.path.join(ROOT, "benchmarks", "results", "pong_a3c_episodes.csv"))
-    subprocess.run([exe, "plot", args.run_dir, "--out", os.path.join(ROOT, "docs", "pong_a3c.png"),
+                os.path.join(ROOT, "benchmarks", "results", f"pong_{algo}_episodes.csv"))
+    subprocess.run([exe, "plot", args.run_dir, "--out", os.path.join(ROOT, "docs", f"pong_{algo}.png"),
                     "--window", str(WINDOW)], check=True)
     text = json.dumps(res, indent=2)
     print(text)
-    with open(os.path.join(ROOT, "benchmarks", "results", "pong_a3c.json"), "w") as fh:
+    with open(os.path.join(ROOT, "benchmarks", "results", f"pong_{algo}.json"), "w") as fh:
         fh.write(text + "\n")
 
 

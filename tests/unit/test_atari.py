@@ -12,6 +12,8 @@ Breakout game is ~250 agent steps.
 """
 from __future__ import annotations
 
+import copy
+
 import os
 from unittest import mock
 
@@ -521,6 +523,29 @@ def test_cnn_layer_shapes():
         assert net.conv2(h1).shape == (3, 32, 9, 9)
         out = net(x)
     assert out.shape == (3, 256) and out.dtype == torch.float32 and (out >= 0).all()
+
+
+@pytest.mark.parametrize("B", [1, 6])
+def test_cnn_equals_the_plain_layer_stack_forward_and_backward(B):
+    """The CNN's fast paths (functional calls, in-place ReLUs, the 1/255 folded into conv1,
+    channels-last learner batches) compute what nn.Sequential(conv1, ReLU, conv2, ReLU,
+    flatten, fc, ReLU) computes on x / 255, outputs and gradients, in grad mode and without."""
+    torch.manual_seed(3)
+    net = AtariCNN(OBS_SHAPE, 1 / 255)
+    ref = copy.deepcopy(net)
+    stack = torch.nn.Sequential(ref.conv1, torch.nn.ReLU(), ref.conv2, torch.nn.ReLU(), torch.nn.Flatten(),
+                                ref.fc, torch.nn.ReLU())
+    x = torch.randint(0, 256, (B, D), dtype=torch.uint8)
+    w = torch.randn(B, 256)
+    out = net(x)
+    (out * w).sum().backward()
+    expected = stack(x.view(B, *OBS_SHAPE).float() / 255)
+    (expected * w).sum().backward()
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    for a, b in zip(net.parameters(), ref.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), expected, rtol=1e-5, atol=1e-5)
 
 
 def _pong_spaces():
