@@ -69,7 +69,7 @@ def summary(rows: list[dict]) -> dict:
     scores = [float(r["return"]) for r in rows]
     m10, m100 = moving_means(scores, WINDOW), moving_means(scores, 100)
     at = {}
-    for minute in range(EVERY_MINUTES, int(float(rows[-1]["wall_time"]) / 60) + 1, EVERY_MINUTES):
+    for minute in range(EVERY_MINUTES, round(float(rows[-1]["wall_time"]) / 60) + 1, EVERY_MINUTES):
         i = max(j for j, r in enumerate(rows) if float(r["wall_time"]) <= minute * 60)
         at[str(minute)] = {"frames": int(rows[i]["frames"]), f"mean_of_last_{WINDOW}_games": round(m10[i], 2),
                            "mean_of_last_100_games": round(m100[i], 2)}
