@@ -53,8 +53,8 @@ def moving_means(scores: list[float], window: int) -> list[float]:
     return out
 
 
-def first_reaching(rows: list[dict], level: float) -> dict | None:
-    means = moving_means([float(r["return"]) for r in rows], WINDOW)
+def first_reaching(rows: list[dict], means: list[float], level: float) -> dict | None:
+    """Where the mean of the last WINDOW games (`means`, one per row) first reached `level`."""
     for i in range(WINDOW - 1, len(rows)):
         if means[i] >= level:
             r = rows[i]
@@ -75,7 +75,7 @@ def summary(rows: list[dict]) -> dict:
                            "mean_of_last_100_games": round(m100[i], 2)}
     return {f"mean_of_last_{WINDOW}_games": round(m10[-1], 2), "mean_of_last_100_games": round(m100[-1], 2),
             f"best_mean_of_{WINDOW}_games": round(max(m10[WINDOW - 1:]), 2), "at_minutes": at,
-            "first_reached": {f"{m:+g}": first_reaching(rows, m) for m in MILESTONES}}
+            "first_reached": {f"{m:+g}": first_reaching(rows, m10, m) for m in MILESTONES}}
 
 
 def wall_minutes(run_dir: str) -> float:

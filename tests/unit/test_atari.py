@@ -13,7 +13,6 @@ Breakout game is ~250 agent steps.
 from __future__ import annotations
 
 import copy
-
 import os
 from unittest import mock
 

@@ -131,7 +131,8 @@ def test_a_hogwild_update_refreshes_theta_prime_and_a_skipped_one_leaves_the_pul
     """A hogwild learner's update copies theta into its theta' as it writes it (a fused pull):
     theta' equals the shared parameters after an applied update, and pull() then copies
     nothing (theta' is theta as of this worker's update, microseconds before the next segment;
-    a later write reaches it with the next update). A skipped (non-finite) update refreshes nothing, so the next pull() copies theta."""
+    a later write reaches it with the next update). A skipped (non-finite) update refreshes
+    nothing, so the next pull() copies theta."""
     from asyncrl.executors.worker import make_worker_learner
 
     agent, _, ros = learner_and_rollouts(3)
