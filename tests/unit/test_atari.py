@@ -962,6 +962,20 @@ def test_preset_leaves_a2c_at_16_environments():
     assert agent.config.workers == 16 and agent.config.executor == "sync"
 
 
+def test_a2c_preset_takes_baselines_optimiser_settings_and_the_rest_from_the_paper():
+    cfg = Config.from_dict({"preset": "atari", "algo": "a2c", "env": PONG})
+    assert cfg.validate() == []
+    # OpenAI Baselines' A2C: epsilon 1e-5 (inside the root), value coefficient 0.25, clip 0.5
+    # on a loss averaged over time steps, which is 2.5 on ours (summed over the 5 steps)
+    assert (cfg.rms_eps, cfg.value_coef, cfg.max_grad_norm) == (1e-5, 0.25, 2.5)
+    assert (cfg.lr, cfg.rms_alpha, cfg.t_max, cfg.entropy_beta, cfg.gamma, cfg.lr_anneal) == \
+        (7e-4, 0.99, 5, 0.01, 0.99, True)
+    a3c = Config.from_dict({"preset": "atari", "algo": "a3c", "env": PONG})
+    assert (a3c.rms_eps, a3c.value_coef, a3c.max_grad_norm) == (0.1, 0.5, 40.0)
+    # and a flag still wins: the paper's epsilon for an A2C run
+    assert Config.from_dict({"preset": "atari", "algo": "a2c", "env": PONG, "rms_eps": 0.1}).rms_eps == 0.1
+
+
 @pytest.mark.parametrize("algo,eps", [("a3c", 0.0), ("a2c", 0.0), ("one-step-q", 0.05),
                                       ("one-step-sarsa", 0.05), ("n-step-q", 0.05)])
 def test_preset_eval_epsilon(algo, eps):
