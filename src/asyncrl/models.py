@@ -114,24 +114,145 @@ class AtariCNN(nn.Module):
             x = staged.copy_(x)
         return buf.copy_(x)
 
-    def _convs(self, x: torch.Tensor) -> torch.Tensor:
+    def _image(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat rows [N, D] -> float images [N, C, H, W] (pixel values unscaled)."""
         x = x.view(-1, *self.shape)
         if self.channels_last:
             x = x.permute(0, 3, 1, 2)
-        x = self._float_input(x)
-        w = self.conv1.weight if self.scale == 1.0 else self.conv1.weight * self.scale
+        return self._float_input(x)
+
+    def _conv1_weight(self) -> torch.Tensor:
+        return self.conv1.weight if self.scale == 1.0 else self.conv1.weight * self.scale
+
+    def _convs(self, x: torch.Tensor, tape: "ActivationTape | None" = None) -> torch.Tensor:
         # functional calls and in-place ReLUs (no backward needs a pre-ReLU output): an acting
         # forward at batch 1 is mostly overhead, and these cut it by about a sixth
-        x = F.conv2d(x, w, self.conv1.bias, stride=self.conv1.stride).relu_()
-        return F.conv2d(x, self.conv2.weight, self.conv2.bias, stride=self.conv2.stride).relu_().flatten(1)
+        h1 = F.conv2d(self._image(x), self._conv1_weight(), self.conv1.bias, stride=self.conv1.stride).relu_()
+        if tape is not None:
+            tape.keep_h1(x, h1)
+        return F.conv2d(h1, self.conv2.weight, self.conv2.bias, stride=self.conv2.stride).relu_().flatten(1)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_floats"] = {}
         return state
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self._convs(x), self.fc.weight, self.fc.bias).relu_()
+    def forward(self, x: torch.Tensor, tape: "ActivationTape | None" = None) -> torch.Tensor:
+        """The features [N, 256]; with a `tape` (acting, batch 1), the activations are kept
+        in its next row for a backward pass without a second forward (replay)."""
+        h2 = self._convs(x, tape)
+        h3 = F.linear(h2, self.fc.weight, self.fc.bias).relu_()
+        if tape is not None:
+            tape.keep_h2_h3(h2, h3)
+        return h3
+
+    def replay(self, tape: "ActivationTape", obs: torch.Tensor) -> torch.Tensor:
+        """The features of tape rows 0..T-1 (kept by acting forwards on `obs` [T, D] with the
+        current parameters), as a tensor whose backward pass runs the layers' backward on the
+        kept activations: the gradient of forward(obs), without computing forward(obs)."""
+        return _CNNReplay.apply(self, tape, obs, self.conv1.weight, self.conv1.bias, self.conv2.weight,
+                                self.conv2.bias, self.fc.weight, self.fc.bias)
+
+
+class ActivationTape:
+    """What the paper's CNN computed in an actor's batch-1 forwards during one segment:
+    row t holds conv1's and conv2's (flattened) ReLU outputs and the features of step t.
+
+    A hogwild A3C learner differentiates the loss at the same parameters theta' the actor
+    acted with, on the same observations, so these are exactly the activations a second
+    forward pass would compute; replaying them saves that pass. `clear()` starts a segment;
+    `holds(obs, cnn)` tells whether the tape is a valid record of forwards on the rows of
+    `obs` at the CNN's present parameters, else the learner runs the forward itself: the
+    row count and the observations' addresses must match, and the flat parameter tensor
+    the learner `watch`es must not have been written since the first row (its version
+    counter; a tape that watches nothing is never replayed).
+    """
+
+    def __init__(self, cnn: AtariCNN, rows: int):
+        with torch.no_grad():
+            x = cnn._image(torch.zeros(1, math.prod(cnn.shape)))
+            h1 = F.conv2d(x, cnn.conv1.weight, stride=cnn.conv1.stride)
+        self.rows = rows
+        self.h1 = torch.zeros(rows, *h1.shape[1:])
+        self.h2 = torch.zeros(rows, cnn.fc.in_features)
+        self.h3 = torch.zeros(rows, cnn.fc.out_features)
+        self._addr = [0] * rows             # data_ptr of each row's observation
+        self._cnn = cnn
+        self._flat: torch.Tensor | None = None
+        self._version = -1
+        self.n = 0
+
+    def watch(self, flat: torch.Tensor) -> None:
+        """`flat`: the tensor the CNN's parameters are views of (flat.flatten_params_); any
+        write into it (a pull, an update) bumps its version and invalidates the rows."""
+        self._flat = flat
+
+    def clear(self) -> None:
+        self.n = 0
+
+    def keep_h1(self, x: torch.Tensor, h1: torch.Tensor) -> None:
+        n = self.n
+        if n >= self.rows or x.shape[0] != 1:
+            self.n = self.rows + 1            # more forwards than a segment has: not a record of one
+            return
+        if n == 0 and self._flat is not None:
+            self._version = self._flat._version
+        self._addr[n] = x.data_ptr()
+        self.h1[n].copy_(h1[0])
+
+    def keep_h2_h3(self, h2: torch.Tensor, h3: torch.Tensor) -> None:
+        n = self.n
+        if n < self.rows:
+            self.h2[n].copy_(h2[0])
+            self.h3[n].copy_(h3[0])
+            self.n = n + 1
+
+    def holds(self, obs: torch.Tensor, cnn: AtariCNN) -> bool:
+        """Rows 0..T-1 are forwards of obs[0..T-1] ([T, D]) at the CNN's present parameters."""
+        T = obs.shape[0]
+        return (self.n == T and cnn is self._cnn and self._flat is not None
+                and self._flat._version == self._version
+                and all(self._addr[t] == obs[t].data_ptr() for t in range(T)))
+
+
+class _CNNReplay(torch.autograd.Function):
+    """Features from an ActivationTape; backward: the CNN's layers' backward on the kept
+    activations (what autograd would run after a forward on the same rows)."""
+
+    @staticmethod
+    def forward(ctx, cnn, tape, obs, w1, b1, w2, b2, wf, bf):
+        T = obs.shape[0]
+        ctx.cnn, ctx.tape, ctx.obs = cnn, tape, obs
+        return tape.h3[:T].clone()
+
+    @staticmethod
+    def backward(ctx, d3):
+        cnn, tape, obs = ctx.cnn, ctx.tape, ctx.obs
+        T = obs.shape[0]
+        h1, h2, h3 = tape.h1[:T], tape.h2[:T], tape.h3[:T]
+        d3 = d3 * (h3 > 0)                                  # ReLU: its output is > 0 where it passes
+        dwf, dbf = d3.t().mm(h2), d3.sum(0)
+        d2 = d3.mm(cnn.fc.weight).mul_(h2 > 0).view(T, cnn.conv2.out_channels, *_conv_hw(cnn, h1))
+        fmt = torch.channels_last if T >= CHANNELS_LAST_MIN_BATCH else torch.contiguous_format
+        h1 = h1.contiguous(memory_format=fmt)
+        d1, dw2, db2 = torch.ops.aten.convolution_backward(
+            d2.contiguous(memory_format=fmt), h1, cnn.conv2.weight, [cnn.conv2.out_channels],
+            list(cnn.conv2.stride), [0, 0], [1, 1], False, [0, 0], 1, [True, True, True])
+        d1.mul_(h1 > 0)
+        with torch.enable_grad():     # the learner's (channels-last) input scratch for T rows
+            x = cnn._image(obs)
+        _, dw1, db1 = torch.ops.aten.convolution_backward(
+            d1, x, cnn._conv1_weight().detach(), [cnn.conv1.out_channels], list(cnn.conv1.stride),
+            [0, 0], [1, 1], False, [0, 0], 1, [False, True, True])
+        if cnn.scale != 1.0:
+            dw1.mul_(cnn.scale)                             # conv1 sees weight x scale
+        return None, None, None, dw1, db1, dw2, db2, dwf, dbf
+
+
+def _conv_hw(cnn: AtariCNN, h1: torch.Tensor) -> tuple[int, int]:
+    """conv2's output height and width for conv1 outputs h1 [N, C, H, W]."""
+    k, s = cnn.conv2.kernel_size, cnn.conv2.stride
+    return (h1.shape[2] - k[0]) // s[0] + 1, (h1.shape[3] - k[1]) // s[1] + 1
 
 
 def build_torso(obs_space: gym.Space, cfg: Config) -> tuple[nn.Module, int]:
@@ -203,9 +324,23 @@ class ActorCritic(nn.Module):
         hv = h if self.value_torso is None else self.value_torso(obs)
         return self.policy(h), self.value(hv).squeeze(-1)
 
-    def policy_out(self, obs: torch.Tensor) -> torch.Tensor:
-        """Acting needs the policy only: the value torso is skipped (feed-forward)."""
-        return F.linear(self.torso(obs), self.policy.weight, self.policy.bias)
+    def policy_out(self, obs: torch.Tensor, tape: ActivationTape | None = None) -> torch.Tensor:
+        """Acting needs the policy only: the value torso is skipped (feed-forward). With a
+        `tape` (the CNN, batch 1) the torso's activations are kept for replay()."""
+        h = self.torso(obs) if tape is None else self.torso(obs, tape)
+        return F.linear(h, self.policy.weight, self.policy.bias)
+
+    @property
+    def replayable(self) -> bool:
+        """Feed-forward CNN shared by policy and value: its gradient can be computed from an
+        ActivationTape of the acting forwards (replay) instead of a second forward."""
+        return self.costly_torso and self.value_torso is None and self.core is None
+
+    def replay(self, tape: ActivationTape, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """forward(obs) [T, D] from the tape's rows 0..T-1 (tape.holds(obs, torso) must be
+        true): the same outputs and, on backward, the same gradients, with no CNN forward."""
+        h = self.torso.replay(tape, obs)
+        return self.policy(h), self.value(h).squeeze(-1)
 
     # ------------------------------------------------------------------ recurrent
     def initial_state(self, batch: int, device: torch.device | str | None = None

@@ -36,11 +36,12 @@ def preset_values(name: str, algo: str) -> dict:
         values["workers"] = min(16, os.cpu_count() or 1)   # 16 "where cores allow"
     else:
         # The paper has no A2C. The synchronous variant's Atari settings are OpenAI Baselines'
-        # (and Stable-Baselines' / the RL-Zoo's): 16 environments, RMSProp epsilon 1e-5 inside
-        # the square root (TensorFlow's RMSProp, as ours), value coefficient 0.25 on the squared
-        # error, gradient norm clipped at 0.5 on the loss averaged over the 80 samples. Our loss
-        # sums over a segment's t_max = 5 steps (and averages over environments), so its
-        # gradient is 5x Baselines'; the same clip is 0.5 x 5 = 2.5. With the paper's epsilon
+        # and the RL-Zoo's (Stable-Baselines3): 16 environments, RMSProp epsilon 1e-5 inside
+        # the square root (TensorFlow's RMSProp, as ours), gradient norm clipped at 0.5 on the
+        # loss averaged over the 80 samples, and the RL-Zoo's value coefficient 0.25 on the
+        # squared error (Baselines: 0.5). Our loss sums over a segment's t_max = 5 steps (and
+        # averages over environments), so its gradient is 5x theirs: the same clip is 2.5.
+        # With the paper's epsilon
         # 0.1 the step is about lr x g / 0.32: A3C makes 16x more updates per frame and learns
         # Pong with it, A2C did not in 36M frames (README, "Learning Pong with A2C").
         values.update(rms_eps=1e-5, value_coef=0.25, max_grad_norm=0.5 * values["t_max"])

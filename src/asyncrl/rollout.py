@@ -36,6 +36,8 @@ class Rollout:
     state0:     recurrent policies: (h, c) [B, H] each, the state before obs[0], else None
     starts:     recurrent policies: [T+1, B] bool, obs[t] is an episode's first observation
                 (the state is zeroed before it), else None
+    tape:       the acting policy's models.ActivationTape (a hogwild CNN actor's forwards
+                in this segment, for the learner to replay), else None
     """
 
     obs: torch.Tensor
@@ -49,6 +51,7 @@ class Rollout:
     final_next_actions: torch.Tensor | None = None
     state0: tuple[torch.Tensor, torch.Tensor] | None = None
     starts: torch.Tensor | None = None
+    tape: object | None = None
 
     @property
     def length(self) -> int:
@@ -65,7 +68,7 @@ class Rollout:
             return self
 
         def move(x):
-            if x is None:
+            if x is None or not isinstance(x, (tuple, torch.Tensor)):   # a tape stays behind
                 return None
             if isinstance(x, tuple):
                 return tuple(move(y) for y in x)
@@ -193,6 +196,9 @@ class EpisodeSegmentCollector:
             self.obs[0].copy_(self.obs[self._last_t])  # the episode goes on from s_T
         self.starts[0] = first
         state0 = _get_state(policy)
+        tape = getattr(policy, "tape", None)
+        if tape is not None:
+            tape.clear()                        # it records this segment's acting forwards
         env, obs_np, act_np, acts = self.env, self._obs_np, self._act_np, self.acts
         continuous = acts.continuous
         finished = None
@@ -228,7 +234,7 @@ class EpisodeSegmentCollector:
                 self._pending = a_next          # the episode goes on: a_T is executed next
         ro = Rollout(self.obs[:t + 1], self.actions[:t], self.rewards[:t],
                      self.terminated[:t], self.truncated[:t], next_actions=next_actions,
-                     state0=state0, starts=None if state0 is None else self.starts[:t + 1])
+                     state0=state0, starts=None if state0 is None else self.starts[:t + 1], tape=tape)
         return ro, finished
 
 

@@ -965,8 +965,9 @@ def test_preset_leaves_a2c_at_16_environments():
 def test_a2c_preset_takes_baselines_optimiser_settings_and_the_rest_from_the_paper():
     cfg = Config.from_dict({"preset": "atari", "algo": "a2c", "env": PONG})
     assert cfg.validate() == []
-    # OpenAI Baselines' A2C: epsilon 1e-5 (inside the root), value coefficient 0.25, clip 0.5
-    # on a loss averaged over time steps, which is 2.5 on ours (summed over the 5 steps)
+    # OpenAI Baselines' / the RL-Zoo's A2C: epsilon 1e-5 (inside the root), clip 0.5 on a loss
+    # averaged over time steps, which is 2.5 on ours (summed over the 5 steps); the RL-Zoo's
+    # value coefficient 0.25
     assert (cfg.rms_eps, cfg.value_coef, cfg.max_grad_norm) == (1e-5, 0.25, 2.5)
     assert (cfg.lr, cfg.rms_alpha, cfg.t_max, cfg.entropy_beta, cfg.gamma, cfg.lr_anneal) == \
         (7e-4, 0.99, 5, 0.01, 0.99, True)

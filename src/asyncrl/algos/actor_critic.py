@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from ..envs import check_observation_space, require_discrete_actions
 from ..errors import EnvError
-from ..models import VAR_EPS, ActorCritic, RecurrentScores, build_torso, gaussian_mean_var, numpy_scores
+from ..models import (VAR_EPS, ActivationTape, ActorCritic, RecurrentScores, build_torso, gaussian_mean_var,
+                      numpy_scores)
 from ..returns import n_step_returns
 from ..rollout import Rollout
 from .base import Algorithm, Policy
@@ -121,7 +122,13 @@ class ActorCriticAlgorithm(Algorithm):
     def make_policy(self, model: ActorCritic, rng: np.random.Generator, greedy: bool = False,
                     n_envs: int = 1) -> Policy:
         recurrent = RecurrentScores(model, n_envs) if model.recurrent else None
-        out_of = recurrent or numpy_scores(model.torso, model.policy, model.policy_out)
+        tape = None
+        if model.replayable and n_envs == 1 and not greedy and model.value.weight.device.type == "cpu":
+            # a (hogwild) actor-learner: keep the acting forwards for the learner to replay
+            tape = ActivationTape(model.torso, self.segment_length)
+            out_of = numpy_scores(model.torso, model.policy, lambda x: model.policy_out(x, tape))
+        else:
+            out_of = recurrent or numpy_scores(model.torso, model.policy, model.policy_out)
         if model.continuous:
             a = model.n_actions
             if greedy:
@@ -131,10 +138,10 @@ class ActorCriticAlgorithm(Algorithm):
                 out = out_of(obs)
                 std = np.sqrt(softplus_np(out[:, a:]) + VAR_EPS)
                 return out[:, :a] + std * rng.standard_normal(std.shape, dtype=np.float32)
-            return Policy(sample, recurrent)
+            return Policy(sample, recurrent, tape)
         if greedy:
             return Policy(lambda obs: out_of(obs).argmax(-1), recurrent)
-        return Policy(lambda obs: sample_categorical(out_of(obs), rng), recurrent)
+        return Policy(lambda obs: sample_categorical(out_of(obs), rng), recurrent, tape)
 
     def loss(self, model: ActorCritic, ro: Rollout, target: None = None
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -150,6 +157,17 @@ class ActorCriticAlgorithm(Algorithm):
                 _, v_final, _ = model.step(ro.final_obs, (h, c))
                 next_values = next_values.clone()
                 next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = v_final.detach()
+        elif B == 1 and ro.tape is not None and model.replayable and ro.tape.holds(ro.obs[:T, 0], model.torso):
+            # a hogwild CNN actor-learner: the acting forwards ran on these rows at these
+            # parameters (theta'), so the backward replays their activations; only V(s_T)
+            # needs a forward (none when s_T is terminal: its value is never read)
+            out, values = model.replay(ro.tape, ro.obs[:T, 0])
+            pi, v_all = out.view(T, 1, -1), values.view(T, 1)
+            next_values = torch.zeros(T, 1)
+            next_values[:T - 1] = v_all[1:].detach()
+            if not ro.terminated[T - 1, 0]:
+                with torch.no_grad():
+                    next_values[T - 1] = model(ro.obs[T])[1]
         elif model.costly_torso and B > 1:
             # the CNN on a batch (sync): only s_0..s_{T-1} need gradients; V(s_T) and
             # V(final_obs) are computed apart without a graph (a sixth fewer rows through the

@@ -26,10 +26,12 @@ class Policy:
     and read `get_state()` (None for feed-forward policies) as a segment's initial state."""
 
     recurrent = None                    # models.RecurrentScores of a recurrent policy
+    tape = None                         # models.ActivationTape its forwards are kept in
 
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], recurrent=None):
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], recurrent=None, tape=None):
         self.fn = fn
         self.recurrent = recurrent
+        self.tape = tape
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.fn(obs)

@@ -109,6 +109,8 @@ def run_worker(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:
     seg = algo.segment_length
     collector = EpisodeSegmentCollector(env, seg, seed, next_action=algo.needs_next_action)
     policy = algo.make_policy(learner.model, np.random.default_rng(seed))
+    if policy.tape is not None:     # replayed by the learner while theta' is what the actor used
+        policy.tape.watch(learner.local)
     policy.at_step(counter.done)
     last_report = time.monotonic()
     while True:

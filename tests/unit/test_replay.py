@@ -1,0 +1,204 @@
+"""The hogwild CNN actor-learner's replay: the learner backpropagates through the
+activations its actor's batch-1 forwards kept (models.ActivationTape) instead of running
+the CNN forward again. It must give the gradient of the ordinary path, and must not be
+used when the tape is not a record of this rollout at these parameters."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from asyncrl.algos import make_algorithm
+from asyncrl.config import Config
+from asyncrl.flat import attach_flat_grads_, flatten_params_
+from asyncrl.models import ActorCritic
+from asyncrl.rollout import EpisodeSegmentCollector
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class ImageEnv(gym.Env):
+    """Random byte images, random rewards, an episode of `length` steps; truncated instead
+    of terminated when `truncate` (then s_T is bootstrapped from)."""
+
+    def __init__(self, shape=(4, 84, 84), length=12, truncate=False, continuous=False):
+        self.observation_space = gym.spaces.Box(0, 255, shape, np.uint8)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32) if continuous else gym.spaces.Discrete(6)
+        self.length, self.truncate = length, truncate
+        self.rng = np.random.default_rng(1)
+        self.t = 0
+
+    def _obs(self):
+        return self.rng.integers(0, 256, self.observation_space.shape, dtype=np.uint8)
+
+    def reset(self, seed=None, options=None):
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        end = self.t >= self.length
+        return self._obs(), float(self.rng.normal()), end and not self.truncate, end and self.truncate, {}
+
+
+def _setup(env: gym.Env, t_max: int = 5, **cfg):
+    cfg = Config(algo="a3c", env="x", t_max=t_max, **cfg)
+    algo = make_algorithm(cfg)
+    torch.manual_seed(0)
+    model = algo.build_model(env.observation_space, env.action_space)
+    flat = flatten_params_(model)
+    grad = attach_flat_grads_(model)
+    with torch.no_grad():                 # a less uniform policy: larger policy gradients
+        model.policy.weight.normal_(0.0, 0.1)
+    policy = algo.make_policy(model, np.random.default_rng(0))
+    if policy.tape is not None:
+        policy.tape.watch(flat)           # as the hogwild worker does with theta'
+    return algo, model, flat, grad, policy, EpisodeSegmentCollector(env, t_max, 0)
+
+
+def _grads(algo, model, grad, ro):
+    grad.zero_()
+    loss, stats = algo.loss(model, ro)
+    loss.backward()
+    return float(loss.detach()), grad.clone()
+
+
+def _both(algo, model, grad, ro):
+    """(loss, gradient) with the rollout's tape, then without it (the ordinary forward)."""
+    replayed = _grads(algo, model, grad, ro)
+    tape, ro.tape = ro.tape, None
+    ordinary = _grads(algo, model, grad, ro)
+    ro.tape = tape
+    return replayed, ordinary
+
+
+@pytest.mark.parametrize("shape,t_max,truncate", [((4, 84, 84), 5, False), ((4, 84, 84), 5, True),
+                                                  ((84, 84, 4), 5, False), ((4, 84, 84), 1, False),
+                                                  ((84, 84), 3, False)])
+def test_replay_gives_the_gradient_of_a_second_forward(shape, t_max, truncate):
+    algo, model, flat, grad, policy, collector = _setup(ImageEnv(shape, length=7, truncate=truncate), t_max)
+    assert policy.tape is not None
+    lengths = set()
+    for _ in range(6):                    # segments of t_max steps and shorter ones at episode ends
+        ro, _ = collector.collect(policy, t_max)
+        T = ro.length
+        lengths.add((T, bool(ro.terminated[-1, 0]), bool(ro.truncated[-1, 0])))
+        assert ro.tape.holds(ro.obs[:T, 0], model.torso)
+        (l1, g1), (l2, g2) = _both(algo, model, grad, ro)
+        assert l1 == pytest.approx(l2, rel=1e-5, abs=1e-6)
+        assert float(g2.abs().max()) > 1e-3           # a gradient to compare
+        torch.testing.assert_close(g1, g2, rtol=1e-4, atol=2e-5)
+    if t_max > 1:                         # both kinds of segment were compared
+        assert len({T for T, _, _ in lengths}) > 1 and any(e or c for _, e, c in lengths)
+
+
+def test_replay_runs_no_cnn_forward_but_the_bootstrap_one(monkeypatch):
+    algo, model, flat, grad, policy, collector = _setup(ImageEnv(length=100))
+    ro, _ = collector.collect(policy, 5)
+    rows = []
+    orig = type(model.torso).forward
+
+    def counting(self, x, tape=None):
+        rows.append(x.view(-1, x.shape[-1]).shape[0] if x.dim() > 1 else 1)
+        return orig(self, x, tape)
+    monkeypatch.setattr(type(model.torso), "forward", counting)
+    _grads(algo, model, grad, ro)
+    assert rows == [1]                    # V(s_T) only
+    ro.tape = None
+    rows.clear()
+    _grads(algo, model, grad, ro)
+    assert rows == [6]                    # the ordinary path: s_0..s_5 in one batch
+
+
+def test_a_tape_is_not_replayed_after_the_parameters_change():
+    algo, model, flat, grad, policy, collector = _setup(ImageEnv(length=100))
+    ro, _ = collector.collect(policy, 5)
+    assert ro.tape.holds(ro.obs[:5, 0], model.torso)
+    with torch.no_grad():
+        flat.add_(0.01)                   # an update (or a pull) after acting
+    assert not ro.tape.holds(ro.obs[:5, 0], model.torso)
+    (l1, g1), (l2, g2) = _both(algo, model, grad, ro)
+    assert l1 == l2 and torch.equal(g1, g2)          # both took the ordinary path
+
+
+def test_a_tape_is_not_replayed_after_an_extra_forward_or_for_other_rows():
+    algo, model, flat, grad, policy, collector = _setup(ImageEnv(length=100))
+    ro, _ = collector.collect(policy, 5)
+    obs = ro.obs[:5, 0]
+    assert not ro.tape.holds(ro.obs[1:5, 0], model.torso)        # 4 rows: not this segment
+    assert not ro.tape.holds(obs.clone(), model.torso)           # equal values, other memory
+    policy(ro.obs[5].numpy())                                     # a sixth acting forward
+    assert not ro.tape.holds(obs, model.torso)
+    ro2, _ = collector.collect(policy, 5)                         # the next segment clears it
+    assert ro2.tape.holds(ro2.obs[:5, 0], model.torso)
+
+
+@pytest.mark.parametrize("kind", ["greedy", "batch", "mlp", "separate-torsos"])
+def test_only_a_single_env_sampling_cnn_actor_keeps_a_tape(kind):
+    env = ImageEnv()
+    if kind == "mlp":
+        cfg = Config(algo="a3c", env="x", net="mlp")
+    elif kind == "separate-torsos":
+        cfg = Config(algo="a3c", env="x", shared_torso=False)
+    else:
+        cfg = Config(algo="a3c", env="x")
+    algo = make_algorithm(cfg)
+    model: ActorCritic = algo.build_model(env.observation_space, env.action_space)
+    assert algo.make_policy(model, np.random.default_rng(0)).tape is not None or kind in ("mlp", "separate-torsos")
+    policy = algo.make_policy(model, np.random.default_rng(0), greedy=kind == "greedy",
+                              n_envs=16 if kind == "batch" else 1)
+    assert policy.tape is None
+
+
+def test_gaussian_policy_on_images_replays_too():
+    algo, model, flat, grad, policy, collector = _setup(ImageEnv(length=7, continuous=True))
+    assert policy.tape is not None
+    for _ in range(3):
+        ro, _ = collector.collect(policy, 5)
+        (l1, g1), (l2, g2) = _both(algo, model, grad, ro)
+        torch.testing.assert_close(g1, g2, rtol=1e-4, atol=2e-5)
+
+
+def test_an_unwatched_tape_is_never_replayed():
+    algo, model, flat, grad, policy, collector = _setup(ImageEnv(length=100))
+    policy.tape._flat = None              # as a policy made outside a hogwild worker
+    ro, _ = collector.collect(policy, 5)
+    assert not ro.tape.holds(ro.obs[:5, 0], model.torso)
+
+
+def test_the_hogwild_worker_loop_replays_every_full_segment(monkeypatch):
+    """run_worker itself, in this process: its learner replays each segment the tape holds
+    (all but none here), and training still changes the shared parameters."""
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    from asyncrl.envs import EnvFactory
+    from asyncrl.executors.counter import StepCounter
+    from asyncrl.executors.worker import WorkerSpec, run_worker
+    from asyncrl.optim import build_optimizer
+
+    cfg = Config(algo="a3c", env="x", t_max=5, workers=1)
+    env = ImageEnv(length=1000)
+    model = make_algorithm(cfg).build_model(env.observation_space, env.action_space)
+    params = flatten_params_(model).clone()
+    start = params.clone()
+    ctx = mp.get_context("fork")
+    spec = WorkerSpec(cfg, EnvFactory(lambda: ImageEnv(length=1000)), params, None,
+                      build_optimizer(cfg, params.numel()), StepCounter(ctx, 0, 40, 1), (0, 40), 0.0, 0)
+    calls = []
+    orig = ActorCritic.replay
+
+    def spy(self, tape, obs):
+        calls.append(obs.shape[0])
+        return orig(self, tape, obs)
+    monkeypatch.setattr(ActorCritic, "replay", spy)
+    run_worker(0, spec, queue_mod.Queue())
+    assert calls == [5] * 8               # 40 steps: 8 segments of 5, every one replayed
+    assert not torch.equal(params, start)
