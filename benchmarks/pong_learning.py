@@ -101,6 +101,10 @@ def main() -> None:
                     help="continue the run in --run-dir (asyncrl train --resume: its wall time goes on from "
                          "where it stopped) for another --minutes")
     ap.add_argument("--note", default="", help="recorded with this segment (what else ran, why it stopped)")
+    ap.add_argument("--train-args", default="", help="more `asyncrl train` flags for a new run, e.g. "
+                                                      "'--lr 2.1e-3' (recorded; the run's config.yaml has all)")
+    ap.add_argument("--name", default=None, help="results are pong_NAME.json/_episodes.csv, docs/pong_NAME.png "
+                                                 "(default: the algorithm)")
     args = ap.parse_args()
     algo = args.algo
     if args.workers is None:
@@ -109,7 +113,8 @@ def main() -> None:
         args.run_dir = os.path.join(ROOT, "runs", f"pong-{algo}")
     exe = os.path.join(os.path.dirname(sys.executable), "asyncrl")
     res = header("pong_learning")
-    res.update(env="ALE/Pong-v5", algo=algo, workers=args.workers, preset="atari",
+    name = args.name or algo
+    res.update(env="ALE/Pong-v5", algo=algo, workers=args.workers, preset="atari", train_args=args.train_args,
                budget_minutes=args.minutes)
     seg_path = os.path.join(args.run_dir, "benchmark_segments.json")
     segments = []
@@ -126,6 +131,7 @@ def main() -> None:
             if algo == "a2c":
                 cmd += ["--vec-env", args.vec_env]
                 res["vec_env"] = args.vec_env
+            cmd += args.train_args.split()
         proc = subprocess.Popen(cmd)
         try:
             proc.wait(timeout=args.minutes * 60)
@@ -152,12 +158,12 @@ def main() -> None:
         res["eval"] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr.strip()}
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
     shutil.copy(os.path.join(args.run_dir, "episodes.csv"),
-                os.path.join(ROOT, "benchmarks", "results", f"pong_{algo}_episodes.csv"))
-    subprocess.run([exe, "plot", args.run_dir, "--out", os.path.join(ROOT, "docs", f"pong_{algo}.png"),
+                os.path.join(ROOT, "benchmarks", "results", f"pong_{name}_episodes.csv"))
+    subprocess.run([exe, "plot", args.run_dir, "--out", os.path.join(ROOT, "docs", f"pong_{name}.png"),
                     "--window", str(WINDOW)], check=True)
     text = json.dumps(res, indent=2)
     print(text)
-    with open(os.path.join(ROOT, "benchmarks", "results", f"pong_{algo}.json"), "w") as fh:
+    with open(os.path.join(ROOT, "benchmarks", "results", f"pong_{name}.json"), "w") as fh:
         fh.write(text + "\n")
 
 

@@ -231,7 +231,14 @@ class _CNNReplay(torch.autograd.Function):
         T = obs.shape[0]
         h1, h2, h3 = tape.h1[:T], tape.h2[:T], tape.h3[:T]
         d3 = d3 * (h3 > 0)                                  # ReLU: its output is > 0 where it passes
-        dwf, dbf = d3.t().mm(h2), d3.sum(0)
+        dbf, dwf = d3.sum(0), None
+        g = cnn.fc.weight.grad
+        if g is not None and g.is_contiguous():
+            # the fc weight's gradient (2.6 MB) accumulated in place: no temporary and no second
+            # pass to add it (single process: 104 against 224 us)
+            g.addmm_(d3.t(), h2)
+        else:
+            dwf = d3.t().mm(h2)
         d2 = d3.mm(cnn.fc.weight).mul_(h2 > 0).view(T, cnn.conv2.out_channels, *_conv_hw(cnn, h1))
         fmt = torch.channels_last if T >= CHANNELS_LAST_MIN_BATCH else torch.contiguous_format
         h1 = h1.contiguous(memory_format=fmt)

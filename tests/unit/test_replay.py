@@ -202,3 +202,18 @@ def test_the_hogwild_worker_loop_replays_every_full_segment(monkeypatch):
     run_worker(0, spec, queue_mod.Queue())
     assert calls == [5] * 8               # 40 steps: 8 segments of 5, every one replayed
     assert not torch.equal(params, start)
+
+
+def test_replay_without_flat_gradients_returns_the_fc_gradient_to_autograd():
+    """With attached flat gradients the fc weight's gradient is accumulated in place; without
+    them (.grad None) it goes back through autograd: the same gradients either way."""
+    algo, model, flat, grad, policy, collector = _setup(ImageEnv(length=100))
+    ro, _ = collector.collect(policy, 5)
+    _, want = _grads(algo, model, grad, ro)
+    for p in model.parameters():
+        p.grad = None
+    loss, _ = algo.loss(model, ro)
+    loss.backward()
+    got = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert ro.tape.holds(ro.obs[:5, 0], model.torso)   # the same tape served both
