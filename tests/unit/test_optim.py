@@ -97,11 +97,15 @@ def test_rmsprop_in_slices_equals_one_pass(shared):
     row.copy_(g0)
     theta = theta0.clone()
     ref_theta, ref_g = theta0.clone(), g0.clone()
+    div_theta = theta0.clone()
     for grad, lr in zip(grads, (7e-4, 3e-4)):
         opt.step(theta, grad, lr=lr, rank=1)
         ref_g.mul_(0.99).addcmul_(grad, grad, value=0.01)
-        ref_theta.addcdiv_(grad, (ref_g + 0.1).sqrt(), value=-lr)
+        div_theta.addcdiv_(grad, (ref_g + 0.1).sqrt(), value=-lr)
+        ref_theta.addcmul_(grad, (ref_g + 0.1).rsqrt(), value=-lr)
     assert torch.equal(row, ref_g) and torch.equal(theta, ref_theta)
+    # multiplying by rsqrt is dividing by sqrt to a rounding
+    torch.testing.assert_close(theta, div_theta, rtol=1e-6, atol=1e-9)
     if not shared:
         assert not opt.square_avg[0].any()
 
