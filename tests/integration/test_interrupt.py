@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import asyncrl
+from subprocess_signals import sigint_as_at_a_terminal  # noqa: E402  (tests/ is on sys.path)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -18,7 +19,8 @@ def test_signal_mid_run_leaves_a_loadable_checkpoint(tmp_path, sig):
     run_dir = tmp_path / "run"
     p = subprocess.Popen([sys.executable, "-m", "asyncrl", "train", "a3c", "--env", "CartPole-v1",
                           "--workers", "2", "--steps", "10000000", "--run-dir", str(run_dir), "--quiet"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=sigint_as_at_a_terminal)
     episodes = run_dir / "episodes.csv"
     deadline = time.time() + 60
     while time.time() < deadline and not (episodes.exists() and episodes.stat().st_size > 200):
@@ -57,7 +59,8 @@ def test_interrupt_then_resume_reaches_the_target_with_continuous_state(tmp_path
     p = subprocess.Popen([sys.executable, "-m", "asyncrl", "train", algo, "--env", "CartPole-v1",
                           "--workers", "2", "--steps", str(target), "--run-dir", str(run_dir), "--quiet",
                           "--log-interval", "0.5", "--eval-episodes", "1", "--target-update", "1000"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=sigint_as_at_a_terminal)
     metrics = run_dir / "metrics.csv"
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and len(_csv_rows(metrics)) >= 2):

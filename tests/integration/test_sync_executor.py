@@ -19,6 +19,7 @@ import asyncrl
 from toy_envs import ExplodingCartPole
 from asyncrl.api import AGENTS
 from asyncrl.errors import WorkerError
+from subprocess_signals import sigint_as_at_a_terminal  # noqa: E402  (tests/ is on sys.path)
 
 
 def run_cli(*args: str, cwd: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -213,7 +214,8 @@ def interrupt_mid_run(tmp_path, sig, vec_env):
     p = subprocess.Popen([sys.executable, "-m", "asyncrl", "train", "a2c", "--env", "CartPole-v1",
                           "--workers", "4", "--steps", "10000000", "--vec-env", vec_env, "--device", "cpu",
                           "--log-interval", "0.2", "--run-dir", str(run_dir), "--quiet"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=sigint_as_at_a_terminal, start_new_session=True)
     try:
         episodes = run_dir / "episodes.csv"
         deadline = time.time() + 60
