@@ -977,6 +977,17 @@ def test_a2c_preset_takes_baselines_optimiser_settings_and_the_rest_from_the_pap
     assert Config.from_dict({"preset": "atari", "algo": "a2c", "env": PONG, "rms_eps": 0.1}).rms_eps == 0.1
 
 
+def test_pong_a3c_config_is_the_preset_but_for_rmsprop_epsilon_and_lr():
+    from asyncrl.config import load_config_file
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "pong-a3c.yaml")
+    cfg = Config.from_dict({**load_config_file(path), "algo": "a3c", "env": PONG})
+    preset = Config.from_dict({"preset": "atari", "algo": "a3c", "env": PONG})
+    assert cfg.validate() == []
+    changed = {k: v for k, v in cfg.to_dict().items() if preset.to_dict()[k] != v}
+    assert changed == {"rms_eps": 1e-5, "lr": 3e-4}
+    assert (cfg.optimizer, cfg.t_max, cfg.max_grad_norm, cfg.lr_anneal) == ("shared-rmsprop", 5, 40.0, True)
+
+
 @pytest.mark.parametrize("algo,eps", [("a3c", 0.0), ("a2c", 0.0), ("one-step-q", 0.05),
                                       ("one-step-sarsa", 0.05), ("n-step-q", 0.05)])
 def test_preset_eval_epsilon(algo, eps):
