@@ -30,7 +30,7 @@ from asyncrl.api import AGENTS  # noqa: E402
 from asyncrl.atari import (REFERENCE_SCORES, AtariOptions, AtariPreprocessed, FireOnReset,  # noqa: E402
                            LifeLossTerminal, _register, game_of, human_normalized, is_atari_id,
                            make_ale_vector_env, make_atari, make_atari_reference)
-from asyncrl.config import Config  # noqa: E402
+from asyncrl.config import Config, load_config_file  # noqa: E402
 from asyncrl.envs import EnvFactory  # noqa: E402
 from asyncrl.errors import ConfigError, EnvError  # noqa: E402
 from asyncrl.executors.sync import make_vector_env  # noqa: E402
@@ -978,12 +978,11 @@ def test_a2c_preset_takes_baselines_optimiser_settings_and_the_rest_from_the_pap
 
 
 def test_pong_a3c_config_is_the_preset_but_for_rmsprop_epsilon_and_lr():
-    from asyncrl.config import load_config_file
     path = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "pong-a3c.yaml")
     cfg = Config.from_dict({**load_config_file(path), "algo": "a3c", "env": PONG})
-    preset = Config.from_dict({"preset": "atari", "algo": "a3c", "env": PONG})
+    preset = Config.from_dict({"preset": "atari", "algo": "a3c", "env": PONG}).to_dict()
     assert cfg.validate() == []
-    changed = {k: v for k, v in cfg.to_dict().items() if preset.to_dict()[k] != v}
+    changed = {k: v for k, v in cfg.to_dict().items() if preset[k] != v}
     assert changed == {"rms_eps": 1e-5, "lr": 3e-4}
     assert (cfg.optimizer, cfg.t_max, cfg.max_grad_norm, cfg.lr_anneal) == ("shared-rmsprop", 5, 40.0, True)
 
