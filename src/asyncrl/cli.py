@@ -40,7 +40,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         help_ = f.metadata.get("help", "")
         default = f.default
-        if isinstance(default, bool):
+        if isinstance(default, bool) or f.metadata.get("flag"):   # --x / --no-x (yes/no; auto when absent)
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                            help=f"{help_} (default: {default})")
             continue

@@ -25,6 +25,7 @@ CLIP_REWARDS = ("auto", "yes", "no")
 #: environments stepped in lockstep by the sync executor when --workers is not given
 DEFAULT_SYNC_ENVS = 16
 ACTIVATIONS = ("relu", "tanh")
+SHARED_TORSO = ("auto", "yes", "no")
 START_METHODS = ("auto", "fork", "forkserver", "spawn")
 
 
@@ -76,9 +77,12 @@ class Config:
                           "CNN-LSTM on images; a3c/a2c)", choices=NETS)
     hidden: list = _f([64, 64], "hidden layer sizes of the MLP torso", nargs="+", item_type=int)
     lstm_size: int = _f(256, "cells of the LSTM core with --net lstm (paper: 256)")
-    activation: str = _f("relu", "MLP activation", choices=ACTIVATIONS)
-    shared_torso: bool = _f(True, "policy and value share the torso (paper, Atari); off: separate "
-                                  "torsos (paper, MuJoCo)")
+    activation: str = _f("tanh", "MLP activation (the CNN is ReLU, as the paper's); tanh by default: "
+                                 "with ReLU and the gradient clip the value estimate diverged on "
+                                 "CartPole (README)", choices=ACTIVATIONS)
+    shared_torso: str = _f("auto", "policy and value share the torso; auto: shared for the CNN and "
+                                   "the LSTM (paper, Atari), separate MLPs for vector observations "
+                                   "(as SB3's MlpPolicy)", choices=SHARED_TORSO, flag=True)
     executor: str = _f("auto", "how actor-learners run: hogwild processes, or sync (one process, "
                                "batched); auto: sync for a2c, hogwild otherwise", choices=EXECUTORS)
     device: str = _f("auto", "sync executor: device of the model and the update (auto: cuda if "
@@ -137,6 +141,15 @@ class Config:
         if self.executor == "auto":
             return self.replace(executor="sync" if self.algo == "a2c" else "hogwild")
         return self
+
+    def shares_torso(self, cnn: bool) -> bool:
+        """Whether policy and value share one torso, given whether it is the CNN (else an MLP):
+        `shared_torso` yes/no, or auto: shared for the CNN and with an LSTM core, separate MLPs."""
+        if self.shared_torso in (True, "yes"):
+            return True
+        if self.shared_torso in (False, "no"):
+            return False
+        return cnn or self.net == "lstm"
 
     @property
     def clips_rewards(self) -> bool:
@@ -235,7 +248,7 @@ class Config:
             p.append(f"lstm-size must be >= 1, got {self.lstm_size}")
         if self.net == "lstm" and self.algo not in ("a3c", "a2c"):
             p.append(f"net 'lstm' is available for a3c and a2c, not {self.algo}")
-        elif self.net == "lstm" and not self.shared_torso:
+        elif self.net == "lstm" and self.shared_torso in (False, "no"):
             p.append("net 'lstm' shares its torso and core between policy and value (the paper's "
                      "A3C-LSTM); drop --no-shared-torso")
         if not self.hidden or any((not isinstance(h, int)) or h < 1 for h in self.hidden):

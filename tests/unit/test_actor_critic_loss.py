@@ -145,7 +145,7 @@ W_VALUE = torch.tensor([1.0, 2.0, 3.0, 4.0])  # V(x) = W_VALUE . x for x >= 0
 
 def controlled_model(gamma=0.9):
     """Algorithm + ActorCritic with D=4, A=2, identity torso, V(x) = [1,2,3,4].x for x >= 0."""
-    cfg = Config(env="x", hidden=[4], gamma=gamma)
+    cfg = Config(env="x", hidden=[4], gamma=gamma, activation="relu", shared_torso="yes")
     algo = ActorCriticAlgorithm(cfg)
     model = algo.build_model(gym.spaces.Box(-1.0, 1.0, (4,), np.float32), gym.spaces.Discrete(2))
     assert isinstance(model, ActorCritic)

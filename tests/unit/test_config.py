@@ -35,6 +35,7 @@ def test_valid_config_has_no_problems():
     ({"max_worker_restarts": -2}, ["max-worker-restarts", "-2"]),
     ({"worker_timeout": -1.0}, ["worker-timeout", "-1.0"]),
     ({"max_nonfinite_updates": -1}, ["max-nonfinite-updates", "-1"]),
+    ({"shared_torso": "maybe"}, ["shared-torso", "'maybe'", "auto, yes, no"]),
 ])
 def test_each_invalid_value_gives_one_message(changes, needles):
     """Each invalid value yields exactly one message naming the field and the value."""
@@ -88,6 +89,20 @@ def test_from_dict_coerces_types():
     assert cfg.lr_anneal is False
     assert cfg.hidden == [32, 16]
     assert cfg.gamma == 1.0 and isinstance(cfg.gamma, float)
+
+
+def test_shared_torso_takes_booleans_and_auto_follows_the_torso():
+    """shared_torso: a YAML/API boolean (and a run saved before 'auto' existed) becomes yes/no;
+    auto shares the CNN's torso and the LSTM's, and gives an MLP policy and value their own."""
+    assert Config.from_dict({"shared_torso": True}).shared_torso == "yes"
+    assert Config.from_dict({"shared_torso": False}).shared_torso == "no"
+    auto = Config()
+    assert auto.shared_torso == "auto" and auto.activation == "tanh"
+    assert auto.shares_torso(cnn=True) and not auto.shares_torso(cnn=False)
+    assert Config(net="lstm").shares_torso(cnn=False)
+    for value, shared in (("yes", True), ("no", False), (True, True), (False, False)):
+        assert Config(shared_torso=value).shares_torso(cnn=True) is shared
+        assert Config(shared_torso=value).shares_torso(cnn=False) is shared
 
 
 def test_from_dict_single_hidden_value_becomes_list():

@@ -31,7 +31,7 @@ OBS_SPACE = gym.spaces.Box(-1.0, 1.0, (D,), np.float32)
 
 
 def lstm_algo(**kw) -> ActorCriticAlgorithm:
-    return ActorCriticAlgorithm(Config(env="x", net="lstm", lstm_size=H, hidden=[8], **kw))
+    return ActorCriticAlgorithm(Config(env="x", net="lstm", lstm_size=H, hidden=[8], **{"activation": "relu", **kw}))
 
 
 def lstm_model(seed: int = 0, continuous: bool = False, obs_space=OBS_SPACE, randomize: bool = True,

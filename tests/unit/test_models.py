@@ -43,3 +43,27 @@ def test_fallback_for_other_torsos():
     with torch.no_grad():
         np.testing.assert_allclose(numpy_scores(ac.torso, ac.policy, ac.policy_out)(x),
                                    ac.policy_out(torch.from_numpy(x)).numpy())
+
+
+def test_actor_critic_default_torsos_separate_mlps_and_share_the_cnn():
+    """By default an MLP policy and value get a torso each (tanh), while the CNN and an LSTM
+    core are shared (the paper's Atari networks); --shared-torso / --no-shared-torso force it."""
+    import gymnasium as gym
+
+    from asyncrl.algos import make_algorithm
+    from asyncrl.models import AtariCNN
+
+    vec = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    img = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    acts = gym.spaces.Discrete(2)
+
+    def build(obs_space, **kw):
+        return make_algorithm(Config(algo="a3c", env="x", **kw)).build_model(obs_space, acts)
+
+    mlp = build(vec)
+    assert mlp.value_torso is not None and isinstance(mlp.torso[1], torch.nn.Tanh)
+    assert build(vec, shared_torso="yes").value_torso is None
+    assert build(vec, net="lstm").value_torso is None
+    cnn = build(img)
+    assert isinstance(cnn.torso, AtariCNN) and cnn.value_torso is None
+    assert isinstance(build(img, shared_torso="no").value_torso, AtariCNN)

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from ..envs import check_observation_space, require_discrete_actions
 from ..errors import EnvError
-from ..models import (VAR_EPS, ActivationTape, ActorCritic, RecurrentScores, build_torso, gaussian_mean_var,
-                      numpy_scores)
+from ..models import (VAR_EPS, ActivationTape, ActorCritic, AtariCNN, RecurrentScores, build_torso,
+                      gaussian_mean_var, numpy_scores)
 from ..returns import n_step_returns
 from ..rollout import Rollout
 from .base import Algorithm, Policy
@@ -116,7 +116,8 @@ class ActorCriticAlgorithm(Algorithm):
         continuous = isinstance(action_space, gym.spaces.Box)
         n = int(action_space.shape[0]) if continuous else int(action_space.n)
         core = self.cfg.lstm_size if self.cfg.net == "lstm" else 0
-        value_torso = None if (self.cfg.shared_torso or core) else build_torso(obs_space, self.cfg)[0]
+        shared = core or self.cfg.shares_torso(cnn=isinstance(torso, AtariCNN))
+        value_torso = None if shared else build_torso(obs_space, self.cfg)[0]
         return ActorCritic(torso, feat, n, value_torso, continuous=continuous, core_size=core)
 
     def make_policy(self, model: ActorCritic, rng: np.random.Generator, greedy: bool = False,
