@@ -231,14 +231,23 @@ class Agent:
         return policy
 
     def evaluate(self, episodes: int = 10, seed: int | None = None, deterministic: bool = True,
-                 epsilon: float | None = None) -> dict:
+                 epsilon: float | None = None, video: str | None = None, video_episodes: int = 1) -> dict:
         """Mean/std/min/max return over `episodes` full episodes (greedy by default; with
         probability `epsilon` a uniformly random action instead, default: the config's
         eval_epsilon). Atari games are played whole (all lives, up to noop_max no-ops at
         the start) and the result adds the human-normalised score where the game has
-        reference scores (asyncrl.atari.REFERENCE_SCORES)."""
+        reference scores (asyncrl.atari.REFERENCE_SCORES). `video`: an .mp4 or .gif file
+        that gets the first `video_episodes` episodes as the env renders them."""
         if episodes < 1:
             raise ConfigError(f"episodes must be >= 1, got {episodes}")
+        recorder = None
+        if video is not None:
+            from .video import VideoRecorder
+
+            if not 1 <= video_episodes <= episodes:
+                raise ConfigError(f"video episodes must be between 1 and the {episodes} episodes "
+                                  f"evaluated, got {video_episodes}")
+            recorder = VideoRecorder(video, video_episodes)
         epsilon = self.config.eval_epsilon if epsilon is None else epsilon
         if not 0 <= epsilon <= 1:
             raise ConfigError(f"epsilon must be in [0, 1], got {epsilon}")
@@ -248,7 +257,7 @@ class Agent:
         # made a CNN evaluation of Pong 9x slower here)
         with torch_threads(1):
             result = evaluate_policy(lambda o: self.act(o, deterministic), factory, episodes, seed,
-                                     on_reset=self.reset_state, epsilon=epsilon)
+                                     on_reset=self.reset_state, epsilon=epsilon, recorder=recorder)
         if factory.atari is not None:
             from .atari import REFERENCE_SOURCE, game_of, human_normalized
 

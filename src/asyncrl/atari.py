@@ -206,6 +206,8 @@ class AtariPreprocessed(gym.Env):
         self.ale = self.base.ale
         self.spec = self._outer.spec
         self.render_mode = self.base.render_mode
+        # render() shows one frame per agent step: real time is the emulator's 60 Hz / frame_skip
+        self.metadata = {**self.metadata, "render_fps": 60 / max(1, opts.frame_skip)}
         self.opts = opts
         self._actions = list(self.base._action_set)
         self.action_space = self.base.action_space

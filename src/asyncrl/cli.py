@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--epsilon", default=None,
                    help="take a uniformly random action with this probability (default: the run's "
                         "eval-epsilon; 0.05 is the Atari literature's protocol)")
+    e.add_argument("--video", default=None, metavar="FILE",
+                   help="record the first episode(s) as they render to FILE (.mp4 or .gif)")
+    e.add_argument("--video-episodes", default="1", metavar="N",
+                   help="episodes in the video (default: 1)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     pl = sub.add_parser("plot", help="learning curves of one or more runs")
@@ -198,7 +202,8 @@ def _run(train, agent, run_dir: str) -> int:
 
 def _describe_eval(ev: dict, greedy: bool = True) -> str:
     how = ("greedy" if greedy else "stochastic") + (f", epsilon {ev['epsilon']:g}" if ev.get("epsilon") else "")
-    text = (f"{ev['episodes']} episodes ({how}): mean return {ev['mean_return']:.2f} +/- {ev['std_return']:.2f} "
+    episodes = f"{ev['episodes']} episode{'s' if ev['episodes'] != 1 else ''}"
+    text = (f"{episodes} ({how}): mean return {ev['mean_return']:.2f} +/- {ev['std_return']:.2f} "
             f"(min {ev['min_return']:.1f}, max {ev['max_return']:.1f})")
     if ev.get("human_normalized") is not None:
         text += f"; human-normalised {100 * ev['human_normalized']:.1f}%"
@@ -234,8 +239,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             epsilon = -1.0
         if not 0 <= epsilon <= 1:
             raise ConfigError(f"--epsilon must be a number in [0, 1], got {args.epsilon!r}")
+    video_episodes = _int_arg("--video-episodes", args.video_episodes, 1)
+    if args.video is not None:
+        from .video import check_video_path
+
+        check_video_path(args.video)
+        if video_episodes > episodes:
+            raise ConfigError(f"--video-episodes must be at most --episodes ({episodes}), got {video_episodes}")
     agent = load(args.path, env=args.env)
-    result = agent.evaluate(episodes, seed=seed, deterministic=not args.stochastic, epsilon=epsilon)
+    result = agent.evaluate(episodes, seed=seed, deterministic=not args.stochastic, epsilon=epsilon,
+                            video=args.video, video_episodes=video_episodes)
     result = {"path": args.path, "algo": agent.algo, "env": args.env or agent.config.env,
               "global_step": agent.global_step, "greedy": not args.stochastic, **result}
     if args.json:
@@ -244,6 +257,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         frames = f" = {agent.global_step * agent.frames_per_step:,} frames" if agent.frames_per_step > 1 else ""
         print(f"{result['algo']} on {result['env']} (step {result['global_step']:,}{frames}): "
               f"{_describe_eval(result, result['greedy'])}")
+        if args.video is not None:
+            print(f"asyncrl: wrote {args.video} ({result['video_frames']:,} frames, "
+                  f"{result['video_episodes']} episode{'s' if result['video_episodes'] > 1 else ''})")
     return 0
 
 

@@ -74,6 +74,49 @@ def test_eval_checkpoint_file_and_stochastic(trained_run):
     assert "(stochastic): mean return" in p.stdout
 
 
+@pytest.mark.parametrize("ext", [".mp4", ".gif"])
+def test_eval_video(trained_run, tmp_path, ext):
+    """--video writes the first --video-episodes episodes as rendered: one frame after each
+    reset and one per step, in a file that a video reader opens; --json names it."""
+    import imageio.v2 as imageio
+
+    run_dir, _ = trained_run
+    out = tmp_path / "sub" / f"cp{ext}"
+    p = run_cli("eval", run_dir, "--episodes", "3", "--video", str(out), "--video-episodes", "2", "--json")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    lengths = [len_ for len_ in _episode_lengths(run_dir, res)]
+    assert res["video"] == str(out) and res["video_episodes"] == 2
+    assert res["video_frames"] == sum(lengths[:2]) + 2
+    assert sorted(os.listdir(out.parent)) == [out.name]          # no temporary file left
+    if ext == ".mp4":
+        reader = imageio.get_reader(str(out))
+        assert reader.count_frames() == res["video_frames"]
+        assert reader.get_meta_data()["fps"] == 50.0               # CartPole's render_fps
+        assert reader.get_data(0).shape == (400, 600, 3)
+    else:
+        frames = imageio.mimread(str(out), memtest=False)
+        assert 1 < len(frames) <= res["video_frames"]             # Pillow merges identical frames
+        assert frames[0].shape[:2] == (400, 600)
+
+
+def _episode_lengths(run_dir: str, res: dict) -> list[int]:
+    """The lengths of the evaluation's episodes, replayed through the API with the same seed."""
+    agent = asyncrl.load(run_dir)
+    import gymnasium as gym
+
+    env, lengths = gym.make("CartPole-v1"), []
+    for i in range(res["episodes"]):
+        obs, _ = env.reset(seed=res["seed"] + i)
+        n, done = 0, False
+        while not done:
+            obs, _, term, trunc, _ = env.step(agent.act(obs))
+            n, done = n + 1, term or trunc
+        lengths.append(n)
+    assert sum(lengths) / len(lengths) == res["mean_length"]
+    return lengths
+
+
 def test_plot(trained_run, tmp_path):
     """plot writes a PNG."""
     run_dir, _ = trained_run
@@ -200,6 +243,11 @@ BAD_INPUTS = [
     (["eval", "{foreign.pt}"], "foreign.pt' is not an asyncrl checkpoint (no 'asyncrl-checkpoint' header)"),
     (["eval", "{a3c-run}", "--env", "Pendulum-v1"], "environment 'Pendulum-v1' has the observation space "
      "Box([-1. -1. -8.], [1. 1. 8.], (3,), float32), but the agent in '"),
+    (["eval", "{a3c-run}", "--video", "{a3c-run}/out.avi"], "out.avi' must end in .mp4 or .gif"),
+    (["eval", "{a3c-run}", "--video", "{empty.pt}/out.mp4"], "empty.pt' is not a folder"),
+    (["eval", "{a3c-run}", "--episodes", "2", "--video", "out.gif", "--video-episodes", "3"],
+     "--video-episodes must be at most --episodes (2), got 3"),
+    (["eval", "{a3c-run}", "--video", "out.gif", "--video-episodes", "0"], "--video-episodes must be >= 1, got 0"),
 ]
 
 
@@ -213,7 +261,7 @@ def test_bad_input_is_one_clear_line(args, expected, tmp_path, bad_files):
     """Each bad input, run as a user runs it: exit code 2, one line on stderr naming the
     problem and the bad value, no traceback, no run started (not even its folder made), and
     no existing file changed."""
-    args = [str(bad_files / a[1:-1]) if a.startswith("{") else a for a in args]
+    args = [str(bad_files / a[1:a.index("}")]) + a[a.index("}") + 1:] if a.startswith("{") else a for a in args]
     if args[0] == "train" and "--run-dir" not in args:
         args += ["--run-dir", str(tmp_path / "r")]
     before = _snapshot(bad_files)

@@ -1042,3 +1042,17 @@ def test_cnn_loss_keeps_bootstrap_rows_out_of_the_graph_without_changing_the_gra
     for a, b in zip(g_apart, g_one):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     assert model.costly_torso
+
+
+def test_a_rendering_atari_env_gives_the_game_screen_in_real_time():
+    """For videos: render_mode rgb_array reaches the ALE, render() is the colour screen, and
+    render_fps is one frame per agent step at the emulator's 60 Hz (15 with frame skip 4)."""
+    env = make_atari(PONG, NO_NOOPS, render_mode="rgb_array")
+    try:
+        env.reset(seed=0)
+        frame = env.render()
+        assert frame.shape == (210, 160, 3) and frame.dtype == np.uint8 and frame.std() > 0
+        assert env.metadata["render_fps"] == 15.0
+        assert AtariPreprocessed.metadata.get("render_fps") is None     # the class's own is untouched
+    finally:
+        env.close()
