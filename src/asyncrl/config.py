@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .presets import PRESETS, preset_values
 
 ALGOS = ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q")
-OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam")
+OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam", "sgd")
 NETS = ("auto", "mlp", "cnn", "lstm")
 EXECUTORS = ("auto", "hogwild", "sync")
 DEVICES = ("auto", "cpu", "cuda")
@@ -65,10 +65,13 @@ class Config:
     entropy_beta: float = _f(0.01, "entropy bonus weight beta (paper: 0.01)")
     value_coef: float = _f(0.5, "weight of the value loss (R - V)^2 (paper: 0.5)")
     max_grad_norm: float = _f(40.0, "clip the gradient's global L2 norm to this; 0 disables")
-    optimizer: str = _f("shared-rmsprop", "optimiser; statistics shared by all workers except 'rmsprop'",
+    optimizer: str = _f("shared-rmsprop", "optimiser; statistics shared by all workers except "
+                                          "'rmsprop' and 'sgd' (per-worker, as in the paper)",
                         choices=OPTIMIZERS)
     rms_alpha: float = _f(0.99, "RMSProp decay alpha (paper: 0.99)")
     rms_eps: float = _f(0.1, "RMSProp epsilon, inside the square root (paper: 0.1)")
+    sgd_momentum: float = _f(0.9, "sgd: momentum alpha of each worker's own momentum vector, "
+                                  "m = alpha m + (1 - alpha) grad (paper, supp. 7); 0: plain SGD")
     adam_beta1: float = _f(0.9, "Adam beta1")
     adam_beta2: float = _f(0.999, "Adam beta2")
     adam_eps: float = _f(1e-8, "Adam epsilon")
@@ -237,6 +240,8 @@ class Config:
             p.append(f"max-grad-norm must be >= 0 (0 disables clipping), got {self.max_grad_norm}")
         if not 0 <= self.rms_alpha < 1:
             p.append(f"rms-alpha must be in [0, 1), got {self.rms_alpha}")
+        if not 0 <= self.sgd_momentum < 1:
+            p.append(f"sgd-momentum must be in [0, 1), got {self.sgd_momentum}")
         if not self.rms_eps > 0:
             p.append(f"rms-eps must be > 0, got {self.rms_eps}")
         for name in ("adam_beta1", "adam_beta2"):

@@ -114,6 +114,38 @@ class RMSprop(FlatOptimizer):
                 mirror[s:s + chunk].copy_(ps)
 
 
+class MomentumSGD(FlatOptimizer):
+    """Momentum SGD as the paper's supplementary section 7 runs it asynchronously: each
+    worker i keeps its own momentum m_i (one row per worker, allocated up front so it is
+    checkpointed) and applies, without locks,
+
+        m_i   <- alpha * m_i + (1 - alpha) * grad
+        theta <- theta - lr * m_i
+
+    alpha 0 is plain SGD.
+    """
+
+    name = "sgd"
+
+    def __init__(self, n: int, momentum: float = 0.9, workers: int = 1):
+        super().__init__()
+        self.momentum = momentum
+        self.momentum_buf = torch.zeros(workers, n)
+
+    @torch.no_grad()
+    def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0,
+             mirror: torch.Tensor | None = None) -> None:
+        m = self.momentum_buf[rank % self.momentum_buf.shape[0]]
+        n = m.numel()
+        chunk = CHUNK if m.device.type == "cpu" else max(n, 1)
+        alpha = self.momentum
+        for s in range(0, n, chunk):
+            ms = m[s:s + chunk].mul_(alpha).add_(grad[s:s + chunk], alpha=1.0 - alpha)
+            ps = params[s:s + chunk].add_(ms, alpha=-lr)
+            if mirror is not None:
+                mirror[s:s + chunk].copy_(ps)
+
+
 class Adam(FlatOptimizer):
     """Adam with first/second moments and the step count shared by all workers."""
 
@@ -148,7 +180,9 @@ def build_optimizer(cfg: Config, n_params: int) -> FlatOptimizer:
         return RMSprop(n_params, cfg.rms_alpha, cfg.rms_eps, shared=False, workers=cfg.workers)
     if cfg.optimizer == "adam":
         return Adam(n_params, (cfg.adam_beta1, cfg.adam_beta2), cfg.adam_eps)
-    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; available: shared-rmsprop, rmsprop, adam")
+    if cfg.optimizer == "sgd":
+        return MomentumSGD(n_params, cfg.sgd_momentum, workers=cfg.workers)
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; available: shared-rmsprop, rmsprop, adam, sgd")
 
 
 def annealed_lr(lr: float, step: int, start: int, end: int, anneal: bool) -> float:

@@ -19,7 +19,7 @@ def test_valid_config_has_no_problems():
     ({"lr": -1.0}, ["lr", "-1.0"]),
     ({"workers": -1}, ["workers", "-1"]),
     ({"steps": 0}, ["steps", "0"]),
-    ({"optimizer": "sgd"}, ["optimizer", "'sgd'", "shared-rmsprop", "rmsprop", "adam"]),
+    ({"optimizer": "lbfgs"}, ["optimizer", "'lbfgs'", "shared-rmsprop", "rmsprop", "adam", "sgd"]),
     ({"entropy_beta": -1.0}, ["entropy-beta", "-1.0"]),
     ({"hidden": [0]}, ["hidden", "[0]"]),
     ({"env": ""}, ["env is empty"]),
@@ -36,6 +36,7 @@ def test_valid_config_has_no_problems():
     ({"worker_timeout": -1.0}, ["worker-timeout", "-1.0"]),
     ({"max_nonfinite_updates": -1}, ["max-nonfinite-updates", "-1"]),
     ({"shared_torso": "maybe"}, ["shared-torso", "'maybe'", "auto, yes, no"]),
+    ({"sgd_momentum": 1.0}, ["sgd-momentum must be in [0, 1), got 1.0"]),
 ])
 def test_each_invalid_value_gives_one_message(changes, needles):
     """Each invalid value yields exactly one message naming the field and the value."""
@@ -52,7 +53,7 @@ def test_gamma_one_is_valid():
 
 def test_validate_reports_every_problem():
     """Several invalid values give one message each, in a single call."""
-    cfg = Config(env="x", gamma=0.0, t_max=0, lr=-1.0, workers=-1, steps=0, optimizer="sgd",
+    cfg = Config(env="x", gamma=0.0, t_max=0, lr=-1.0, workers=-1, steps=0, optimizer="lbfgs",
                  entropy_beta=-1.0, hidden=[0])
     assert len(cfg.validate()) == 8
 

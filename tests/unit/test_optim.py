@@ -8,7 +8,7 @@ import torch
 
 from asyncrl.config import Config
 from asyncrl.errors import ConfigError
-from asyncrl.optim import Adam, RMSprop, annealed_lr, build_optimizer
+from asyncrl.optim import Adam, MomentumSGD, RMSprop, annealed_lr, build_optimizer
 
 THETA0 = [1.0, -2.0, 3.0]
 GRAD1 = [0.5, -1.0, 2.0]
@@ -110,8 +110,44 @@ def test_rmsprop_in_slices_equals_one_pass(shared):
         assert not opt.square_avg[0].any()
 
 
+def test_momentum_sgd_two_steps_hand_computed():
+    """m <- 0.9 m + 0.1 grad, theta <- theta - lr m, on worker 1's own row (paper, supp. 7):
+    step 1: m = 0.1 * [0.5, -1, 2] = [0.05, -0.1, 0.2], theta = [1, -2, 3] - 0.5 m
+            = [0.975, -1.95, 2.9];
+    step 2: m = 0.9 m + 0.1 * [-0.25, 0.3, 1] = [0.02, -0.06, 0.28], theta -= 0.1 m
+            = [0.973, -1.944, 2.872]. Worker 0's row stays zero."""
+    opt = MomentumSGD(3, momentum=0.9, workers=2)
+    theta = torch.tensor(THETA0)
+    opt.step(theta, torch.tensor(GRAD1), lr=0.5, rank=1)
+    torch.testing.assert_close(opt.momentum_buf[1], torch.tensor([0.05, -0.1, 0.2]))
+    torch.testing.assert_close(theta, torch.tensor([0.975, -1.95, 2.9]))
+    opt.step(theta, torch.tensor(GRAD2), lr=0.1, rank=1)
+    torch.testing.assert_close(opt.momentum_buf[1], torch.tensor([0.02, -0.06, 0.28]))
+    torch.testing.assert_close(theta, torch.tensor([0.973, -1.944, 2.872]))
+    assert not opt.momentum_buf[0].any()
+
+
+def test_momentum_sgd_zero_momentum_is_plain_sgd_and_slices_equal_one_pass():
+    """With alpha 0 the step is theta - lr grad exactly; over several CPU slices the update
+    with momentum is bit-identical to the whole-array formula."""
+    from asyncrl.optim import CHUNK
+
+    theta = torch.tensor(THETA0)
+    MomentumSGD(3, momentum=0.0).step(theta, torch.tensor(GRAD1), lr=0.5)
+    assert torch.equal(theta, torch.tensor(THETA0) - 0.5 * torch.tensor(GRAD1))
+    n = 2 * CHUNK + 3
+    gen = torch.Generator().manual_seed(2)
+    theta0, grads = torch.randn(n, generator=gen), [torch.randn(n, generator=gen) for _ in range(2)]
+    opt, theta, m, ref = MomentumSGD(n, momentum=0.9), theta0.clone(), torch.zeros(n), theta0.clone()
+    for g in grads:
+        opt.step(theta, g, lr=1e-2)
+        m.mul_(0.9).add_(g, alpha=0.1)
+        ref.add_(m, alpha=-1e-2)
+    assert torch.equal(theta, ref) and torch.equal(opt.momentum_buf[0], m)
+
+
 @pytest.mark.parametrize("make", [lambda n: RMSprop(n, shared=True), lambda n: RMSprop(n, shared=False, workers=2),
-                                  lambda n: Adam(n)])
+                                  lambda n: Adam(n), lambda n: MomentumSGD(n, workers=2)])
 def test_step_with_a_mirror_leaves_it_equal_to_the_updated_parameters(make):
     """A hogwild learner passes its theta' as `mirror`: after the step it equals the updated
     parameters bit for bit (over several CPU slices), and the update itself is the same as
@@ -185,7 +221,8 @@ def test_adam_matches_torch_adam():
 
 
 @pytest.mark.parametrize("make", [lambda: RMSprop(5), lambda: RMSprop(5, shared=False, workers=3),
-                                  lambda: Adam(5)], ids=["shared-rmsprop", "rmsprop", "adam"])
+                                  lambda: Adam(5), lambda: MomentumSGD(5, workers=3)],
+                         ids=["shared-rmsprop", "rmsprop", "adam", "sgd"])
 def test_share_memory_marks_every_state_tensor(make):
     """share_memory_() moves every state tensor to shared memory and returns self."""
     opt = make()
@@ -202,10 +239,11 @@ def test_state_dict_keys():
     adam.step(torch.zeros(4), torch.ones(4), 0.1)
     assert set(rms.state_dict()) == {"square_avg"}
     assert set(adam.state_dict()) == {"exp_avg", "exp_avg_sq", "step_count"}
+    assert set(MomentumSGD(4).state_dict()) == {"momentum_buf"}
 
 
-@pytest.mark.parametrize("make", [lambda: RMSprop(4, shared=False, workers=2), lambda: Adam(4)],
-                         ids=["rmsprop", "adam"])
+@pytest.mark.parametrize("make", [lambda: RMSprop(4, shared=False, workers=2), lambda: Adam(4),
+                                  lambda: MomentumSGD(4, workers=2)], ids=["rmsprop", "adam", "sgd"])
 def test_state_dict_round_trip(make):
     """load_state_dict copies values in; the next step then matches the source optimiser's."""
     src = make()
@@ -288,7 +326,14 @@ def test_build_optimizer_adam():
     assert opt.exp_avg.shape == (7,) and opt.exp_avg_sq.shape == (7,)
 
 
+def test_build_optimizer_sgd_per_worker():
+    """'sgd' -> momentum SGD with one momentum row per worker and the config's momentum."""
+    opt = build_optimizer(Config(env="x", optimizer="sgd", workers=3, sgd_momentum=0.5), 7)
+    assert isinstance(opt, MomentumSGD) and opt.name == "sgd" and opt.momentum == 0.5
+    assert opt.momentum_buf.shape == (3, 7)
+
+
 def test_build_optimizer_unknown_name():
     """An unknown optimiser name raises ConfigError naming it."""
-    with pytest.raises(ConfigError, match="sgd"):
-        build_optimizer(Config(env="x", optimizer="sgd"), 7)
+    with pytest.raises(ConfigError, match="lbfgs"):
+        build_optimizer(Config(env="x", optimizer="lbfgs"), 7)
