@@ -23,7 +23,6 @@ Do not run anything else on the machine meanwhile: these are wall-clock timings.
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import json
 import multiprocessing as mp
@@ -34,6 +33,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import header  # noqa: E402
+
+from asyncrl.bench import steady_rate  # noqa: E402
 
 ENV = "ALE/Pong-v5"
 FRAMES = 4
@@ -63,15 +64,6 @@ def env_alone(kind: str, steps: int, procs: int) -> dict:
     total = sum(rates)
     return {"processes": procs, "steps_per_s": round(total), "frames_per_s": round(total * FRAMES),
             "per_process_steps_per_s": [round(r) for r in rates]}
-
-
-def steady_rate(metrics_csv: str) -> tuple[float, int]:
-    """Agent steps/s between the first and the last metrics.csv rows."""
-    with open(metrics_csv) as fh:
-        rows = list(csv.DictReader(fh))
-    first, last = rows[0], rows[-1]
-    return ((int(last["step"]) - int(first["step"])) / (float(last["wall_time"]) - float(first["wall_time"])),
-            len(rows))
 
 
 def run_asyncrl(algo: str, steps: int, workers: int, **overrides) -> dict:

@@ -1,4 +1,4 @@
-"""asyncrl command line: train | eval | plot.
+"""asyncrl command line: train | eval | bench | plot.
 
 Every bad input ends in one line `asyncrl <cmd>: error: ...`, exit code 2, no traceback,
 before any worker starts. Ctrl-C / SIGTERM during training saves a checkpoint and exits
@@ -88,6 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="episodes in the video (default: 1)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
+    b = sub.add_parser("bench", help="throughput of the executors against the environment alone")
+    b.add_argument("algo", metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
+    b.add_argument("--env", required=True, help="Gymnasium id, e.g. CartPole-v1 or ALE/Pong-v5")
+    b.add_argument("--config", metavar="FILE", help="YAML file of options (flags given here override it)")
+    b.add_argument("--env-steps", default=None, metavar="N",
+                   help="agent steps per env-alone process (default: --steps)")
+    b.add_argument("--sync-envs", default="16", metavar="N",
+                   help="environments of the sync executor's run (default: 16)")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_config_flags(b)
+
     pl = sub.add_parser("plot", help="learning curves of one or more runs")
     pl.add_argument("runs", metavar="RUN", nargs="+", help="run folders")
     pl.add_argument("--out", default=None, help="PNG file (default: learning_curve.png in the first run)")
@@ -107,8 +118,8 @@ def _int_arg(name: str, value: str, minimum: int) -> int:
     return v
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .api import AGENTS
+def _config_values(args: argparse.Namespace) -> dict:
+    """The options of `train`/`bench`: the --config file's, overridden by the flags given."""
     from .config import ALGOS, Config, coerce_field, load_config_file
     from .errors import ConfigError
 
@@ -121,6 +132,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     flags = {f.name: getattr(args, f.name) for f in fields(Config)
              if f.name not in _NOT_FLAGS and hasattr(args, f.name)}
     values.update({k: coerce_field(k, v, source="--" + k.replace("_", "-")) for k, v in flags.items()})
+    return values
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .api import AGENTS
+
+    values = _config_values(args)
     if args.resume:
         return _resume(args, values)
     run_dir = values.pop("run_dir", "") or _default_run_dir(args.algo, args.env)
@@ -263,6 +281,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .api import AGENTS
+    from .bench import run_bench
+    from .config import Config
+
+    values = _config_values(args)
+    steps = values.pop("steps", 20_000)
+    env_steps = _int_arg("--env-steps", args.env_steps, 1) if args.env_steps is not None else steps
+    sync_envs = _int_arg("--sync-envs", args.sync_envs, 1)
+    workers = values.pop("workers", None)
+    values.pop("run_dir", None)
+    # every option is checked (and the env built once) before anything is timed
+    AGENTS[args.algo](args.env, workers=workers, steps=steps, **values)
+    Config.from_dict({**values, "algo": args.algo, "env": args.env, "steps": steps,
+                      "workers": sync_envs, "executor": "sync"}).check()
+    print(f"asyncrl: benchmarking {args.algo} on {args.env} ({steps:,} agent steps per learner, "
+          f"{env_steps:,} per env-alone process); run nothing else meanwhile", file=sys.stderr, flush=True)
+    res = run_bench(args.algo, args.env, steps, env_steps, workers, sync_envs, **values)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    frames = "frames_per_s" in res["env_alone"]
+    unit = "frames/s" if frames else "steps/s"
+    print(f"{'what':<44} {unit:>12} {'of env alone':>13}")
+    ea = res["env_alone"]
+    rows = [(f"env alone, {ea['processes']} processes, random actions", ea)]
+    if "hogwild" in res:
+        rows.append((f"{args.algo}, hogwild, {res['hogwild']['workers']} workers", res["hogwild"]))
+    rows.append((f"{args.algo}, sync, {res['sync']['workers']} envs", res["sync"]))
+    for name, r in rows:
+        rate = r["frames_per_s"] if frames else r["steps_per_s"]
+        print(f"{name:<44} {rate:>12,.0f} {r['of_env_alone']:>13.2f}")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plot import plot_runs
 
@@ -286,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        return {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}[args.command](args)
+        return {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "plot": cmd_plot}[args.command](args)
     except (WorkerError, NonFiniteError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_WORKER_FAILED if isinstance(exc, WorkerError) else EXIT_NONFINITE

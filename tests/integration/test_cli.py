@@ -117,6 +117,23 @@ def _episode_lengths(run_dir: str, res: dict) -> list[int]:
     return lengths
 
 
+def test_bench_measures_the_env_alone_and_both_executors():
+    """asyncrl bench --json: the env alone in --workers processes, the algorithm under hogwild
+    with --workers and under sync with --sync-envs, each for --steps, with its ratio to the
+    env alone."""
+    p = run_cli("bench", "a3c", "--env", "CartPole-v1", "--workers", "2", "--steps", "6000", "--env-steps",
+                "3000", "--sync-envs", "4", "--log-interval", "0.2", "--json")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    ea, hw, sy = res["env_alone"], res["hogwild"], res["sync"]
+    assert ea["processes"] == 2 and len(ea["per_process_steps_per_s"]) == 2 and ea["of_env_alone"] == 1.0
+    assert (hw["executor"], hw["workers"], hw["steps"]) == ("hogwild", 2, 6000)
+    assert (sy["executor"], sy["workers"], sy["steps"]) == ("sync", 4, 6000)
+    for r in (hw, sy):
+        assert r["metrics_rows"] >= 2 and 0 < r["steps_per_s"] < ea["steps_per_s"]
+        assert r["of_env_alone"] == r["steps_per_s"] / ea["steps_per_s"]
+
+
 def test_plot(trained_run, tmp_path):
     """plot writes a PNG."""
     run_dir, _ = trained_run
@@ -243,6 +260,10 @@ BAD_INPUTS = [
     (["eval", "{foreign.pt}"], "foreign.pt' is not an asyncrl checkpoint (no 'asyncrl-checkpoint' header)"),
     (["eval", "{a3c-run}", "--env", "Pendulum-v1"], "environment 'Pendulum-v1' has the observation space "
      "Box([-1. -1. -8.], [1. 1. 8.], (3,), float32), but the agent in '"),
+    (["bench", "a3c", "--env", "CartPole-v1", "--lr", "-1"], "lr must be a finite number > 0, got -1.0"),
+    (["bench", "a3c", "--env", "CartPole-v1", "--sync-envs", "0"], "--sync-envs must be >= 1, got 0"),
+    (["bench", "dqn", "--env", "CartPole-v1"], "unknown algorithm 'dqn'"),
+    (["bench", "one-step-q", "--env", "Pendulum-v1"], "one-step-q is a value-based method and needs Discrete"),
     (["eval", "{a3c-run}", "--video", "{a3c-run}/out.avi"], "out.avi' must end in .mp4 or .gif"),
     (["eval", "{a3c-run}", "--video", "{empty.pt}/out.mp4"], "empty.pt' is not a folder"),
     (["eval", "{a3c-run}", "--episodes", "2", "--video", "out.gif", "--video-episodes", "3"],
