@@ -6,7 +6,8 @@ their preprocessing, as training does):
   hogwild     the algorithm's actor-learners (not for a2c, which is the sync executor's)
   sync        the same algorithm's loss under the sync executor, N envs in lockstep
 The learners are timed in steady state: from their first metrics row to their last, so
-process start-up is left out, with learning on. Timings are wall-clock: run nothing else.
+process start-up is left out, with learning on (a run too short for two rows is timed
+whole, start-up included, and says so: steady_state false). Timings are wall-clock: run nothing else.
 """
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ import time
 from typing import Any
 
 from .envs import EnvFactory
+
+#: seconds between the metrics rows the steady rate is read from (--log-interval overrides)
+LOG_INTERVAL = 0.25
 
 
 def _env_alone(args: tuple[EnvFactory, int, int]) -> float:
@@ -66,13 +70,14 @@ def learner_rate(algo: str, env: Any, steps: int, workers: int | None, **values:
         run_dir = os.path.join(tmp, "run")
         t0 = time.perf_counter()
         agent = AGENTS[algo](env, workers=workers, run_dir=run_dir, steps=steps, eval_episodes=0,
-                             log_interval=values.pop("log_interval", 1.0), **values)
+                             log_interval=values.pop("log_interval", LOG_INTERVAL), **values)
         agent.learn()
         total = time.perf_counter() - t0
         rate, rows = steady_rate(os.path.join(run_dir, "metrics.csv"))
+    steady = rate == rate          # not nan: at least two metrics rows
     return {"executor": agent.config.executor, "workers": agent.config.workers, "steps": agent.global_step,
-            "seconds_total": total, "steps_per_s": rate, "metrics_rows": rows,
-            "frames_per_step": agent.frames_per_step}
+            "seconds_total": total, "steps_per_s": rate if steady else agent.global_step / total,
+            "steady_state": steady, "metrics_rows": rows, "frames_per_step": agent.frames_per_step}
 
 
 def run_bench(algo: str, env: str, steps: int, env_steps: int, workers: int | None = None,

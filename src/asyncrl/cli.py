@@ -312,7 +312,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows.append((f"{args.algo}, sync, {res['sync']['workers']} envs", res["sync"]))
     for name, r in rows:
         rate = r["frames_per_s"] if frames else r["steps_per_s"]
-        print(f"{name:<44} {rate:>12,.0f} {r['of_env_alone']:>13.2f}")
+        whole = "" if r.get("steady_state", True) else "  (too short for a steady rate: start-up included)"
+        print(f"{name:<44} {rate:>12,.0f} {r['of_env_alone']:>13.2f}{whole}")
     return 0
 
 
