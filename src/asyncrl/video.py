@@ -57,6 +57,9 @@ class VideoRecorder:
         # a headless machine has none and would print ALSA errors
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")     # nor a display (rgb_array needs none)
+        if not os.environ.get("DISPLAY"):
+            # MuJoCo renders off-screen through EGL where there is no X display (GLFW needs one)
+            os.environ.setdefault("MUJOCO_GL", "egl")
 
     def add(self, env: Any, env_name: str) -> None:
         """Append env.render() (an RGB frame) to the video."""

@@ -104,3 +104,17 @@ def test_api_evaluate_records_and_checks_its_arguments(tmp_path):
     res = agent.evaluate(2, video=str(tmp_path / "v.mp4"))
     assert res["video_frames"] == res["returns"][0] + 1      # CartPole: reward 1 per step; + the reset frame
     assert imageio.get_reader(str(tmp_path / "v.mp4")).count_frames() == res["video_frames"]
+
+
+def test_a_mujoco_env_records_without_a_display(tmp_path, monkeypatch):
+    """MuJoCo renders through EGL when there is no X display (its default, GLFW, needs one)."""
+    pytest.importorskip("mujoco")
+    import asyncrl
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    agent = asyncrl.A3C("InvertedPendulum-v5", workers=1)
+    res = agent.evaluate(1, video=str(tmp_path / "ip.mp4"))
+    reader = imageio.get_reader(str(tmp_path / "ip.mp4"))
+    assert reader.count_frames() == res["video_frames"] == res["mean_length"] + 1
+    assert reader.get_data(0).std() > 0          # a picture, not a blank frame
