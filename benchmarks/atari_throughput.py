@@ -34,7 +34,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import header  # noqa: E402
 
-from asyncrl.bench import steady_rate  # noqa: E402
+from asyncrl.bench import random_actions_rate, steady_rate  # noqa: E402
 
 ENV = "ALE/Pong-v5"
 FRAMES = 4
@@ -48,12 +48,12 @@ def _env_alone(args: tuple[str, int, int]) -> float:
 
     torch.set_num_threads(1)
     kind, steps, seed = args
-    from asyncrl.atari import AtariOptions, make_atari, make_atari_reference, random_actions_throughput
+    from asyncrl.atari import AtariOptions, make_atari, make_atari_reference
 
     make = make_atari if kind == "asyncrl" else make_atari_reference
     env = make(ENV, AtariOptions())
     try:
-        return random_actions_throughput(env, steps, seed)
+        return random_actions_rate(env, steps, seed)
     finally:
         env.close()
 

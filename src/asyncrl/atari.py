@@ -455,18 +455,3 @@ def envpool_option_problem(opts: AtariOptions) -> str | None:
     if opts.frame_skip < 2:    # EnvPool max-pools with a stale frame when an action is repeated once
         return f"vec-env 'envpool' needs frame-skip >= 2, got {opts.frame_skip}"
     return None
-
-
-def random_actions_throughput(env: gym.Env, steps: int, seed: int = 0) -> float:
-    """Agent steps per second of `env` under uniformly random actions (benchmarks' limit)."""
-    import time
-
-    rng = np.random.default_rng(seed)
-    env.reset(seed=seed)
-    n = env.action_space.n
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        _, _, term, trunc, _ = env.step(int(rng.integers(n)))
-        if term or trunc:
-            env.reset()
-    return steps / (time.perf_counter() - t0)

@@ -24,6 +24,19 @@ from .envs import EnvFactory
 LOG_INTERVAL = 0.25
 
 
+def random_actions_rate(env: Any, steps: int, seed: int = 0) -> float:
+    """Agent steps per second of `env` under uniformly random actions: the limit a learner
+    on it can reach (benchmarks/atari_throughput.py uses it too)."""
+    env.action_space.seed(seed)
+    env.reset(seed=seed)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
 def _env_alone(args: tuple[EnvFactory, int, int]) -> float:
     import torch
 
@@ -31,14 +44,7 @@ def _env_alone(args: tuple[EnvFactory, int, int]) -> float:
     factory, steps, seed = args
     env = factory()
     try:
-        env.action_space.seed(seed)
-        env.reset(seed=seed)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            _, _, term, trunc, _ = env.step(env.action_space.sample())
-            if term or trunc:
-                env.reset()
-        return steps / (time.perf_counter() - t0)
+        return random_actions_rate(env, steps, seed)
     finally:
         env.close()
 

@@ -9,6 +9,7 @@ The step is lock-free: concurrent workers race exactly as Hogwild! intends.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import torch
@@ -24,6 +25,12 @@ from .errors import ConfigError
 CHUNK = 1 << 17
 
 
+@functools.lru_cache(maxsize=16)
+def _slices(n: int, cpu: bool) -> tuple[slice, ...]:
+    chunk = CHUNK if cpu else max(n, 1)
+    return tuple(slice(s, s + chunk) for s in range(0, n, chunk))
+
+
 class FlatOptimizer:
     name = ""
 
@@ -35,6 +42,11 @@ class FlatOptimizer:
                 or self._buf.dtype != like.dtype:
             self._buf = torch.empty(like.numel(), dtype=like.dtype, device=like.device)
         return self._buf[:like.numel()].view(like.shape)
+
+    @staticmethod
+    def _slices(like: torch.Tensor) -> tuple[slice, ...]:
+        """The CHUNK-element slices a CPU update runs in (one slice on other devices)."""
+        return _slices(like.numel(), like.device.type == "cpu")
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in vars(self).items() if isinstance(v, torch.Tensor) and k != "_buf"}
@@ -100,18 +112,16 @@ class RMSprop(FlatOptimizer):
     def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0,
              mirror: torch.Tensor | None = None) -> None:
         g = self.square_avg if self.shared else self.square_avg[rank % self.square_avg.shape[0]]
-        n = g.numel()
-        chunk = CHUNK if g.device.type == "cpu" else max(n, 1)
         alpha, eps = self.alpha, self.eps
-        for s in range(0, n, chunk):
-            gs, gr = g[s:s + chunk], grad[s:s + chunk]
+        for sl in self._slices(g):
+            gs, gr = g[sl], grad[sl]
             gs.mul_(alpha).addcmul_(gr, gr, value=1.0 - alpha)
             # lr * grad * rsqrt(g + eps): 0.72-0.74 ms per Pong-CNN update against 0.83-0.96
             # for sqrt then addcdiv, one process (the same value to a rounding)
             inv = torch.add(gs, eps, out=self._scratch(gs)).rsqrt_()
-            ps = params[s:s + chunk].addcmul_(gr, inv, value=-lr)
+            ps = params[sl].addcmul_(gr, inv, value=-lr)
             if mirror is not None:
-                mirror[s:s + chunk].copy_(ps)
+                mirror[sl].copy_(ps)
 
 
 class MomentumSGD(FlatOptimizer):
@@ -136,14 +146,12 @@ class MomentumSGD(FlatOptimizer):
     def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0,
              mirror: torch.Tensor | None = None) -> None:
         m = self.momentum_buf[rank % self.momentum_buf.shape[0]]
-        n = m.numel()
-        chunk = CHUNK if m.device.type == "cpu" else max(n, 1)
         alpha = self.momentum
-        for s in range(0, n, chunk):
-            ms = m[s:s + chunk].mul_(alpha).add_(grad[s:s + chunk], alpha=1.0 - alpha)
-            ps = params[s:s + chunk].add_(ms, alpha=-lr)
+        for sl in self._slices(m):
+            ms = m[sl].mul_(alpha).add_(grad[sl], alpha=1.0 - alpha)
+            ps = params[sl].add_(ms, alpha=-lr)
             if mirror is not None:
-                mirror[s:s + chunk].copy_(ps)
+                mirror[sl].copy_(ps)
 
 
 class Adam(FlatOptimizer):
