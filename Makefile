@@ -12,7 +12,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mujoco,atari,envpool,video]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mujoco,atari,envpool,video,ray]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,7 +30,7 @@ test-fast: $(STAMP)
 
 # Benchmarks are out of CI: they need the peer (Stable-Baselines3) and quiet cores.
 bench: $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mujoco,atari,envpool,video,bench]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mujoco,atari,envpool,video,ray,bench]'
 	$(PY) benchmarks/cartpole_time_to_solve.py
 
 clean:

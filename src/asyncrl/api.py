@@ -128,8 +128,9 @@ class Agent:
         logger = RunLogger(cfg.run_dir or None, self.algorithm.stat_keys, start, target, time_origin,
                            cfg.log_interval, self.progress, cfg.log_steps, self.frames_per_step)
         self._logger = logger
-        job = TrainJob(cfg, factory, self.params, self.target_params, self.optimizer, start, target,
-                       self.schedule, time_origin, logger, self._periodic_checkpoint)
+        job = TrainJob(cfg, factory, self.observation_space, self.action_space, self.params,
+                       self.target_params, self.optimizer, start, target, self.schedule, time_origin,
+                       logger, self._periodic_checkpoint)
         failed = True
         try:
             self.global_step = executor.run(job)

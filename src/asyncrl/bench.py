@@ -1,10 +1,11 @@
 """`asyncrl bench`: the throughput of the executors against the environment alone.
 
-Three measurements, one after the other, on the same environment recipe (Atari games get
+Three (or four) measurements, one after the other, on the same environment recipe (Atari games get
 their preprocessing, as training does):
   env alone   P processes stepping the env with uniformly random actions: the limit
   hogwild     the algorithm's actor-learners (not for a2c, which is the sync executor's)
   sync        the same algorithm's loss under the sync executor, N envs in lockstep
+  ray         (with --ray) the actor-learners as Ray actors, their gradients applied here
 The learners are timed in steady state: from their first metrics row to their last, so
 process start-up is left out, with learning on (a run too short for two rows is timed
 whole, start-up included, and says so: steady_state false). Timings are wall-clock: run nothing else.
@@ -87,9 +88,10 @@ def learner_rate(algo: str, env: Any, steps: int, workers: int | None, **values:
 
 
 def run_bench(algo: str, env: str, steps: int, env_steps: int, workers: int | None = None,
-              sync_envs: int | None = None, **values: Any) -> dict:
+              sync_envs: int | None = None, ray: bool = False, ray_address: str = "", **values: Any) -> dict:
     """The three measurements as one dict (rates in agent steps/s; frames/s where an agent
-    step is several emulator frames), with each learner's ratio to the env alone."""
+    step is several emulator frames), with each learner's ratio to the env alone; `ray`
+    adds a fourth: the ray executor's actor-learners (as many as hogwild's workers)."""
     from .config import DEFAULT_SYNC_ENVS, Config
 
     cfg = Config.from_dict({**values, "algo": algo, "env": env, **({"workers": workers} if workers else {})})
@@ -101,9 +103,12 @@ def run_bench(algo: str, env: str, steps: int, env_steps: int, workers: int | No
         out["hogwild"] = learner_rate(algo, env, steps, cfg.workers, **{**values, "executor": "hogwild"})
     sync_algo_values = {**values, "executor": "sync"} if algo != "a2c" else dict(values)
     out["sync"] = learner_rate(algo, env, steps, sync_envs or DEFAULT_SYNC_ENVS, **sync_algo_values)
+    if ray and algo != "a2c":
+        out["ray"] = learner_rate(algo, env, steps, cfg.workers,
+                                  **{**values, "executor": "ray", "ray_address": ray_address})
     k = out["sync"]["frames_per_step"]
     limit = out["env_alone"]["steps_per_s"]
-    for key in ("env_alone", "hogwild", "sync"):
+    for key in ("env_alone", "hogwild", "sync", "ray"):
         if key in out:
             if k > 1:
                 out[key]["frames_per_s"] = out[key]["steps_per_s"] * k

@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="agent steps per env-alone process (default: --steps)")
     b.add_argument("--sync-envs", default="16", metavar="N",
                    help="environments of the sync executor's run (default: 16)")
+    b.add_argument("--ray", action="store_true",
+                   help="time the ray executor too (a local Ray, or the cluster of --ray-address)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     _add_config_flags(b)
 
@@ -146,8 +148,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     agent = AGENTS[args.algo](args.env, workers=workers, run_dir=run_dir, overwrite=args.overwrite,
                               progress=False if args.quiet else None, **values)
     cfg = agent.config
-    how = f"{cfg.workers} hogwild workers" if cfg.executor == "hogwild" else \
-        f"{cfg.workers} environments in lockstep (sync executor, device {cfg.torch_device()})"
+    if cfg.executor == "sync":
+        how = f"{cfg.workers} environments in lockstep (sync executor, device {cfg.torch_device()})"
+    elif cfg.executor == "ray":
+        how = f"{cfg.workers} ray actor-learners ({cfg.ray_address or 'local Ray'})"
+    else:
+        how = f"{cfg.workers} hogwild workers"
     frames = f" ({cfg.steps * agent.frames_per_step:,} emulator frames)" if agent.frames_per_step > 1 else ""
     print(f"asyncrl: training {cfg.algo} on {cfg.env} with {how} for {cfg.steps:,} agent steps{frames} "
           f"-> {run_dir}", file=sys.stderr, flush=True)
@@ -156,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 #: options that a --resume may change: how faults and checkpoints are handled, not what is learned
 RESUME_OPTIONS = ("checkpoint_interval", "keep_checkpoints", "max_worker_restarts", "worker_timeout",
-                  "max_nonfinite_updates")
+                  "max_nonfinite_updates", "ray_address")
 
 
 def _resume(args: argparse.Namespace, values: dict) -> int:
@@ -292,13 +298,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     sync_envs = _int_arg("--sync-envs", args.sync_envs, 1)
     workers = values.pop("workers", None)
     values.pop("run_dir", None)
+    ray_address = values.pop("ray_address", "")
+    with_ray = args.ray or bool(ray_address)
     # every option is checked (and the env built once) before anything is timed
     AGENTS[args.algo](args.env, workers=workers, steps=steps, **values)
-    Config.from_dict({**values, "algo": args.algo, "env": args.env, "steps": steps,
-                      "workers": sync_envs, "executor": "sync"}).check()
+    common = {**values, "algo": args.algo, "env": args.env, "steps": steps}
+    Config.from_dict({**common, "workers": sync_envs, "executor": "sync"}).check()
+    if with_ray:
+        Config.from_dict({**common, **({"workers": workers} if workers else {}), "executor": "ray",
+                          "ray_address": ray_address}).check()
     print(f"asyncrl: benchmarking {args.algo} on {args.env} ({steps:,} agent steps per learner, "
           f"{env_steps:,} per env-alone process); run nothing else meanwhile", file=sys.stderr, flush=True)
-    res = run_bench(args.algo, args.env, steps, env_steps, workers, sync_envs, **values)
+    res = run_bench(args.algo, args.env, steps, env_steps, workers, sync_envs, ray=with_ray,
+                    ray_address=ray_address, **values)
     if args.json:
         print(json.dumps(res))
         return 0
@@ -310,6 +322,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if "hogwild" in res:
         rows.append((f"{args.algo}, hogwild, {res['hogwild']['workers']} workers", res["hogwild"]))
     rows.append((f"{args.algo}, sync, {res['sync']['workers']} envs", res["sync"]))
+    if "ray" in res:
+        rows.append((f"{args.algo}, ray, {res['ray']['workers']} actor-learners", res["ray"]))
     for name, r in rows:
         rate = r["frames_per_s"] if frames else r["steps_per_s"]
         whole = "" if r.get("steady_state", True) else "  (too short for a steady rate: start-up included)"

@@ -8,6 +8,7 @@ fields, so `--help`, config files and the Python API share one source of truth.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -18,7 +19,7 @@ from .presets import PRESETS, preset_values
 ALGOS = ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q")
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam", "sgd")
 NETS = ("auto", "mlp", "cnn", "lstm")
-EXECUTORS = ("auto", "hogwild", "sync")
+EXECUTORS = ("auto", "hogwild", "sync", "ray")
 DEVICES = ("auto", "cpu", "cuda")
 VEC_ENVS = ("auto", "inline", "subprocess", "ale", "envpool")
 CLIP_REWARDS = ("auto", "yes", "no")
@@ -86,8 +87,14 @@ class Config:
     shared_torso: str = _f("auto", "policy and value share the torso; auto: shared for the CNN and "
                                    "the LSTM (paper, Atari), separate MLPs for vector observations "
                                    "(as SB3's MlpPolicy)", choices=SHARED_TORSO, flag=True)
-    executor: str = _f("auto", "how actor-learners run: hogwild processes, or sync (one process, "
-                               "batched); auto: sync for a2c, hogwild otherwise", choices=EXECUTORS)
+    executor: str = _f("auto", "how actor-learners run: hogwild processes, sync (one process, "
+                               "batched), or ray (Ray actors, on this machine or a Ray cluster, "
+                               "their gradients applied by this process); auto: sync for a2c, "
+                               "hogwild otherwise", choices=EXECUTORS)
+    ray_address: str = _f("", "ray executor: the Ray cluster to run the actor-learners on (an "
+                              "address as ray.init takes it: 'auto', 'HOST:6379', "
+                              "'ray://HOST:10001'); empty: a Ray already started in this process, "
+                              "else a local one started on this machine for the run")
     device: str = _f("auto", "sync executor: device of the model and the update (auto: cuda if "
                              "available); hogwild runs on cpu", choices=DEVICES)
     vec_env: str = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv), "
@@ -122,12 +129,12 @@ class Config:
     checkpoint_interval: float = _f(60.0, "seconds between periodic checkpoints")
     keep_checkpoints: int = _f(3, "periodic checkpoints kept as checkpoints/step-<N>.pt besides "
                                   "latest.pt (the newest this many; 0: latest.pt only)")
-    max_worker_restarts: int = _f(10, "hogwild: worker processes that die (an exception, a signal, "
+    max_worker_restarts: int = _f(10, "hogwild and ray: workers that die (an exception, a signal, "
                                       "a hang) are replaced on the current parameters up to this many "
                                       "times per run (all workers together); one more failure stops the "
                                       "run with a checkpoint (0: the first failure stops it)")
-    worker_timeout: float = _f(300.0, "seconds without a finished segment after which a hogwild worker "
-                                      "counts as hung (killed and replaced) or the sync executor gives "
+    worker_timeout: float = _f(300.0, "seconds without a finished segment after which a hogwild or ray "
+                                      "worker counts as hung (killed and replaced) or the sync executor gives "
                                       "up on its env subprocesses; 0 waits forever")
     max_nonfinite_updates: int = _f(100, "stop the run once this many updates in a row (per worker) had "
                                          "an inf/nan loss or gradient (each is skipped, never applied); "
@@ -199,14 +206,16 @@ class Config:
                 p.append(f"{f.name.replace('_', '-')} {val!r} is not one of: {', '.join(choices)}")
         if not self.env:
             p.append("env is empty; give a Gymnasium id such as CartPole-v1")
-        if self.algo == "a2c" and self.executor == "hogwild":
-            p.append("a2c is A3C's loss under the sync executor; for hogwild actor-learners use a3c "
-                     "(or drop --executor hogwild)")
-        if self.executor == "hogwild" and self.vec_env != "auto":
-            p.append(f"vec-env {self.vec_env!r} applies to --executor sync only (hogwild workers "
-                     f"each step one environment)")
-        if self.executor == "hogwild" and self.device == "cuda":
-            p.append("device 'cuda' needs --executor sync (hogwild actor-learners run on the CPU)")
+        actors = self.executor in ("hogwild", "ray")     # one environment per actor-learner
+        if self.algo == "a2c" and actors:
+            p.append(f"a2c is A3C's loss under the sync executor; for {self.executor} actor-learners "
+                     f"use a3c (or drop --executor {self.executor})")
+        if actors and self.vec_env != "auto":
+            p.append(f"vec-env {self.vec_env!r} applies to --executor sync only ({self.executor} "
+                     f"actor-learners each step one environment)")
+        if actors and self.device == "cuda":
+            p.append(f"device 'cuda' needs --executor sync ({self.executor} actor-learners run on "
+                     f"the CPU)")
         elif self.device == "cuda" and not cuda_available():
             p.append("device 'cuda' was asked for but CUDA is not available (no GPU, or torch "
                      "built without CUDA); use --device cpu or --device auto")
@@ -285,8 +294,18 @@ class Config:
                 p.append(problem)
         if self.torch_threads < 0:
             p.append(f"torch-threads must be >= 0 (0: auto), got {self.torch_threads}")
-        elif self.torch_threads and self.executor == "hogwild":
-            p.append("torch-threads applies to --executor sync (each hogwild worker uses one thread)")
+        elif self.torch_threads and actors:
+            p.append(f"torch-threads applies to --executor sync (each {self.executor} actor-learner "
+                     f"uses one thread)")
+        if self.ray_address and self.executor != "ray":
+            p.append(f"ray-address {self.ray_address!r} needs --executor ray")
+        if self.ray_address:
+            problem = ray_address_problem(self.ray_address, probe=False)
+            if problem:
+                p.append(problem)
+        if self.executor == "ray" and importlib.util.find_spec("ray") is None:
+            p.append("executor 'ray' needs the ray package, which is not installed: pip install "
+                     "'asyncrl[ray]' (ray==2.60.0)")
         if self.keep_checkpoints < 0:
             p.append(f"keep-checkpoints must be >= 0 (0: latest.pt only), got {self.keep_checkpoints}")
         if self.max_worker_restarts < 0:
@@ -300,8 +319,12 @@ class Config:
         return p
 
     def check(self) -> "Config":
-        """Raise ConfigError with the first problem (all of them are listed after it)."""
+        """Raise ConfigError with the first problem (all of them are listed after it). A ray
+        cluster's address is also probed here: nothing listening there is a bad input, said
+        at once (Ray itself would retry for minutes)."""
         problems = self.validate()
+        if not problems and self.executor == "ray" and self.ray_address:
+            problems = [p for p in [ray_address_problem(self.ray_address, probe=True)] if p]
         if problems:
             more = f" (+{len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
             raise ConfigError(problems[0] + more)
@@ -387,3 +410,42 @@ def load_config_file(path: str) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path!r} must hold a mapping of option: value")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+#: seconds ray_address_problem waits for a TCP connection to a Ray cluster's address
+RAY_PROBE_TIMEOUT_S = 5.0
+
+
+def ray_address_problem(address: str, probe: bool) -> str | None:
+    """What is wrong with a --ray-address ('auto', HOST:PORT or ray://HOST:PORT), or None.
+    probe: also open a TCP connection to HOST:PORT ('auto': to the cluster Ray would find,
+    from RAY_ADDRESS or the last `ray start` on this machine)."""
+    import socket
+
+    if address == "auto":
+        if not probe:
+            return None
+        try:    # what ray.init(address="auto") does first (a private helper; skipped if it moved)
+            from ray._private.services import canonicalize_bootstrap_address
+        except Exception:
+            return None
+        try:
+            found = canonicalize_bootstrap_address("auto")
+        except Exception as exc:
+            return (f"ray-address 'auto': no running Ray cluster was found ({str(exc).split('.')[0]}); "
+                    f"start one with `ray start --head`, or leave ray-address empty for a local Ray")
+        return ray_address_problem(found, probe=True) if found else None
+    hostport = address[len("ray://"):] if address.startswith("ray://") else address
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return (f"ray-address {address!r} is not an address of a Ray cluster; give 'auto', HOST:PORT "
+                f"(the GCS, as `ray start --head` prints it) or ray://HOST:PORT (Ray Client)")
+    if not probe:
+        return None
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        return (f"ray-address {address!r}: could not connect to a Ray cluster there "
+                f"({exc.strerror or exc}); start one with `ray start --head` and give the address "
+                f"it prints, or leave ray-address empty for a local Ray")
+    return None

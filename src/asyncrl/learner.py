@@ -103,7 +103,14 @@ class Learner:
         the skip path only). The target network is copied when `step` crosses a multiple of
         `target_update` (once per period, since the counter's commits are serialised)."""
         stats, norm = self.gradients(ro)
-        if self.target_params is not None and crossed_period(step, ro.num_steps, self.period):
+        return self.apply(stats, norm, step, ro.num_steps)
+
+    def apply(self, stats: dict, norm: float, step: int, num_steps: int) -> bool:
+        """The second half of `update`: apply the gradient in `self.grad` (computed here by
+        `gradients`, or elsewhere and copied in: the ray executor's actors), which came with
+        `stats` and pre-clip `norm` from `num_steps` environment steps that brought the global
+        step to `step`. Same return value and errors as `update`."""
+        if self.target_params is not None and crossed_period(step, num_steps, self.period):
             self.target_params.copy_(self.params)                 # theta- <- theta (Alg. 1, 2)
         s0, s1 = self.schedule
         self.lr = annealed_lr(self.lr0, step, s0, s1, self.anneal)

@@ -117,19 +117,20 @@ def _episode_lengths(run_dir: str, res: dict) -> list[int]:
     return lengths
 
 
-def test_bench_measures_the_env_alone_and_both_executors():
-    """asyncrl bench --json: the env alone in --workers processes, the algorithm under hogwild
-    with --workers and under sync with --sync-envs, each for --steps, with its ratio to the
-    env alone."""
+def test_bench_measures_the_env_alone_and_every_executor():
+    """asyncrl bench --ray --json: the env alone in --workers processes, the algorithm under
+    hogwild and ray with --workers and under sync with --sync-envs, each for --steps, with its
+    ratio to the env alone."""
     p = run_cli("bench", "a3c", "--env", "CartPole-v1", "--workers", "2", "--steps", "6000", "--env-steps",
-                "3000", "--sync-envs", "4", "--log-interval", "0.2", "--json")
+                "3000", "--sync-envs", "4", "--log-interval", "0.2", "--ray", "--json")
     assert p.returncode == 0, p.stderr
     res = json.loads(p.stdout)
-    ea, hw, sy = res["env_alone"], res["hogwild"], res["sync"]
+    ea, hw, sy, ry = res["env_alone"], res["hogwild"], res["sync"], res["ray"]
     assert ea["processes"] == 2 and len(ea["per_process_steps_per_s"]) == 2 and ea["of_env_alone"] == 1.0
     assert (hw["executor"], hw["workers"], hw["steps"]) == ("hogwild", 2, 6000)
     assert (sy["executor"], sy["workers"], sy["steps"]) == ("sync", 4, 6000)
-    for r in (hw, sy):
+    assert (ry["executor"], ry["workers"], ry["steps"]) == ("ray", 2, 6000)
+    for r in (hw, sy, ry):
         assert r["metrics_rows"] >= 2 and r["steady_state"] and 0 < r["steps_per_s"] < ea["steps_per_s"]
         assert r["of_env_alone"] == r["steps_per_s"] / ea["steps_per_s"]
 
@@ -224,6 +225,13 @@ BAD_INPUTS = [
     (["train", "a3c", "--env", "CartPole-v1", "--executor", "mpi"], "executor 'mpi' is not one of"),
     (["train", "dqn", "--env", "CartPole-v1"], "unknown algorithm 'dqn'"),
     (["train", "a2c", "--env", "CartPole-v1", "--executor", "hogwild"], "a2c is A3C's loss under the sync executor"),
+    (["train", "a2c", "--env", "CartPole-v1", "--executor", "ray"], "for ray actor-learners use a3c"),
+    (["train", "a3c", "--env", "CartPole-v1", "--ray-address", "auto"], "ray-address 'auto' needs --executor ray"),
+    (["train", "a3c", "--env", "CartPole-v1", "--executor", "ray", "--device", "cuda"],
+     "device 'cuda' needs --executor sync (ray actor-learners run on the CPU)"),
+    (["train", "a3c", "--env", "CartPole-v1", "--executor", "ray", "--ray-address", "127.0.0.1:1"],
+     "ray-address '127.0.0.1:1': could not connect to a Ray cluster there"),
+    (["bench", "a2c", "--env", "CartPole-v1", "--ray"], "for ray actor-learners use a3c"),
     (["train", "a3c", "--env", "CartPole-v1", "--device", "cuda", "--executor", "hogwild"],
      "device 'cuda' needs --executor sync"),
     (["train", "a3c", "--env", "CartPole-v1", "--vec-env", "subprocess"], "vec-env 'subprocess' applies to --executor sync"),

@@ -19,6 +19,8 @@ class TrainJob:
 
     cfg: Config
     env_factory: EnvFactory
+    observation_space: "object"     # gymnasium spaces of one environment
+    action_space: "object"
     params: torch.Tensor            # flat parameters of the agent's (global) model
     target_params: torch.Tensor | None  # flat target network theta-, if the algorithm uses one
     optimizer: FlatOptimizer
@@ -53,4 +55,8 @@ def make_executor(cfg: Config):
         from .sync import SyncExecutor
 
         return SyncExecutor(cfg)
-    raise ConfigError(f"unknown executor {cfg.executor!r}; available: hogwild, sync")
+    if executor == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(cfg)
+    raise ConfigError(f"unknown executor {cfg.executor!r}; available: hogwild, sync, ray")

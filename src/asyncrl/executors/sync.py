@@ -180,10 +180,11 @@ def env_failure(venv: gym.vector.VectorEnv, exc: Exception, step: int, timeout: 
 
 def make_sync_learner(cfg: Config, obs_space: gym.Space, action_space: gym.Space, params: torch.Tensor,
                       target_params: torch.Tensor | None, optimizer: FlatOptimizer,
-                      schedule: tuple[int, int], device: torch.device | str = "cpu") -> Learner:
+                      schedule: tuple[int, int], device: torch.device | str = "cpu", rank: int = 0) -> Learner:
     """The sync executor's learner: the model trains on the parameters themselves (bound,
     not copied: on the CPU they *are* the agent's flat parameters; on another device a copy
-    there, which `sync_back` returns)."""
+    there, which `sync_back` returns). The ray executor applies each actor's gradients with
+    one of these per rank (`rank` picks the optimiser's per-worker rows, where it has them)."""
     algo = make_algorithm(cfg)
     model = algo.build_model(obs_space, action_space).to(device)
     dev_params = params.to(device)
@@ -193,7 +194,7 @@ def make_sync_learner(cfg: Config, obs_space: gym.Space, action_space: gym.Space
         dev_target = target_params.to(device)
         target = algo.build_model(obs_space, action_space).to(device)
         bind_params_(target, dev_target)
-    return Learner(algo, model, dev_params, dev_params, optimizer.to(device), cfg, schedule, 0,
+    return Learner(algo, model, dev_params, dev_params, optimizer.to(device), cfg, schedule, rank,
                    target, dev_target)
 
 

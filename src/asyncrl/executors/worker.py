@@ -81,11 +81,13 @@ def _die_with(supervisor: int) -> None:
         os._exit(EXIT_FAILED)
 
 
-def make_worker_learner(cfg: Config, obs_space, action_space, params: torch.Tensor,
-                        target_params: torch.Tensor | None, optimizer: FlatOptimizer,
+def make_worker_learner(cfg: Config, obs_space, action_space, params: torch.Tensor | None,
+                        target_params: torch.Tensor | None, optimizer: FlatOptimizer | None,
                         schedule: tuple[int, int], rank: int) -> Learner:
     """A hogwild actor-learner's learner: gradients on a local copy theta' of the shared
-    parameters, applied to the shared ones; theta- read in place from shared memory."""
+    parameters, applied to the shared ones; theta- read in place from shared memory.
+    params None: a learner that only computes gradients on theta', which its executor fills
+    (a ray actor's; the driver applies them)."""
     algo = make_algorithm(cfg)
     model = algo.build_model(obs_space, action_space)
     local = flatten_params_(model)
@@ -93,24 +95,45 @@ def make_worker_learner(cfg: Config, obs_space, action_space, params: torch.Tens
     if target_params is not None:    # theta-: a view of the shared target, never copied locally
         target = algo.build_model(obs_space, action_space)
         bind_params_(target, target_params)
-    return Learner(algo, model, local, params, optimizer, cfg, schedule, rank, target, target_params)
+    return Learner(algo, model, local, local if params is None else params, optimizer, cfg, schedule,
+                   rank, target, target_params)
+
+
+@dataclass
+class ActorLearner:
+    """What one actor-learner acts and learns with, under any executor that runs one environment
+    per worker (hogwild's processes, ray's actors): the same seeds, env, learner, collector and
+    policy, so that the same rollouts give the same gradients."""
+
+    env: Any
+    learner: Learner
+    collector: EpisodeSegmentCollector
+    policy: Any
+
+    @classmethod
+    def build(cls, cfg: Config, env_factory: EnvFactory, rank: int, life: int, params: torch.Tensor | None,
+              target_params: torch.Tensor | None, optimizer: FlatOptimizer | None,
+              schedule: tuple[int, int]) -> "ActorLearner":
+        seed = cfg.seed + rank + RESEED_STRIDE * life     # a replacement does not replay the same episodes
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        env = env_factory()
+        env.action_space.seed(seed)
+        learner = make_worker_learner(cfg, env.observation_space, env.action_space, params,
+                                      target_params, optimizer, schedule, rank)
+        algo = learner.algo
+        collector = EpisodeSegmentCollector(env, algo.segment_length, seed, next_action=algo.needs_next_action)
+        policy = algo.make_policy(learner.model, np.random.default_rng(seed))
+        if policy.tape is not None:     # replayed by the learner while theta' is what the actor used
+            policy.tape.watch(learner.local)
+        return cls(env, learner, collector, policy)
 
 
 def run_worker(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:
-    cfg = spec.cfg
-    seed = cfg.seed + rank + RESEED_STRIDE * life     # a replacement does not replay the same episodes
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    env = spec.env_factory()
-    env.action_space.seed(seed)
-    learner = make_worker_learner(cfg, env.observation_space, env.action_space, spec.params,
-                                  spec.target_params, spec.optimizer, spec.schedule, rank)
-    algo, counter = learner.algo, spec.counter
-    seg = algo.segment_length
-    collector = EpisodeSegmentCollector(env, seg, seed, next_action=algo.needs_next_action)
-    policy = algo.make_policy(learner.model, np.random.default_rng(seed))
-    if policy.tape is not None:     # replayed by the learner while theta' is what the actor used
-        policy.tape.watch(learner.local)
+    actor = ActorLearner.build(spec.cfg, spec.env_factory, rank, life, spec.params, spec.target_params,
+                               spec.optimizer, spec.schedule)
+    env, learner, collector, policy = actor.env, actor.learner, actor.collector, actor.policy
+    counter, seg = spec.counter, learner.algo.segment_length
     policy.at_step(counter.done)
     last_report = time.monotonic()
     while True:

@@ -1,0 +1,320 @@
+"""The ray executor: actor-learners as Ray actors, on this machine or across a Ray cluster.
+
+Each actor is a hogwild worker's actor-learner (executors.worker.ActorLearner: the same
+seeds, env, collector, policy and gradient code) without shared memory: it receives theta
+(and theta- when it changed) with each segment, acts for up to t_max steps, and returns
+the clipped gradient of its segment's loss. This process is the parameter server: it
+applies each gradient as it arrives with the same Learner.apply and optimiser a hogwild
+worker uses (shared RMSProp statistics live here, once), then sends that actor its next
+segment on the new parameters. Updates are therefore asynchronous, as in the paper, and
+serialised in one place: T is exact, a checkpoint is a consistent snapshot, and with one
+worker a run is bit-for-bit the hogwild run with one worker.
+
+The cost is the traffic: theta out and a gradient back per segment (2.7 MB each way for
+the paper's Atari CNN), which Ray's object store carries; on one machine hogwild is
+faster (README). Faults: an actor that dies (its process killed, its node lost), raises,
+or finishes no segment within worker-timeout is killed and replaced on the current
+parameters, its reserved steps given back, up to max-worker-restarts times per run.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..errors import ConfigError, WorkerError
+from ..learner import Learner
+from . import TrainJob
+from .hogwild import JOIN_TIMEOUT_S, POLL_S
+from .sync import _DeferredInterrupt, make_sync_learner
+from .worker import ActorLearner
+
+#: RayActorLearner as a Ray actor class (made once per process, on first use)
+_REMOTE_CLASS = None
+
+
+class RayActorLearner:
+    """One actor-learner, living in a Ray actor process (see the module's docstring)."""
+
+    def __init__(self, cfg: Config, env_factory, rank: int, life: int, n_params: int, has_target: bool,
+                 schedule: tuple[int, int]):
+        torch.set_num_threads(1)
+        # theta arrives as a read-only array from Ray's object store; it is only copied from
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        target = torch.zeros(n_params) if has_target else None
+        self.actor = ActorLearner.build(cfg, env_factory, rank, life, None, target, None, schedule)
+        self.learner = self.actor.learner
+        if self.learner.local.numel() != n_params:
+            raise ValueError(f"the actor's model has {self.learner.local.numel():,} parameters, the "
+                             f"driver's {n_params:,}: the environment differs between the two")
+        self.stat_keys = self.learner.algo.stat_keys
+
+    def ready(self) -> int:
+        return os.getpid()
+
+    def segment(self, theta: np.ndarray, target: np.ndarray | None, n: int, step: int):
+        """Act for up to n steps on theta (theta- <- target when given) at global step `step`;
+        returns (gradient, steps used, environment steps, loss statistics, pre-clip norm,
+        (return, length) of the episode that ended or None)."""
+        learner, actor = self.learner, self.actor
+        learner.local.copy_(torch.from_numpy(theta))            # theta' <- theta
+        if target is not None:
+            learner.target_params.copy_(torch.from_numpy(target))
+        actor.policy.at_step(step)
+        ro, finished = actor.collector.collect(actor.policy, n)
+        stats, norm = learner.gradients(ro)
+        stats = {k: float(stats[k]) for k in self.stat_keys}
+        return learner.grad.numpy(), ro.length, ro.num_steps, stats, norm, finished
+
+    def close(self) -> None:
+        self.actor.env.close()
+
+
+def remote_error(exc: BaseException) -> tuple[str, str]:
+    """(its last line, e.g. 'RuntimeError: ...'; the whole text) of an error Ray brought back
+    from an actor, colour codes removed."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).rstrip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return (lines[-1].strip() if lines else type(exc).__name__), text
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as exc:      # Config.check says so first; this is for direct callers
+        raise ConfigError("executor 'ray' needs the ray package: pip install 'asyncrl[ray]'") from exc
+    return ray
+
+
+class _Slot:
+    """One rank's current Ray actor and its segment in flight."""
+
+    def __init__(self, handle, rank: int, life: int):
+        self.handle, self.rank, self.life = handle, rank, life
+        self.ref = None                 # the ObjectRef of its segment in flight
+        self.n = 0                      # steps reserved for it
+        self.since = 0.0                # time.monotonic() when it was sent
+        self.target_version = -1        # theta-'s version this actor holds
+        self.hung = False
+
+
+class RayExecutor:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.interrupted = False
+        self.step: int | None = None
+        self.restarts = 0
+
+    def resolve(self, factory) -> dict:
+        return {"executor": "ray", "device": "cpu"}
+
+    # ------------------------------------------------------------------ set-up
+    def _connect(self, ray) -> bool:
+        """Join the configured cluster, or start a local Ray; True when this run started it
+        (and so shuts it down at the end). A Ray the caller already started is used as is."""
+        if ray.is_initialized():
+            return False
+        address = self.cfg.ray_address or None
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+        if address is None:
+            # hogwild's rule: the workers may outnumber the cores (they then take turns); and the
+            # actors import what this process can (a forked hogwild worker inherits sys.path): the
+            # modules of `module:Id` env ids and of env factories, from the current folder too
+            path = os.pathsep.join(p or os.getcwd() for p in sys.path)
+            kwargs.update(num_cpus=max(os.cpu_count() or 1, self.cfg.workers), include_dashboard=False,
+                          runtime_env={"env_vars": {"PYTHONPATH": path}})
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"ray-address {self.cfg.ray_address!r}: could not connect to a Ray "
+                              f"cluster there ({exc}); give the address `ray start --head` printed, "
+                              f"or leave ray-address empty for a local Ray") from exc
+        return True
+
+    def _check_capacity(self, ray) -> None:
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < self.cfg.workers:
+            raise ConfigError(f"workers {self.cfg.workers}: the Ray cluster has {cpus:g} CPUs and each "
+                              f"actor-learner takes one; use --workers {int(cpus)} or fewer, or add nodes")
+
+    def _spawn(self, ray, job: TrainJob, rank: int, life: int) -> _Slot:
+        global _REMOTE_CLASS
+        if _REMOTE_CLASS is None:
+            _REMOTE_CLASS = ray.remote(num_cpus=1, max_restarts=0)(RayActorLearner)
+        handle = _REMOTE_CLASS.remote(job.cfg, job.env_factory, rank, life, job.params.numel(),
+                                      job.target_params is not None, job.schedule)
+        return _Slot(handle, rank, life)
+
+    def _await_start(self, ray, slots: list[_Slot]) -> None:
+        """Every actor constructed (its env made, its model built), or a WorkerError saying
+        which could not start and why, before any segment is sent."""
+        timeout = self.cfg.worker_timeout or None
+        deadline = time.monotonic() + timeout if timeout else None
+        for s, ref in [(s, s.handle.ready.remote()) for s in slots]:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                ray.get(ref, timeout=left)
+            except ray.exceptions.GetTimeoutError:
+                raise WorkerError(f"worker {s.rank} did not start within {timeout:g} s (worker-timeout): "
+                                  f"the Ray cluster may have no free CPU for it") from None
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
+                summary, text = remote_error(exc)
+                raise WorkerError(f"worker {s.rank} could not start as a ray actor: {summary}\n{text}") from None
+
+    # ------------------------------------------------------------------ training
+    def run(self, job: TrainJob) -> int:
+        ray = _ray()
+        started = self._connect(ray)
+        slots: list[_Slot] = []
+        try:
+            self._check_capacity(ray)
+            self.restarts = 0
+            self.step = job.start_step
+            slots = [self._spawn(ray, job, rank, 0) for rank in range(job.cfg.workers)]
+            self._await_start(ray, slots)
+            appliers = [make_sync_learner(job.cfg, job.observation_space, job.action_space, job.params,
+                                          job.target_params, job.optimizer, job.schedule, "cpu", rank)
+                        for rank in range(job.cfg.workers)]
+            self._train(ray, job, slots, appliers)
+        finally:
+            for s in slots:
+                ray.kill(s.handle, no_restart=True)
+            if started:
+                ray.shutdown()
+        return self.step
+
+    def _train(self, ray, job: TrainJob, slots: list[_Slot], appliers: list[Learner]) -> None:
+        cfg, log = job.cfg, job.logger
+        seg = appliers[0].algo.segment_length
+        self.reserved = job.start_step          # steps handed out (committed + in flight)
+        stopping = False
+        last_ckpt = time.monotonic()
+        with _DeferredInterrupt() as interrupt:
+            while True:
+                if interrupt.requested or (not stopping and log.solved(cfg.stop_return)):
+                    stopping = True             # the segments in flight are applied, no new ones sent
+                if not stopping:
+                    for s in slots:
+                        if s.ref is None:
+                            self._send(job, s, seg)
+                flying = {s.ref: s for s in slots if s.ref is not None}
+                if not flying:
+                    break
+                if interrupt.requested:
+                    self._finish_in_flight(ray, job, slots, appliers)
+                    break
+                ready, _ = ray.wait(list(flying), num_returns=1, timeout=POLL_S)
+                for ref in ready:
+                    s = flying[ref]
+                    result = self._take(ray, s)
+                    if isinstance(result, BaseException):
+                        if not stopping:
+                            self._replace(ray, job, s, result)
+                    else:
+                        self._apply(job, s, appliers[s.rank], result)
+                        if not stopping:
+                            self._send(job, s, seg)
+                log.tick(self.step)
+                if time.monotonic() - last_ckpt >= cfg.checkpoint_interval:
+                    job.checkpoint(self.step)
+                    last_ckpt = time.monotonic()
+                self._kill_hung(ray, slots)
+            self.interrupted = interrupt.requested
+        log.tick(self.step, force=True)
+
+    def _send(self, job: TrainJob, s: _Slot, seg: int) -> None:
+        """Reserve up to t_max steps for slot s and send it a segment on the current theta."""
+        n = min(seg, job.target_step - self.reserved)
+        if n <= 0:
+            return
+        self.reserved += n
+        target = None
+        if job.target_params is not None and job.target_params._version != s.target_version:
+            target = job.target_params.numpy()
+            s.target_version = job.target_params._version
+        s.ref = s.handle.segment.remote(job.params.numpy(), target, n, self.step)
+        s.n, s.since, s.hung = n, time.monotonic(), False
+
+    def _take(self, ray, s: _Slot):
+        """Slot s's finished segment: its result, or the exception that says it failed (its
+        reserved steps then go back)."""
+        ref, s.ref = s.ref, None
+        try:
+            return ray.get(ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError,
+                ray.exceptions.ObjectLostError) as exc:
+            self.reserved -= s.n
+            return exc
+
+    def _apply(self, job: TrainJob, s: _Slot, applier: Learner, result) -> None:
+        """Apply slot s's gradient as its own hogwild worker would, and log what it reports."""
+        grad, length, num_steps, stats, norm, finished = result
+        self.reserved -= s.n - length           # steps the segment did not use go back
+        self.step += length
+        np.copyto(applier.grad.numpy(), grad)   # grad: a read-only view of Ray's object store
+        applier.apply(stats, norm, self.step, num_steps)
+        log = job.logger
+        if finished is not None:
+            log.episode(worker=s.rank, step=self.step, wall_time=time.time() - job.time_origin,
+                        ret=finished[0], length=finished[1])
+        log.stats(s.rank, *applier.take_stats())
+
+    def _replace(self, ray, job: TrainJob, s: _Slot, exc: BaseException) -> None:
+        cfg, log = job.cfg, job.logger
+        detail = ""
+        if s.hung:
+            why = f"finished no segment for {cfg.worker_timeout:g} s (hung; killed)"
+        elif isinstance(exc, ray.exceptions.RayTaskError):
+            summary, text = remote_error(exc)
+            why, detail = f"failed: {summary}", f"\n{text}"
+        else:
+            why = "died (its process or node was lost)"
+        ray.kill(s.handle, no_restart=True)
+        if self.restarts >= cfg.max_worker_restarts:
+            message = (f"worker {s.rank} {why} at step {self.step:,}; the run stops: {self.restarts} worker "
+                       f"restart{'s' * (self.restarts != 1)} already (max-worker-restarts "
+                       f"{cfg.max_worker_restarts})")
+            log.fault(message + detail, self.step, echo=False)
+            raise WorkerError(message + detail)
+        self.restarts += 1
+        log.fault(f"worker {s.rank} {why}; restarting it on the current parameters (restart "
+                  f"{self.restarts} of at most {cfg.max_worker_restarts}){detail}", self.step, restart=True)
+        fresh = self._spawn(ray, job, s.rank, s.life + 1)
+        s.handle, s.life, s.target_version = fresh.handle, fresh.life, -1
+
+    def _kill_hung(self, ray, slots: list[_Slot]) -> None:
+        timeout = self.cfg.worker_timeout
+        if timeout <= 0:
+            return
+        now = time.monotonic()
+        for s in slots:
+            if s.ref is not None and not s.hung and now - s.since > timeout:
+                s.hung = True               # its ref now fails with RayActorError: replaced there
+                ray.kill(s.handle, no_restart=True)
+
+    def _finish_in_flight(self, ray, job: TrainJob, slots: list[_Slot], appliers: list[Learner]) -> None:
+        """After Ctrl-C/SIGTERM: apply the segments still in flight that finish within
+        JOIN_TIMEOUT_S; the others are dropped (their steps were never counted)."""
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            flying = {s.ref: s for s in slots if s.ref is not None}
+            if not flying:
+                return
+            ready, _ = ray.wait(list(flying), num_returns=1, timeout=POLL_S)
+            for ref in ready:
+                s = flying[ref]
+                result = self._take(ray, s)
+                if not isinstance(result, BaseException):
+                    self._apply(job, s, appliers[s.rank], result)
+        for s in slots:
+            if s.ref is not None:
+                self.reserved -= s.n
+                s.ref = None
