@@ -93,8 +93,9 @@ class Config:
                                "hogwild otherwise", choices=EXECUTORS)
     ray_address: str = _f("", "ray executor: the Ray cluster to run the actor-learners on (an "
                               "address as ray.init takes it: 'auto', 'HOST:6379', "
-                              "'ray://HOST:10001'); empty: a Ray already started in this process, "
-                              "else a local one started on this machine for the run")
+                              "'ray://HOST:10001'; auto: RAY_ADDRESS or the last `ray start` here); "
+                              "empty: a Ray already started in this process, else a local one "
+                              "started on this machine for the run")
     device: str = _f("auto", "sync executor: device of the model and the update (auto: cuda if "
                              "available); hogwild runs on cpu", choices=DEVICES)
     vec_env: str = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv), "

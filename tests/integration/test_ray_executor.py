@@ -135,6 +135,36 @@ class _OnlyInTheDriver:
         return gym.make("CartPole-v1")
 
 
+class _GoneAfterAFault:
+    """CartPole that raises once (FaultOnThirdEpisode), after which no actor can build it: each
+    replacement fails in its constructor."""
+
+    def __init__(self, marker: str):
+        self.marker, self.pid = marker, os.getpid()
+
+    def __call__(self):
+        if os.getpid() != self.pid and os.path.exists(self.marker):
+            raise RuntimeError("env gone after the fault")
+        return FaultOnThirdEpisode(self.marker)
+
+
+def test_replacements_that_cannot_start_count_as_failures_up_to_the_limit(local_ray, tmp_path, capsys):
+    """A replacement whose env does not build is one more failure, reported with its cause;
+    after max-worker-restarts of them the run stops with a WorkerError, its step count intact."""
+    marker = str(tmp_path / "raised")
+    agent = asyncrl.A3C(_GoneAfterAFault(marker), workers=2, executor="ray", eval_episodes=0,
+                        max_worker_restarts=2)
+    with pytest.raises(WorkerError, match=r"worker (\d) could not start as a ray actor: RuntimeError: env gone "
+                                          r"after the fault at step [\d,]+; the run stops: 2 worker restarts "
+                                          r"already \(max-worker-restarts 2\)"):
+        agent.learn(50_000)
+    err = capsys.readouterr().err
+    assert re.search(r"worker \d failed: RuntimeError: flaky env: 3rd episode; restarting it .*\(restart 1 ", err)
+    assert re.search(r"worker \d could not start as a ray actor: RuntimeError: env gone after the fault; "
+                     r"restarting it .*\(restart 2 ", err), err
+    assert 0 < agent.global_step < 50_000
+
+
 def test_an_actor_that_cannot_start_stops_the_run_before_any_step(local_ray):
     agent = asyncrl.A3C(_OnlyInTheDriver(), workers=2, executor="ray", eval_episodes=0)
     with pytest.raises(WorkerError, match=r"worker [01] could not start as a ray actor: RuntimeError: no such env on this node"):
@@ -180,3 +210,21 @@ def test_cli_ray_run_interrupted_then_resumed_ends_on_the_target(tmp_path):
     assert asyncrl.load(str(run_dir / "checkpoints" / "final.pt")).global_step == target
     rows = _rows(episodes)
     assert len(rows) > n_before and int(rows[-1]["step"]) <= target
+
+
+def test_starting_a_local_ray_keeps_the_callers_sigterm_handler():
+    """ray.init installs a SIGTERM handler of its own; the executor puts the caller's back
+    (the CLI's turns SIGTERM into an interrupt that leaves a checkpoint, also while actors
+    start or after training). Run in a fresh process: this module's Ray is already up."""
+    code = (
+        "import signal, ray\n"
+        "from asyncrl.config import Config\n"
+        "from asyncrl.executors.ray_executor import RayExecutor\n"
+        "def mine(*a): pass\n"
+        "signal.signal(signal.SIGTERM, mine)\n"
+        "assert RayExecutor(Config(env='CartPole-v1', executor='ray', workers=1))._connect(ray)\n"
+        "print(signal.getsignal(signal.SIGTERM) is mine)\n"
+        "ray.shutdown()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "True", r.stdout

@@ -21,7 +21,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import warnings
 from typing import Any
@@ -37,6 +39,9 @@ from .hogwild import JOIN_TIMEOUT_S, POLL_S
 from .sync import _DeferredInterrupt, make_sync_learner
 from .worker import ActorLearner
 
+#: seconds an actor may take to start (import torch, build its env and model) when
+#: worker-timeout is shorter; a segment's own time is bounded by worker-timeout
+START_TIMEOUT_S = 60.0
 #: RayActorLearner as a Ray actor class (made once per process, on first use)
 _REMOTE_CLASS = None
 
@@ -97,8 +102,9 @@ def _ray():
 class _Slot:
     """One rank's current Ray actor and its segment in flight."""
 
-    def __init__(self, handle, rank: int, life: int):
-        self.handle, self.rank, self.life = handle, rank, life
+    def __init__(self, rank: int):
+        self.rank, self.life = rank, 0  # life: 0 for the first actor, then each replacement's number
+        self.handle = None
         self.ref = None                 # the ObjectRef of its segment in flight
         self.n = 0                      # steps reserved for it
         self.since = 0.0                # time.monotonic() when it was sent
@@ -122,21 +128,25 @@ class RayExecutor:
         (and so shuts it down at the end). A Ray the caller already started is used as is."""
         if ray.is_initialized():
             return False
-        address = self.cfg.ray_address or None
+        address = self.cfg.ray_address or "local"      # "local": not RAY_ADDRESS nor a `ray start`
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
-        if address is None:
+        if address == "local":
             # hogwild's rule: the workers may outnumber the cores (they then take turns); and the
             # actors import what this process can (a forked hogwild worker inherits sys.path): the
             # modules of `module:Id` env ids and of env factories, from the current folder too
             path = os.pathsep.join(p or os.getcwd() for p in sys.path)
             kwargs.update(num_cpus=max(os.cpu_count() or 1, self.cfg.workers), include_dashboard=False,
                           runtime_env={"env_vars": {"PYTHONPATH": path}})
+        sigterm = signal.getsignal(signal.SIGTERM)   # ray.init installs its own: keep the CLI's
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"ray-address {self.cfg.ray_address!r}: could not connect to a Ray "
-                              f"cluster there ({exc}); give the address `ray start --head` printed, "
-                              f"or leave ray-address empty for a local Ray") from exc
+            where = "start a local Ray" if address == "local" else \
+                f"connect to the Ray cluster at ray-address {self.cfg.ray_address!r}"
+            raise ConfigError(f"could not {where}: {str(exc).splitlines()[0]}") from exc
+        finally:
+            if sigterm is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, sigterm)
         return True
 
     def _check_capacity(self, ray) -> None:
@@ -145,51 +155,82 @@ class RayExecutor:
             raise ConfigError(f"workers {self.cfg.workers}: the Ray cluster has {cpus:g} CPUs and each "
                               f"actor-learner takes one; use --workers {int(cpus)} or fewer, or add nodes")
 
-    def _spawn(self, ray, job: TrainJob, rank: int, life: int) -> _Slot:
+    def _spawn(self, ray, job: TrainJob, s: _Slot) -> None:
+        """Start slot s's actor (its life-th), and wait until it has built its env and model."""
         global _REMOTE_CLASS
         if _REMOTE_CLASS is None:
             _REMOTE_CLASS = ray.remote(num_cpus=1, max_restarts=0)(RayActorLearner)
-        handle = _REMOTE_CLASS.remote(job.cfg, job.env_factory, rank, life, job.params.numel(),
-                                      job.target_params is not None, job.schedule)
-        return _Slot(handle, rank, life)
+        s.handle = _REMOTE_CLASS.remote(job.cfg, job.env_factory, s.rank, s.life, job.params.numel(),
+                                        job.target_params is not None, job.schedule)
+        s.ref, s.hung, s.target_version = None, False, -1
 
-    def _await_start(self, ray, slots: list[_Slot]) -> None:
-        """Every actor constructed (its env made, its model built), or a WorkerError saying
-        which could not start and why, before any segment is sent."""
-        timeout = self.cfg.worker_timeout or None
-        deadline = time.monotonic() + timeout if timeout else None
-        for s, ref in [(s, s.handle.ready.remote()) for s in slots]:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                ray.get(ref, timeout=left)
-            except ray.exceptions.GetTimeoutError:
-                raise WorkerError(f"worker {s.rank} did not start within {timeout:g} s (worker-timeout): "
-                                  f"the Ray cluster may have no free CPU for it") from None
-            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
-                summary, text = remote_error(exc)
-                raise WorkerError(f"worker {s.rank} could not start as a ray actor: {summary}\n{text}") from None
+    def _start_deadline(self) -> float | None:
+        """When actors started now must have been constructed: worker-timeout, but at least
+        START_TIMEOUT_S (a Ray actor's start imports torch and builds its env: seconds)."""
+        timeout = self.cfg.worker_timeout
+        return time.monotonic() + max(timeout, START_TIMEOUT_S) if timeout > 0 else None
+
+    def _started(self, ray, s: _Slot, deadline: float | None) -> str | None:
+        """None once slot s's actor has been constructed; else why it could not start."""
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            ray.get(s.handle.ready.remote(), timeout=left)
+        except ray.exceptions.GetTimeoutError:
+            ray.kill(s.handle, no_restart=True)
+            return (f"did not start within {max(self.cfg.worker_timeout, START_TIMEOUT_S):g} s: the "
+                    f"Ray cluster may have no free CPU for it")
+        except ray.exceptions.RayError as exc:
+            summary, text = remote_error(exc)
+            return f"could not start as a ray actor: {summary}\n{text}"
+        return None
+
+    def _start_all(self, ray, job: TrainJob, slots: list[_Slot]) -> None:
+        """Every actor constructed, or a WorkerError naming the first that could not start
+        and why, before any segment is sent."""
+        for s in slots:
+            self._spawn(ray, job, s)
+        deadline = self._start_deadline()
+        for s in slots:
+            why = self._started(ray, s, deadline)
+            if why:
+                raise WorkerError(f"worker {s.rank} {why}")
 
     # ------------------------------------------------------------------ training
     def run(self, job: TrainJob) -> int:
         ray = _ray()
         started = self._connect(ray)
-        slots: list[_Slot] = []
+        slots = [_Slot(rank) for rank in range(job.cfg.workers)]
+        finished = False
         try:
             self._check_capacity(ray)
             self.restarts = 0
             self.step = job.start_step
-            slots = [self._spawn(ray, job, rank, 0) for rank in range(job.cfg.workers)]
-            self._await_start(ray, slots)
+            self._start_all(ray, job, slots)
             appliers = [make_sync_learner(job.cfg, job.observation_space, job.action_space, job.params,
                                           job.target_params, job.optimizer, job.schedule, "cpu", rank)
                         for rank in range(job.cfg.workers)]
             self._train(ray, job, slots, appliers)
+            finished = True
         finally:
-            for s in slots:
-                ray.kill(s.handle, no_restart=True)
+            self._stop_actors(ray, slots, close=finished)
             if started:
                 ray.shutdown()
         return self.step
+
+    def _stop_actors(self, ray, slots: list[_Slot], close: bool) -> None:
+        """Close the actors' envs (after a run that ended normally, briefly) and kill them."""
+        live = [s for s in slots if s.handle is not None]
+        if close and live:
+            try:
+                ray.wait([s.handle.close.remote() for s in live], num_returns=len(live),
+                         timeout=JOIN_TIMEOUT_S)
+            except ray.exceptions.RayError:
+                pass
+        for s in live:
+            try:
+                ray.kill(s.handle, no_restart=True)
+            except Exception:           # the cluster gone: nothing left to kill there
+                pass
 
     def _train(self, ray, job: TrainJob, slots: list[_Slot], appliers: list[Learner]) -> None:
         cfg, log = job.cfg, job.logger
@@ -215,13 +256,12 @@ class RayExecutor:
                 for ref in ready:
                     s = flying[ref]
                     result = self._take(ray, s)
-                    if isinstance(result, BaseException):
-                        if not stopping:
-                            self._replace(ray, job, s, result)
-                    else:
+                    if not isinstance(result, BaseException):
                         self._apply(job, s, appliers[s.rank], result)
-                        if not stopping:
-                            self._send(job, s, seg)
+                        if not s.hung:          # (killed as hung just as its result came back)
+                            continue
+                    if not stopping:
+                        self._replace(ray, job, s, result, appliers[s.rank])
                 log.tick(self.step)
                 if time.monotonic() - last_ckpt >= cfg.checkpoint_interval:
                     job.checkpoint(self.step)
@@ -241,7 +281,7 @@ class RayExecutor:
             target = job.target_params.numpy()
             s.target_version = job.target_params._version
         s.ref = s.handle.segment.remote(job.params.numpy(), target, n, self.step)
-        s.n, s.since, s.hung = n, time.monotonic(), False
+        s.n, s.since = n, time.monotonic()
 
     def _take(self, ray, s: _Slot):
         """Slot s's finished segment: its result, or the exception that says it failed (its
@@ -249,25 +289,28 @@ class RayExecutor:
         ref, s.ref = s.ref, None
         try:
             return ray.get(ref)
-        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError,
-                ray.exceptions.ObjectLostError) as exc:
+        except ray.exceptions.RayError as exc:      # the actor died, raised, ran out of memory...
             self.reserved -= s.n
             return exc
 
     def _apply(self, job: TrainJob, s: _Slot, applier: Learner, result) -> None:
         """Apply slot s's gradient as its own hogwild worker would, and log what it reports."""
         grad, length, num_steps, stats, norm, finished = result
-        self.reserved -= s.n - length           # steps the segment did not use go back
-        self.step += length
+        step = self.step + length
         np.copyto(applier.grad.numpy(), grad)   # grad: a read-only view of Ray's object store
-        applier.apply(stats, norm, self.step, num_steps)
+        applier.apply(stats, norm, step, num_steps)
+        self.reserved -= s.n - length           # steps the segment did not use go back
+        self.step = step
         log = job.logger
         if finished is not None:
-            log.episode(worker=s.rank, step=self.step, wall_time=time.time() - job.time_origin,
+            log.episode(worker=s.rank, step=step, wall_time=time.time() - job.time_origin,
                         ret=finished[0], length=finished[1])
         log.stats(s.rank, *applier.take_stats())
 
-    def _replace(self, ray, job: TrainJob, s: _Slot, exc: BaseException) -> None:
+    def _replace(self, ray, job: TrainJob, s: _Slot, exc: BaseException | None, applier: Learner) -> None:
+        """Slot s's actor failed (exc) or hung: kill it and start a replacement on the current
+        parameters, within max-worker-restarts (a replacement that cannot start is another
+        failure); past that, WorkerError stops the run."""
         cfg, log = job.cfg, job.logger
         detail = ""
         if s.hung:
@@ -275,20 +318,33 @@ class RayExecutor:
         elif isinstance(exc, ray.exceptions.RayTaskError):
             summary, text = remote_error(exc)
             why, detail = f"failed: {summary}", f"\n{text}"
+        elif isinstance(exc, ray.exceptions.OutOfMemoryError):
+            why = "was killed by Ray's memory monitor (out of memory)"
         else:
             why = "died (its process or node was lost)"
-        ray.kill(s.handle, no_restart=True)
-        if self.restarts >= cfg.max_worker_restarts:
-            message = (f"worker {s.rank} {why} at step {self.step:,}; the run stops: {self.restarts} worker "
-                       f"restart{'s' * (self.restarts != 1)} already (max-worker-restarts "
-                       f"{cfg.max_worker_restarts})")
-            log.fault(message + detail, self.step, echo=False)
-            raise WorkerError(message + detail)
-        self.restarts += 1
-        log.fault(f"worker {s.rank} {why}; restarting it on the current parameters (restart "
-                  f"{self.restarts} of at most {cfg.max_worker_restarts}){detail}", self.step, restart=True)
-        fresh = self._spawn(ray, job, s.rank, s.life + 1)
-        s.handle, s.life, s.target_version = fresh.handle, fresh.life, -1
+        while True:
+            try:
+                ray.kill(s.handle, no_restart=True)
+            except Exception:
+                pass
+            if self.restarts >= cfg.max_worker_restarts:
+                message = (f"worker {s.rank} {why} at step {self.step:,}; the run stops: {self.restarts} "
+                           f"worker restart{'s' * (self.restarts != 1)} already (max-worker-restarts "
+                           f"{cfg.max_worker_restarts})")
+                log.fault(message + detail, self.step, echo=False)
+                raise WorkerError(message + detail)
+            self.restarts += 1
+            log.fault(f"worker {s.rank} {why}; restarting it on the current parameters (restart "
+                      f"{self.restarts} of at most {cfg.max_worker_restarts}){detail}", self.step,
+                      restart=True)
+            s.life += 1
+            self._spawn(ray, job, s)
+            why = self._started(ray, s, self._start_deadline())
+            if why is None:
+                applier.nonfinite_streak = 0        # a new worker, as under hogwild
+                return
+            why, _, detail = why.partition("\n")
+            detail = f"\n{detail}" if detail else ""
 
     def _kill_hung(self, ray, slots: list[_Slot]) -> None:
         timeout = self.cfg.worker_timeout
