@@ -36,27 +36,28 @@ def local_ray():
     ray.shutdown()
 
 
-def _params_after(executor: str, algo: str, steps: int, **kw) -> tuple[torch.Tensor, "asyncrl.Agent"]:
-    agent = AGENTS[algo]("CartPole-v1", workers=1, executor=executor, seed=5, eval_episodes=0, **kw)
+def _params_after(executor: str, algo: str, env: str, steps: int, **kw) -> tuple[torch.Tensor, "asyncrl.Agent"]:
+    agent = AGENTS[algo](env, workers=1, executor=executor, seed=5, eval_episodes=0, **kw)
     agent.learn(steps)
     return agent.params.clone(), agent
 
 
-@pytest.mark.parametrize("algo,kw", [
-    ("a3c", {}),
-    ("a3c", {"net": "lstm", "lstm_size": 16}),
-    ("one-step-q", {"target_update": 400}),
-    ("n-step-q", {"target_update": 700, "optimizer": "rmsprop"}),
-], ids=["a3c", "a3c-lstm", "one-step-q", "n-step-q"])
-def test_one_ray_actor_learner_is_one_hogwild_worker_bit_for_bit(local_ray, algo, kw):
+@pytest.mark.parametrize("algo,env,steps,kw", [
+    ("a3c", "CartPole-v1", 2_500, {}),
+    ("a3c", "CartPole-v1", 2_500, {"net": "lstm", "lstm_size": 16}),
+    ("one-step-q", "CartPole-v1", 2_500, {"target_update": 400}),
+    ("n-step-q", "CartPole-v1", 2_500, {"target_update": 700, "optimizer": "rmsprop"}),
+    ("a3c", "ALE/Pong-v5", 400, {"preset": "atari"}),
+], ids=["a3c", "a3c-lstm", "one-step-q", "n-step-q", "a3c-pong-cnn"])
+def test_one_ray_actor_learner_is_one_hogwild_worker_bit_for_bit(local_ray, algo, env, steps, kw):
     """Same seeds, same rollouts, same gradients, same optimiser arithmetic: one ray
     actor-learner leaves exactly the parameters (and target network, and optimiser
-    statistics) that one hogwild worker does, recurrent state and target copies included."""
-    steps = 2_500
-    hog, a = _params_after("hogwild", algo, steps, **kw)
-    rayp, b = _params_after("ray", algo, steps, **kw)
+    statistics) that one hogwild worker does, recurrent state, target copies and the Atari
+    CNN's replay of the acting forwards included."""
+    hog, a = _params_after("hogwild", algo, env, steps, **kw)
+    rayp, b = _params_after("ray", algo, env, steps, **kw)
     assert a.global_step == b.global_step == steps
-    assert not torch.equal(hog, AGENTS[algo]("CartPole-v1", workers=1, seed=5, **kw).params)  # it learned
+    assert not torch.equal(hog, AGENTS[algo](env, workers=1, seed=5, **kw).params)   # it learned
     assert torch.equal(hog, rayp)
     if a.target_params is not None:
         assert torch.equal(a.target_params, b.target_params)
