@@ -23,7 +23,7 @@ demo: $(STAMP)
 	@echo "run folder: runs/demo  (config.yaml, episodes.csv, metrics.csv, tb/, checkpoints/, learning_curve.png)"
 
 test: $(STAMP)
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=25
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
