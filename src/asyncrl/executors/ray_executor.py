@@ -143,7 +143,13 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = "start a local Ray" if address == "local" else \
                 f"connect to the Ray cluster at ray-address {self.cfg.ray_address!r}"
-            raise ConfigError(f"could not {where}: {str(exc).splitlines()[0]}") from exc
+            hint = ""
+            if address not in ("local", "auto") and not os.environ.get("RAY_AUTH_MODE"):
+                # Ray sends its token to an explicit address only when told to (`auto` finds it)
+                hint = ("; a cluster started by `ray start` checks a token by default: set "
+                        "RAY_AUTH_MODE=token (the token is in ~/.ray/auth_token or RAY_AUTH_TOKEN), "
+                        "or use --ray-address auto on its head node")
+            raise ConfigError(f"could not {where}: {str(exc).splitlines()[0]}{hint}") from exc
         finally:
             if sigterm is not None and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, sigterm)
