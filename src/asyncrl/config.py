@@ -298,9 +298,9 @@ class Config:
         elif self.torch_threads and actors:
             p.append(f"torch-threads applies to --executor sync (each {self.executor} actor-learner "
                      f"uses one thread)")
-        if self.ray_address and self.executor != "ray":
-            p.append(f"ray-address {self.ray_address!r} needs --executor ray")
         if self.ray_address:
+            if self.executor != "ray":
+                p.append(f"ray-address {self.ray_address!r} needs --executor ray")
             problem = ray_address_problem(self.ray_address, probe=False)
             if problem:
                 p.append(problem)

@@ -258,10 +258,7 @@ class RayExecutor:
                 if interrupt.requested:
                     self._finish_in_flight(ray, job, slots, appliers)
                     break
-                ready, _ = ray.wait(list(flying), num_returns=1, timeout=POLL_S)
-                for ref in ready:
-                    s = flying[ref]
-                    result = self._take(ray, s)
+                for s, result in self._next_results(ray, flying):
                     if not isinstance(result, BaseException):
                         self._apply(job, s, appliers[s.rank], result)
                         if not s.hung:          # (killed as hung just as its result came back)
@@ -288,6 +285,12 @@ class RayExecutor:
             s.target_version = job.target_params._version
         s.ref = s.handle.segment.remote(job.params.numpy(), target, n, self.step)
         s.n, s.since = n, time.monotonic()
+
+    def _next_results(self, ray, flying: dict) -> list:
+        """(slot, result or exception) of the segment in flight (`flying`: ObjectRef -> slot)
+        that finishes first, waiting at most POLL_S; empty when none did."""
+        ready, _ = ray.wait(list(flying), num_returns=1, timeout=POLL_S)
+        return [(flying[ref], self._take(ray, flying[ref])) for ref in ready]
 
     def _take(self, ray, s: _Slot):
         """Slot s's finished segment: its result, or the exception that says it failed (its
@@ -370,10 +373,7 @@ class RayExecutor:
             flying = {s.ref: s for s in slots if s.ref is not None}
             if not flying:
                 return
-            ready, _ = ray.wait(list(flying), num_returns=1, timeout=POLL_S)
-            for ref in ready:
-                s = flying[ref]
-                result = self._take(ray, s)
+            for s, result in self._next_results(ray, flying):
                 if not isinstance(result, BaseException):
                     self._apply(job, s, appliers[s.rank], result)
         for s in slots:
