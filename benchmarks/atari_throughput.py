@@ -11,12 +11,20 @@ object (and writes it with --out).
   (d) Stable-Baselines3 A2C, 16 environments in one process (DummyVecEnv) on the same
       preprocessed env, n_steps 5: with its default CnnPolicy (NatureCNN) and with the
       paper's CNN as its features extractor (the like-for-like peer of (c))
+  (e) PFRL 0.4 A3C, 2 processes, set up as PFRL's Atari A3C reproduction script
+      (examples/atari/reproduction/a3c/train_a3c.py: the paper's CNN, t_max 5, beta 0.01,
+      SharedRMSpropEpsInsideSqrt lr 7e-4 alpha 0.99 eps 0.1, gradient norm 40, lr decay
+      hook, OMP_NUM_THREADS=1) on the same preprocessed env as (b), behind gym's old API,
+      rewards clipped as its wrap_deepmind does: the like-for-like peer of (b)
 
 Emulator frames/s = agent steps/s x 4 (action repeat). The learners' figures are steady
 state: measured from their first logged second to their last (start-up excluded; asyncrl
-from metrics.csv rows, SB3 from a callback after its first rollout), with learning on.
+from metrics.csv rows, SB3 from a callback after its first rollout, PFRL from a global-step
+hook, from a tenth of its steps to the last), with learning on.
 
-    python benchmarks/atari_throughput.py [--steps 40000] [--env-steps 20000] [--skip-sb3]
+    python benchmarks/atari_throughput.py [--steps 40000] [--env-steps 20000] [--skip-sb3] [--skip-pfrl]
+
+The peers come with `pip install -e '.[bench]'` (`make bench`).
 
 Do not run anything else on the machine meanwhile: these are wall-clock timings.
 """
@@ -27,6 +35,7 @@ import importlib.util
 import json
 import multiprocessing as mp
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,9 +47,9 @@ from asyncrl.bench import random_actions_rate, steady_rate  # noqa: E402
 
 ENV = "ALE/Pong-v5"
 FRAMES = 4
-# PFRL 0.4 A3C (paper CNN, t_max 5, 2 processes) and the environment alone, measured on this
-# machine before the Atari work (issue 6); not re-measured by this script
-PFRL_A3C_FRAMES_PER_S = (2600, 2700)
+# PFRL 0.4 A3C (paper CNN, t_max 5, 2 processes) with PFRL's own Atari wrappers, measured on
+# this machine before the Atari work (issue 6); row (e) measures it in the same run
+PFRL_A3C_FRAMES_PER_S_BEFORE = (2600, 2700)
 
 
 def _env_alone(args: tuple[str, int, int]) -> float:
@@ -84,7 +93,6 @@ def run_asyncrl(algo: str, steps: int, workers: int, **overrides) -> dict:
 
 
 def run_sb3(steps: int, n_envs: int, paper_cnn: bool) -> dict:
-    import gymnasium as gym
     import torch
     from stable_baselines3 import A2C
     from stable_baselines3.common.callbacks import BaseCallback
@@ -134,14 +142,109 @@ def run_sb3(steps: int, n_envs: int, paper_cnn: bool) -> dict:
             "frames_per_s": round(rate * FRAMES), "torch_threads": torch.get_num_threads()}
 
 
+def run_pfrl(steps: int, processes: int) -> dict:
+    """Row (e), in a child process that starts with OMP_NUM_THREADS=1, as PFRL's script does
+    before it imports torch (without it PFRL's forked workers share one OpenMP pool)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--pfrl-child", str(steps), str(processes)],
+                         env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"the PFRL run failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _pfrl_child(steps: int, processes: int) -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import numpy as np
+    import pfrl
+    import torch
+    import torch.multiprocessing as tmp_mp
+    from pfrl.agents import a3c
+    from pfrl.optimizers import SharedRMSpropEpsInsideSqrt
+    from pfrl.policies import SoftmaxCategoricalHead
+    from torch import nn
+
+    from asyncrl.atari import AtariOptions, make_atari
+
+    class OldGymEnv:
+        """Our preprocessed Pong behind the gym API PFRL 0.4 speaks: reset() -> obs,
+        step(a) -> (obs, reward, done, info), with rewards clipped to their sign for learning
+        (wrap_deepmind's clip_rewards)."""
+
+        def __init__(self, seed: int):
+            self.env = make_atari(ENV, AtariOptions())
+            self.observation_space, self.action_space = self.env.observation_space, self.env.action_space
+            self.seed: int | None = seed
+
+        def reset(self):
+            obs, _ = self.env.reset(seed=self.seed)
+            self.seed = None
+            return obs
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(int(action))
+            return obs, float(np.sign(reward)), terminated or truncated, info
+
+        def close(self) -> None:
+            self.env.close()
+
+    sample = OldGymEnv(0)
+    channels, n_actions = sample.observation_space.shape[0], sample.action_space.n
+    sample.close()
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(channels, 16, 8, stride=4), nn.ReLU(), nn.Conv2d(16, 32, 4, stride=2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(2592, 256), nn.ReLU(),
+        pfrl.nn.Branched(nn.Sequential(nn.Linear(256, n_actions), SoftmaxCategoricalHead()), nn.Linear(256, 1)))
+    opt = SharedRMSpropEpsInsideSqrt(model.parameters(), lr=7e-4, eps=1e-1, alpha=0.99)
+    agent = a3c.A3C(model, opt, t_max=5, gamma=0.99, beta=1e-2, max_grad_norm=40.0,
+                    phi=lambda x: np.asarray(x, dtype=np.float32) / 255)
+
+    def lr_setter(env, agent, value):
+        for group in agent.optimizer.param_groups:
+            group["lr"] = value
+
+    start = max(1, steps // 10)
+    clock = tmp_mp.Array("d", 2)          # wall times at global steps `start` and `steps`
+
+    def timer(env, agent, step):
+        if step == start:
+            clock[0] = time.perf_counter()
+        elif step == steps:
+            clock[1] = time.perf_counter()
+
+    with tempfile.TemporaryDirectory() as outdir:
+        t0 = time.perf_counter()
+        pfrl.experiments.train_agent_async(
+            agent=agent, outdir=outdir, processes=processes, make_env=lambda idx, test: OldGymEnv(idx),
+            steps=steps, eval_interval=None,
+            # Python ints: PFRL's default seeds are NumPy ints, which Python 3.11's random.seed refuses
+            random_seeds=list(range(processes)),
+            global_step_hooks=[pfrl.experiments.LinearInterpolationHook(steps, 7e-4, 0, lr_setter), timer])
+        total = time.perf_counter() - t0
+    if not (clock[0] and clock[1]):     # its workers failed (PFRL only warns of that)
+        raise RuntimeError(f"PFRL's workers did not reach step {steps:,}")
+    rate = (steps - start) / (clock[1] - clock[0])
+    print(json.dumps({"processes": processes, "steps": steps, "seconds_total": round(total, 1),
+                      "steps_per_s": round(rate), "frames_per_s": round(rate * FRAMES),
+                      "torch_threads": torch.get_num_threads(), "pfrl": "0.4.0"}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=40_000, help="agent steps per learner run")
     ap.add_argument("--env-steps", type=int, default=20_000, help="agent steps per env-alone process")
     ap.add_argument("--workers", type=int, default=2, help="hogwild workers / env-alone processes")
     ap.add_argument("--skip-sb3", action="store_true")
+    ap.add_argument("--skip-pfrl", action="store_true")
+    ap.add_argument("--pfrl-child", nargs=2, type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help="also write the JSON here")
     args = ap.parse_args()
+    if args.pfrl_child:
+        _pfrl_child(*args.pfrl_child)
+        return
 
     res = header("atari_throughput")
     res.update(env=ENV, frames_per_agent_step=FRAMES)
@@ -155,11 +258,15 @@ def main() -> None:
     if not args.skip_sb3:
         res["d_sb3_a2c_naturecnn"] = run_sb3(args.steps, 16, paper_cnn=False)
         res["d_sb3_a2c_paper_cnn"] = run_sb3(args.steps, 16, paper_cnn=True)
+    if not args.skip_pfrl:
+        res["e_pfrl_a3c"] = run_pfrl(args.steps, args.workers)
     limit = res["a_env_alone"]["frames_per_s"]
     a3c, a2c = res["b_asyncrl_a3c_hogwild"]["frames_per_s"], res["c_asyncrl_a2c_sync"]["frames_per_s"]
     ratios = {"a3c_over_env_alone": round(a3c / limit, 3), "a2c_over_env_alone": round(a2c / limit, 3),
-              "a3c_over_pfrl_a3c": [round(a3c / p, 2) for p in PFRL_A3C_FRAMES_PER_S[::-1]],
-              "pfrl_a3c_frames_per_s_measured_before": list(PFRL_A3C_FRAMES_PER_S)}
+              "a3c_over_pfrl_a3c_measured_before": [round(a3c / p, 2) for p in PFRL_A3C_FRAMES_PER_S_BEFORE[::-1]],
+              "pfrl_a3c_frames_per_s_measured_before": list(PFRL_A3C_FRAMES_PER_S_BEFORE)}
+    if not args.skip_pfrl:
+        ratios["a3c_over_pfrl_a3c"] = round(a3c / res["e_pfrl_a3c"]["frames_per_s"], 2)
     if not args.skip_sb3:
         ratios["a2c_over_sb3_paper_cnn"] = round(a2c / res["d_sb3_a2c_paper_cnn"]["frames_per_s"], 2)
         ratios["a2c_over_sb3_naturecnn"] = round(a2c / res["d_sb3_a2c_naturecnn"]["frames_per_s"], 2)
