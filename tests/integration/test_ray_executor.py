@@ -10,6 +10,7 @@ import csv
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ import torch
 import asyncrl
 from asyncrl.api import AGENTS
 from asyncrl.errors import ConfigError, WorkerError
+from asyncrl.executors.ray_executor import _other_cluster
 from subprocess_signals import sigint_as_at_a_terminal  # noqa: E402  (tests/ is on sys.path)
 from toy_envs import FaultOnThirdEpisode
 
@@ -178,6 +180,37 @@ def test_more_workers_than_the_cluster_has_cpus_is_a_clear_error(local_ray):
     with pytest.raises(ConfigError, match=r"workers 3: the Ray cluster has 2 CPUs and each actor-learner "
                                           r"takes one; use --workers 2 or fewer"):
         agent.learn(1_000)
+
+
+def test_a_ray_address_other_than_the_callers_ray_is_warned_of_and_not_used(local_ray):
+    """The caller's Ray is used as is; a ray-address naming another cluster (here: a port where
+    something listens, so the address check passes) gets a warning that names both."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        agent = asyncrl.A3C("CartPole-v1", workers=1, executor="ray", ray_address=address, eval_episodes=0)
+        current = ray.get_runtime_context().gcs_address
+        with pytest.warns(UserWarning, match=rf"ray-address '{re.escape(address)}' is not used: this process "
+                                             rf"is already connected to the Ray at {re.escape(current)}"):
+            agent.learn(300)
+    assert agent.global_step == 300
+
+
+@pytest.mark.parametrize("address,other", [
+    ("10.1.2.3:6379", None), ("127.0.0.1:6379", None), ("localhost:6379", None),
+    ("10.1.2.3:6380", "10.1.2.3:6379"), ("127.0.0.1:1", "10.1.2.3:6379"), ("10.9.9.9:6379", "10.1.2.3:6379"),
+    ("auto", None), ("", None), ("ray://10.9.9.9:10001", None)])
+def test_which_ray_addresses_name_another_cluster(address, other):
+    class Context:
+        gcs_address = "10.1.2.3:6379"
+
+    class FakeRay:
+        @staticmethod
+        def get_runtime_context():
+            return Context()
+
+    assert _other_cluster(FakeRay, address) == other
 
 
 def test_cli_ray_run_interrupted_then_resumed_ends_on_the_target(tmp_path):

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -112,6 +113,29 @@ class _Slot:
         self.hung = False
 
 
+def _other_cluster(ray, address: str) -> str | None:
+    """The GCS address of the Ray this process is connected to, when `address` (a HOST:PORT
+    ray-address) names another one (another port, or a host that resolves elsewhere); else
+    None. 'auto', empty and Ray Client (ray://) addresses are not compared."""
+    if not address or address == "auto" or address.startswith("ray://"):
+        return None
+    try:
+        current = ray.get_runtime_context().gcs_address
+    except Exception:             # no GCS address to compare with
+        return None
+    host, _, port = address.rpartition(":")
+    chost, _, cport = current.rpartition(":")
+    if port != cport:
+        return current
+    try:
+        ip = socket.gethostbyname(host)
+        # a loopback host is this machine, whose Ray reports its node's address instead
+        same = ip.startswith("127.") or ip == socket.gethostbyname(chost)
+    except OSError:
+        return None
+    return None if same else current
+
+
 class RayExecutor:
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -125,8 +149,14 @@ class RayExecutor:
     # ------------------------------------------------------------------ set-up
     def _connect(self, ray) -> bool:
         """Join the configured cluster, or start a local Ray; True when this run started it
-        (and so shuts it down at the end). A Ray the caller already started is used as is."""
+        (and so shuts it down at the end). A Ray the caller already started is used as is,
+        with a warning if ray-address names another cluster."""
         if ray.is_initialized():
+            other = _other_cluster(ray, self.cfg.ray_address)
+            if other:
+                warnings.warn(f"ray-address {self.cfg.ray_address!r} is not used: this process is already "
+                              f"connected to the Ray at {other}, which the run uses; call ray.shutdown() "
+                              f"first to run on the other cluster", UserWarning, stacklevel=2)
             return False
         address = self.cfg.ray_address or "local"      # "local": not RAY_ADDRESS nor a `ray start`
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
