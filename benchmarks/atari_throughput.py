@@ -245,6 +245,9 @@ def main() -> None:
     if args.pfrl_child:
         _pfrl_child(*args.pfrl_child)
         return
+    for name, flag in (("stable_baselines3", "--skip-sb3"), ("pfrl", "--skip-pfrl")):
+        if not getattr(args, flag[2:].replace("-", "_")) and importlib.util.find_spec(name) is None:
+            sys.exit(f"{name} is not installed: `make bench` (pip install -e '.[bench]') installs it; or {flag}")
 
     res = header("atari_throughput")
     res.update(env=ENV, frames_per_agent_step=FRAMES)
