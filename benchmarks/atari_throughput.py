@@ -75,6 +75,15 @@ def env_alone(kind: str, steps: int, procs: int) -> dict:
             "per_process_steps_per_s": [round(r) for r in rates]}
 
 
+def paper_cnn_body(channels: int, features: int = 256) -> list:
+    """The paper's network body as plain torch layers (asyncrl's AtariCNN computes the same),
+    for the peers: conv 16 8x8/4, ReLU, conv 32 4x4/2, ReLU, flatten, fc 256, ReLU."""
+    from torch import nn
+
+    return [nn.Conv2d(channels, 16, 8, stride=4), nn.ReLU(), nn.Conv2d(16, 32, 4, stride=2), nn.ReLU(),
+            nn.Flatten(), nn.Linear(32 * 9 * 9, features), nn.ReLU()]
+
+
 def run_asyncrl(algo: str, steps: int, workers: int, **overrides) -> dict:
     from asyncrl.api import AGENTS
 
@@ -106,11 +115,7 @@ def run_sb3(steps: int, n_envs: int, paper_cnn: bool) -> dict:
 
         def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 256):
             super().__init__(observation_space, features_dim)
-            c = observation_space.shape[0]
-            self.net = torch.nn.Sequential(
-                torch.nn.Conv2d(c, 16, 8, stride=4), torch.nn.ReLU(),
-                torch.nn.Conv2d(16, 32, 4, stride=2), torch.nn.ReLU(), torch.nn.Flatten(),
-                torch.nn.Linear(32 * 9 * 9, features_dim), torch.nn.ReLU())
+            self.net = torch.nn.Sequential(*paper_cnn_body(observation_space.shape[0], features_dim))
 
         def forward(self, obs: torch.Tensor) -> torch.Tensor:
             return self.net(obs)
@@ -160,7 +165,7 @@ def _pfrl_child(steps: int, processes: int) -> None:
     import numpy as np
     import pfrl
     import torch
-    import torch.multiprocessing as tmp_mp
+    import torch.multiprocessing as torch_mp
     from pfrl.agents import a3c
     from pfrl.optimizers import SharedRMSpropEpsInsideSqrt
     from pfrl.policies import SoftmaxCategoricalHead
@@ -195,8 +200,7 @@ def _pfrl_child(steps: int, processes: int) -> None:
     sample.close()
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(channels, 16, 8, stride=4), nn.ReLU(), nn.Conv2d(16, 32, 4, stride=2), nn.ReLU(),
-        nn.Flatten(), nn.Linear(2592, 256), nn.ReLU(),
+        *paper_cnn_body(channels),
         pfrl.nn.Branched(nn.Sequential(nn.Linear(256, n_actions), SoftmaxCategoricalHead()), nn.Linear(256, 1)))
     opt = SharedRMSpropEpsInsideSqrt(model.parameters(), lr=7e-4, eps=1e-1, alpha=0.99)
     agent = a3c.A3C(model, opt, t_max=5, gamma=0.99, beta=1e-2, max_grad_norm=40.0,
@@ -207,7 +211,7 @@ def _pfrl_child(steps: int, processes: int) -> None:
             group["lr"] = value
 
     start = max(1, steps // 10)
-    clock = tmp_mp.Array("d", 2)          # wall times at global steps `start` and `steps`
+    clock = torch_mp.Array("d", 2)          # wall times at global steps `start` and `steps`
 
     def timer(env, agent, step):
         if step == start:
@@ -245,8 +249,9 @@ def main() -> None:
     if args.pfrl_child:
         _pfrl_child(*args.pfrl_child)
         return
-    for name, flag in (("stable_baselines3", "--skip-sb3"), ("pfrl", "--skip-pfrl")):
-        if not getattr(args, flag[2:].replace("-", "_")) and importlib.util.find_spec(name) is None:
+    for name, skipped, flag in (("stable_baselines3", args.skip_sb3, "--skip-sb3"),
+                                ("pfrl", args.skip_pfrl, "--skip-pfrl")):
+        if not skipped and importlib.util.find_spec(name) is None:
             sys.exit(f"{name} is not installed: `make bench` (pip install -e '.[bench]') installs it; or {flag}")
 
     res = header("atari_throughput")
