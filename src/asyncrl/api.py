@@ -123,6 +123,15 @@ class Agent:
         time_origin = time.time() - self.wall_time
         executor = make_executor(cfg)
         self.resolved = executor.resolve(factory)
+        # compiled here, before any worker starts (hogwild workers fork with it; only they
+        # update theta while refreshing their own copy theta', the "mirror")
+        t0 = time.perf_counter()
+        self.resolved["fused_optimizer"] = self.optimizer.use_fused(
+            cfg.fused_optimizer, self.params, self.resolved.get("device", "cpu"),
+            mirror=self.resolved["executor"] == "hogwild")
+        if time.perf_counter() - t0 > 2.0 and self.progress is not False:
+            print(f"asyncrl: compiled the fused RMSProp update in {time.perf_counter() - t0:.0f} s (cached "
+                  f"for later runs; --fused-optimizer off skips it)", file=sys.stderr, flush=True)
         if cfg.run_dir:
             self._write_config(target)
         logger = RunLogger(cfg.run_dir or None, self.algorithm.stat_keys, start, target, time_origin,

@@ -162,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 #: options that a --resume may change: how faults and checkpoints are handled, not what is learned
 RESUME_OPTIONS = ("checkpoint_interval", "keep_checkpoints", "max_worker_restarts", "worker_timeout",
-                  "max_nonfinite_updates", "ray_address")
+                  "max_nonfinite_updates", "ray_address", "fused_optimizer")
 
 
 def _resume(args: argparse.Namespace, values: dict) -> int:

@@ -28,6 +28,7 @@ DEFAULT_SYNC_ENVS = 16
 ACTIVATIONS = ("relu", "tanh")
 SHARED_TORSO = ("auto", "yes", "no")
 START_METHODS = ("auto", "fork", "forkserver", "spawn")
+FUSED = ("auto", "on", "off")
 
 
 def _f(default: Any, help: str, **meta: Any) -> Any:
@@ -73,6 +74,11 @@ class Config:
     rms_eps: float = _f(0.1, "RMSProp epsilon, inside the square root (paper: 0.1)")
     sgd_momentum: float = _f(0.9, "sgd: momentum alpha of each worker's own momentum vector, "
                                   "m = alpha m + (1 - alpha) grad (paper, supp. 7); 0: plain SGD")
+    fused_optimizer: str = _f("auto", "RMSProp on the CPU as one compiled loop (torch.compile; needs a "
+                                      "C++ compiler; the first compile for a model size takes 5-30 s, "
+                                      "then it is cached): 3x faster updates, about 1.1x frames/s for "
+                                      "A3C on Pong (README); auto: on from 250,000 parameters when a "
+                                      "compiler is found", choices=FUSED)
     adam_beta1: float = _f(0.9, "Adam beta1")
     adam_beta2: float = _f(0.999, "Adam beta2")
     adam_eps: float = _f(1e-8, "Adam epsilon")
@@ -254,6 +260,9 @@ class Config:
             p.append(f"sgd-momentum must be in [0, 1), got {self.sgd_momentum}")
         if not self.rms_eps > 0:
             p.append(f"rms-eps must be > 0, got {self.rms_eps}")
+        if self.fused_optimizer == "on" and self.optimizer not in ("shared-rmsprop", "rmsprop"):
+            p.append(f"fused-optimizer on is for optimizer shared-rmsprop or rmsprop, got optimizer "
+                     f"{self.optimizer!r} (use fused-optimizer auto or off)")
         for name in ("adam_beta1", "adam_beta2"):
             if not 0 <= getattr(self, name) < 1:
                 p.append(f"{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")

@@ -11,6 +11,9 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
+import shutil
+import warnings
 
 import torch
 
@@ -23,6 +26,12 @@ from .errors import ConfigError
 #: on lines the other core had just written; a slice runs all its ops while it is in cache.
 #: Measured with 2 hogwild workers on Pong: 1.5-1.7 ms per update instead of 2.2-2.5 ms.
 CHUNK = 1 << 17
+
+
+#: `fused-optimizer auto` compiles the RMSProp update from this many parameters on (the
+#: paper's Atari CNN has 678K): the compile takes 5-30 s the first time on a machine (then it
+#: is cached), which a small model's updates would not repay.
+FUSED_MIN_PARAMS = 250_000
 
 
 @functools.lru_cache(maxsize=16)
@@ -49,7 +58,8 @@ class FlatOptimizer:
         return _slices(like.numel(), like.device.type == "cpu")
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in vars(self).items() if isinstance(v, torch.Tensor) and k != "_buf"}
+        """The optimiser's statistics (private scratch, named with a leading _, excluded)."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.Tensor) and not k.startswith("_")}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         own = self.state_dict()
@@ -91,6 +101,16 @@ class FlatOptimizer:
         hogwild worker's theta', refreshed for its next segment while the update is in cache)."""
         raise NotImplementedError
 
+    def use_fused(self, mode: str, params: torch.Tensor, device: str, mirror: bool) -> str:
+        """Set up the fused (compiled) update per `mode` (the config's fused_optimizer: auto,
+        on, off) for updates of `params` on `device`, with a mirror (hogwild) or without;
+        returns what was chosen ("on" or "off"), for the run's resolved config. Only RMSProp
+        has one."""
+        if mode == "on":
+            raise ConfigError(f"fused-optimizer on is for rmsprop and shared-rmsprop, not optimizer "
+                              f"{self.name}; use --fused-optimizer auto or off")
+        return "off"
+
 
 class RMSprop(FlatOptimizer):
     """RMSProp as the paper defines it, epsilon inside the square root:
@@ -100,6 +120,10 @@ class RMSprop(FlatOptimizer):
 
     shared=True: one g for all workers ("shared RMSProp"). shared=False: one row of g per
     worker (still allocated up front, so it is checkpointed and survives a resume).
+
+    On the CPU the update is either torch ops over 128K-element slices, or, once `use_fused`
+    has compiled it, one loop over the elements (torch.compile: each element of g, grad and
+    theta read once, g and theta written once; about 3x faster with 2 workers, see README).
     """
 
     def __init__(self, n: int, alpha: float = 0.99, eps: float = 0.1, shared: bool = True, workers: int = 1):
@@ -107,11 +131,41 @@ class RMSprop(FlatOptimizer):
         self.name = "shared-rmsprop" if shared else "rmsprop"
         self.alpha, self.eps, self.shared = alpha, eps, shared
         self.square_avg = torch.zeros(n) if shared else torch.zeros(workers, n)
+        self._fused = False
+
+    def use_fused(self, mode: str, params: torch.Tensor, device: str, mirror: bool) -> str:
+        self._fused = False
+        if mode == "off" or str(device) != "cpu":
+            return "off"
+        if mode == "auto":
+            if params.numel() < FUSED_MIN_PARAMS:
+                return "off"
+            if _cpp_compiler() is None:
+                return "off"
+        try:
+            _warm_kernel(self, params, mirror)
+        except Exception as exc:     # noqa: BLE001 - any compile failure means the eager update
+            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            if mode == "on":
+                raise ConfigError(f"fused-optimizer on: compiling the fused RMSProp update failed ({line}); "
+                                  f"use --fused-optimizer off") from exc
+            warnings.warn(f"fused-optimizer auto: compiling the fused RMSProp update failed ({line}); "
+                          f"using the unfused update", RuntimeWarning, stacklevel=2)
+            return "off"
+        self._fused = True
+        return "on"
 
     @torch.no_grad()
     def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float, rank: int = 0,
              mirror: torch.Tensor | None = None) -> None:
         g = self.square_avg if self.shared else self.square_avg[rank % self.square_avg.shape[0]]
+        if self._fused and params.device.type == "cpu":
+            hp = self._hyper(lr)
+            if mirror is None:
+                _kernel(False)(g, grad, params, hp)
+            else:
+                _kernel(True)(g, grad, params, hp, mirror)
+            return
         alpha, eps = self.alpha, self.eps
         for sl in self._slices(g):
             gs, gr = g[sl], grad[sl]
@@ -122,6 +176,82 @@ class RMSprop(FlatOptimizer):
             ps = params[sl].addcmul_(gr, inv, value=-lr)
             if mirror is not None:
                 mirror[sl].copy_(ps)
+
+    def _hyper(self, lr: float) -> torch.Tensor:
+        """[alpha, 1 - alpha, eps, -lr] as the fused kernel takes them: a tensor, so that a new
+        lr is not a new compile; written through a numpy view (no torch op per update)."""
+        hp = getattr(self, "_hp", None)
+        if hp is None:
+            self._hp = hp = torch.tensor([self.alpha, 1.0 - self.alpha, self.eps, 0.0])
+            self._hp_np = hp.numpy()
+        self._hp_np[3] = -lr
+        return hp
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_hp", None)
+        state.pop("_hp_np", None)
+        return state
+
+
+def _rmsprop_update(g: torch.Tensor, grad: torch.Tensor, params: torch.Tensor, hp: torch.Tensor,
+                    mirror: torch.Tensor | None = None) -> None:
+    """RMSprop.step's update as whole-tensor expressions, for torch.compile to fuse into one
+    loop; hp = [alpha, 1 - alpha, eps, -lr]."""
+    g_new = g * hp[0] + hp[1] * grad * grad
+    g.copy_(g_new)
+    p_new = params + hp[3] * grad * torch.rsqrt(g_new + hp[2])
+    params.copy_(p_new)
+    if mirror is not None:
+        mirror.copy_(p_new)
+
+
+_KERNELS: dict[bool, "object"] = {}
+
+
+def _kernel(mirror: bool):
+    """The compiled update, with a mirror or without (one compiled function each: a compile
+    specialises on the sizes, so each model size is compiled once per machine, then cached)."""
+    k = _KERNELS.get(mirror)
+    if k is None:
+        if mirror:
+            def update(g, grad, params, hp, mirror):
+                _rmsprop_update(g, grad, params, hp, mirror)
+        else:
+            def update(g, grad, params, hp):
+                _rmsprop_update(g, grad, params, hp)
+        k = _KERNELS[mirror] = torch.compile(update, dynamic=False, fullgraph=True)
+    return k
+
+
+def _warm_kernel(opt: RMSprop, params: torch.Tensor, mirror: bool) -> None:
+    """Compile the fused update for `params`' size now, in this process, on scratch tensors:
+    before hogwild workers fork, so that they inherit the compiled code. Compiled with one
+    torch thread (the code then has no OpenMP region: a forked worker must not use the
+    parent's thread pool) and one compile thread (no compile worker processes)."""
+    import torch._inductor.config as inductor_config
+
+    n = params.numel()
+    g, grad, p = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad(), inductor_config.patch(compile_threads=1):
+            hp = opt._hyper(0.0)
+            if mirror:
+                _kernel(True)(g, grad, p, hp, torch.zeros(n))
+            else:
+                _kernel(False)(g, grad, p, hp)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _cpp_compiler() -> str | None:
+    """The C++ compiler torch.compile would use on the CPU (CXX, else g++/c++/clang++), or None."""
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
 
 
 class MomentumSGD(FlatOptimizer):

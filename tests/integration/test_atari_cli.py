@@ -70,6 +70,12 @@ def test_train_logs_frames_and_records_the_atari_options(pong_run):
             "sticky_actions": 0.0, "life_loss_terminal": False, "clip_rewards": "auto", "eval_epsilon": 0.0,
             "net": "auto", "executor": "hogwild", "workers": 2}
     assert {k: cfg[k] for k in want} == want
+    # the paper's CNN (678K parameters) gets the compiled RMSProp update where a compiler is
+    # found; the hogwild workers forked with it (a failed compile would warn and record off)
+    from asyncrl.optim import _cpp_compiler
+
+    assert cfg["fused_optimizer"] == ("on" if _cpp_compiler() else "off")
+    assert "RuntimeWarning" not in p.stderr
     assert "3,000 agent steps (12,000 emulator frames)" in p.stderr
     assert "3,000 steps" in p.stdout and "= 12,000 frames" in p.stdout
     from asyncrl.plot import read_episodes

@@ -45,6 +45,9 @@ def test_valid_config_has_no_problems():
     ({"max_nonfinite_updates": -1}, ["max-nonfinite-updates", "-1"]),
     ({"shared_torso": "maybe"}, ["shared-torso", "'maybe'", "auto, yes, no"]),
     ({"sgd_momentum": 1.0}, ["sgd-momentum must be in [0, 1), got 1.0"]),
+    ({"fused_optimizer": "yes"}, ["fused-optimizer", "'yes'", "auto, on, off"]),
+    ({"fused_optimizer": "on", "optimizer": "adam"}, ["fused-optimizer on is for optimizer shared-rmsprop "
+                                                      "or rmsprop, got optimizer 'adam'"]),
 ])
 def test_each_invalid_value_gives_one_message(changes, needles):
     """Each invalid value yields exactly one message naming the field and the value."""

@@ -59,10 +59,11 @@ def fixed_rollouts(agent, n: int = 12, seed: int = 3) -> list[Rollout]:
     return out
 
 
-def twin_learners(agent, target_seed: int = 1):
+def twin_learners(agent, target_seed: int = 1, fused: bool = False):
     """(hogwild learner, sync learner, their (params, target, optimiser)), each learner on
     its own copy of the agent's parameters. The target network theta- starts different
-    from theta (another seed's initialisation), so using the wrong one shows."""
+    from theta (another seed's initialisation), so using the wrong one shows. fused: both
+    RMSProp updates compiled (hogwild's with the mirror that refreshes theta')."""
     cfg = agent.config
     n = agent.params.numel()
     target0 = None
@@ -74,6 +75,8 @@ def twin_learners(agent, target_seed: int = 1):
         params = agent.params.clone()
         target = None if target0 is None else target0.clone()
         opt = build_optimizer(cfg, n)
+        if fused:
+            assert opt.use_fused("on", params, "cpu", mirror=make == "hogwild") == "on"
         if make == "hogwild":
             ln = make_worker_learner(cfg, agent.observation_space, agent.action_space, params, target, opt,
                                      SCHEDULE, 0)
@@ -129,14 +132,20 @@ def test_one_rollout_gives_identical_gradients(algo):
             assert torch.equal(stats_h[k], stats_s[k]), k
 
 
-@pytest.mark.parametrize("algo", ALGOS)
-def test_updates_leave_identical_parameters_and_optimiser_state(algo):
+@pytest.mark.parametrize("algo,fused", [(a, False) for a in ALGOS] + [("a3c", True), ("n-step-q", True)])
+def test_updates_leave_identical_parameters_and_optimiser_state(algo, fused):
     """update() of both learners over the same sequence of rollouts (hogwild pulling theta
     before each, as its worker does) leaves identical parameters, optimiser statistics,
     target network (copied when the step crosses a multiple of target_update = 23) and
-    learning rate after every update; and it does change them."""
+    learning rate after every update; and it does change them. Also with the compiled
+    (fused) RMSProp, whose hogwild form writes theta' as it goes: pull() is then a no-op."""
+    if fused:
+        from asyncrl.optim import _cpp_compiler
+
+        if _cpp_compiler() is None:
+            pytest.skip("no C++ compiler for torch.compile")
     agent = agent_for(algo)
-    (hog, syn), ((p_h, t_h, o_h), (p_s, t_s, o_s)) = twin_learners(agent)
+    (hog, syn), ((p_h, t_h, o_h), (p_s, t_s, o_s)) = twin_learners(agent, fused=fused)
     target0 = None if t_h is None else t_h.clone()
     step = 0
     for ro in fixed_rollouts(agent):
@@ -145,6 +154,7 @@ def test_updates_leave_identical_parameters_and_optimiser_state(algo):
         assert hog.update(ro, step) is True
         assert syn.update(ro, step) is True
         assert torch.equal(p_h, p_s)
+        assert torch.equal(hog.local, p_h)          # theta' refreshed by the update itself
         for k, v in o_h.state_dict().items():
             assert torch.equal(v, o_s.state_dict()[k]), k
         if t_h is not None:

@@ -337,3 +337,130 @@ def test_build_optimizer_unknown_name():
     """An unknown optimiser name raises ConfigError naming it."""
     with pytest.raises(ConfigError, match="lbfgs"):
         build_optimizer(Config(env="x", optimizer="lbfgs"), 7)
+
+
+# ---------------------------------------------------------------- the fused (compiled) RMSProp
+#: one size for every fused test (each size is a compile): 3 vectors of 16 and a tail of 5
+FUSED_N = 53
+
+
+def _fused_rms(shared=True, workers=1):
+    from asyncrl.optim import _cpp_compiler
+
+    if _cpp_compiler() is None:
+        pytest.skip("no C++ compiler for torch.compile")
+    opt = RMSprop(FUSED_N, alpha=0.99, eps=0.1, shared=shared, workers=workers)
+    return opt
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_fused_rmsprop_two_steps_match_numpy_and_the_sliced_update(mirror):
+    """use_fused('on') compiles the update; two steps then equal the float64 reference (to
+    float32 rounding) and the unfused sliced update (to a rounding: the compiled loop may
+    fuse a multiply-add); a mirror ends equal to the parameters."""
+    gen = torch.Generator().manual_seed(1)
+    theta0, g0 = torch.randn(FUSED_N, generator=gen), torch.rand(FUSED_N, generator=gen)
+    grads = [torch.randn(FUSED_N, generator=gen) for _ in range(2)]
+    fused, plain = _fused_rms(), RMSprop(FUSED_N, alpha=0.99, eps=0.1)
+    assert fused.use_fused("on", theta0, "cpu", mirror=mirror) == "on"
+    for opt in (fused, plain):
+        opt.square_avg.copy_(g0)
+    a, b = theta0.clone(), theta0.clone()
+    m = torch.zeros(FUSED_N) if mirror else None
+    ref_theta, ref_g = theta0.numpy(), g0.numpy()
+    for grad, lr in zip(grads, (7e-4, 3e-4)):
+        fused.step(a, grad, lr, mirror=m)
+        plain.step(b, grad, lr)
+        ref_theta, ref_g = rms_reference(ref_theta, ref_g, grad.numpy(), lr, 0.99, 0.1)
+    torch.testing.assert_close(a.double(), torch.from_numpy(ref_theta), rtol=0, atol=1e-6)
+    torch.testing.assert_close(fused.square_avg.double(), torch.from_numpy(ref_g), rtol=0, atol=1e-6)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(fused.square_avg, plain.square_avg, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(a, theta0)
+    if mirror:
+        assert torch.equal(m, a)
+
+
+def test_fused_rmsprop_hand_computed_step_and_per_worker_row():
+    """Per-worker statistics (rmsprop): rank 1's fused step updates row 1 by the hand formula
+    g = a g0 + (1 - a) grad^2, theta -= lr grad / sqrt(g + eps); rows 0 and 2 are untouched."""
+    opt = _fused_rms(shared=False, workers=3)
+    theta = torch.zeros(FUSED_N)
+    theta[:3] = torch.tensor(THETA0)
+    assert opt.use_fused("on", theta, "cpu", mirror=False) == "on"
+    opt.square_avg[0].fill_(7.0)
+    opt.square_avg[2].fill_(9.0)
+    opt.square_avg[1, :3] = torch.tensor([0.5, 1.0, 2.0])
+    grad = torch.zeros(FUSED_N)
+    grad[:3] = torch.tensor(GRAD1)
+    opt.step(theta, grad, lr=0.01, rank=1)
+    # alpha 0.99: g = [0.495 + 0.0025, 0.99 + 0.01, 1.98 + 0.04]
+    torch.testing.assert_close(opt.square_avg[1, :3], torch.tensor([0.4975, 1.0, 2.02]))
+    expected = torch.tensor([1.0 - 0.01 * 0.5 / math.sqrt(0.5975),
+                             -2.0 + 0.01 * 1.0 / math.sqrt(1.1),
+                             3.0 - 0.01 * 2.0 / math.sqrt(2.12)])
+    torch.testing.assert_close(theta[:3], expected, rtol=0, atol=1e-6)
+    assert not theta[3:].any() and not opt.square_avg[1, 3:].any()
+    assert torch.equal(opt.square_avg[0], torch.full((FUSED_N,), 7.0))
+    assert torch.equal(opt.square_avg[2], torch.full((FUSED_N,), 9.0))
+
+
+def test_fused_rmsprop_keeps_its_state_dict_and_pickles():
+    """The fused update's hyperparameter scratch is neither state nor pickled; a pickled copy
+    steps as the original does."""
+    opt = _fused_rms()
+    opt.use_fused("on", torch.zeros(FUSED_N), "cpu", mirror=False)
+    opt.step(torch.zeros(FUSED_N), torch.ones(FUSED_N), 0.1)
+    assert set(opt.state_dict()) == {"square_avg"}
+    clone = pickle.loads(pickle.dumps(opt))
+    assert not hasattr(clone, "_hp") and clone._fused
+    a, b = torch.ones(FUSED_N), torch.ones(FUSED_N)
+    opt.step(a, torch.ones(FUSED_N), 0.1)
+    clone.step(b, torch.ones(FUSED_N), 0.1)
+    assert torch.equal(a, b)
+
+
+def test_fused_auto_is_off_for_small_models_other_devices_and_without_a_compiler(monkeypatch):
+    """auto compiles nothing below FUSED_MIN_PARAMS, for a non-CPU learner, or when no C++
+    compiler is found; off never compiles; other optimisers have no fused update."""
+    import asyncrl.optim as optim
+
+    def no_compile(*a, **k):
+        raise AssertionError("must not compile")
+
+    monkeypatch.setattr(optim, "_warm_kernel", no_compile)
+    big = torch.zeros(optim.FUSED_MIN_PARAMS)
+    opt = RMSprop(big.numel())
+    assert opt.use_fused("auto", big[:-1], "cpu", mirror=True) == "off"
+    assert opt.use_fused("auto", big, "cuda", mirror=False) == "off"
+    assert opt.use_fused("on", big, "cuda:0", mirror=False) == "off"
+    assert opt.use_fused("off", big, "cpu", mirror=True) == "off"
+    monkeypatch.setattr(optim, "_cpp_compiler", lambda: None)
+    assert opt.use_fused("auto", big, "cpu", mirror=True) == "off"
+    assert not opt._fused
+    assert Adam(4).use_fused("auto", big, "cpu", mirror=True) == "off"
+    with pytest.raises(ConfigError, match="fused-optimizer on is for rmsprop and shared-rmsprop, not optimizer adam"):
+        Adam(4).use_fused("on", big, "cpu", mirror=True)
+
+
+def test_fused_compile_failure_is_an_error_when_on_and_a_warning_when_auto(monkeypatch):
+    """A compile that fails (no working compiler, say): 'on' is a one-line ConfigError naming
+    the failure, 'auto' warns once and keeps the unfused update, which still steps."""
+    import asyncrl.optim as optim
+
+    def broken(*a, **k):
+        raise RuntimeError("C++ compile error: cc1plus: fatal error\nmore lines")
+
+    monkeypatch.setattr(optim, "_warm_kernel", broken)
+    monkeypatch.setattr(optim, "_cpp_compiler", lambda: "g++")
+    big = torch.zeros(optim.FUSED_MIN_PARAMS)
+    opt = RMSprop(big.numel())
+    with pytest.raises(ConfigError) as err:
+        opt.use_fused("on", big, "cpu", mirror=True)
+    msg = str(err.value)
+    assert "\n" not in msg and "cc1plus: fatal error" in msg and "--fused-optimizer off" in msg
+    with pytest.warns(RuntimeWarning, match="compiling the fused RMSProp update failed .*cc1plus"):
+        assert opt.use_fused("auto", big, "cpu", mirror=True) == "off"
+    assert not opt._fused
+    opt.step(big, torch.ones(big.numel()), 0.1)
+    assert torch.all(big < 0)
