@@ -126,9 +126,10 @@ class Agent:
         # compiled here, before any worker starts (hogwild workers fork with it; only they
         # update theta while refreshing their own copy theta', the "mirror")
         t0 = time.perf_counter()
+        hogwild = self.resolved["executor"] == "hogwild"
         self.resolved["fused_optimizer"] = self.optimizer.use_fused(
-            cfg.fused_optimizer, self.params, self.resolved.get("device", "cpu"),
-            mirror=self.resolved["executor"] == "hogwild")
+            cfg.fused_optimizer, self.params, self.resolved.get("device", "cpu"), mirror=hogwild,
+            threads=1 if hogwild else self.resolved.get("torch_threads", torch.get_num_threads()))
         if time.perf_counter() - t0 > 2.0 and self.progress is not False:
             print(f"asyncrl: compiled the fused RMSProp update in {time.perf_counter() - t0:.0f} s (cached "
                   f"for later runs; --fused-optimizer off skips it)", file=sys.stderr, flush=True)

@@ -101,11 +101,11 @@ class FlatOptimizer:
         hogwild worker's theta', refreshed for its next segment while the update is in cache)."""
         raise NotImplementedError
 
-    def use_fused(self, mode: str, params: torch.Tensor, device: str, mirror: bool) -> str:
+    def use_fused(self, mode: str, params: torch.Tensor, device: str, mirror: bool, threads: int = 1) -> str:
         """Set up the fused (compiled) update per `mode` (the config's fused_optimizer: auto,
-        on, off) for updates of `params` on `device`, with a mirror (hogwild) or without;
-        returns what was chosen ("on" or "off"), for the run's resolved config. Only RMSProp
-        has one."""
+        on, off) for updates of `params` on `device`, with a mirror (hogwild) or without, run
+        with `threads` torch threads (the compiled code depends on it); returns what was
+        chosen ("on" or "off"), for the run's resolved config. Only RMSProp has one."""
         if mode == "on":
             raise ConfigError(f"fused-optimizer on is for rmsprop and shared-rmsprop, not optimizer "
                               f"{self.name}; use --fused-optimizer auto or off")
@@ -133,7 +133,7 @@ class RMSprop(FlatOptimizer):
         self.square_avg = torch.zeros(n) if shared else torch.zeros(workers, n)
         self._fused = False
 
-    def use_fused(self, mode: str, params: torch.Tensor, device: str, mirror: bool) -> str:
+    def use_fused(self, mode: str, params: torch.Tensor, device: str, mirror: bool, threads: int = 1) -> str:
         self._fused = False
         if mode == "off" or str(device) != "cpu":
             return "off"
@@ -143,7 +143,7 @@ class RMSprop(FlatOptimizer):
             if _cpp_compiler() is None:
                 return "off"
         try:
-            _warm_kernel(self, params, mirror)
+            _warm_kernel(self, params, mirror, threads)
         except Exception as exc:     # noqa: BLE001 - any compile failure means the eager update
             line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             if mode == "on":
@@ -224,17 +224,18 @@ def _kernel(mirror: bool):
     return k
 
 
-def _warm_kernel(opt: RMSprop, params: torch.Tensor, mirror: bool) -> None:
+def _warm_kernel(opt: RMSprop, params: torch.Tensor, mirror: bool, threads: int) -> None:
     """Compile the fused update for `params`' size now, in this process, on scratch tensors:
-    before hogwild workers fork, so that they inherit the compiled code. Compiled with one
-    torch thread (the code then has no OpenMP region: a forked worker must not use the
-    parent's thread pool) and one compile thread (no compile worker processes)."""
+    before hogwild workers fork, so that they inherit the compiled code. Compiled with the
+    `threads` torch threads the updates will run with (the compiled code is specific to it;
+    with a hogwild worker's one thread it has no OpenMP region, which a forked worker must
+    not share with its parent) and one compile thread (no compile worker processes)."""
     import torch._inductor.config as inductor_config
 
     n = params.numel()
     g, grad, p = torch.zeros(n), torch.zeros(n), torch.zeros(n)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         with torch.no_grad(), inductor_config.patch(compile_threads=1):
             hp = opt._hyper(0.0)
@@ -243,7 +244,7 @@ def _warm_kernel(opt: RMSprop, params: torch.Tensor, mirror: bool) -> None:
             else:
                 _kernel(False)(g, grad, p, hp)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(saved)
 
 
 def _cpp_compiler() -> str | None:

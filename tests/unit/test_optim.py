@@ -464,3 +464,24 @@ def test_fused_compile_failure_is_an_error_when_on_and_a_warning_when_auto(monke
     assert not opt._fused
     opt.step(big, torch.ones(big.numel()), 0.1)
     assert torch.all(big < 0)
+
+
+def test_fused_rmsprop_is_compiled_for_the_threads_it_runs_with():
+    """The compiled code depends on torch's thread count: use_fused(threads=n) compiles for n
+    threads, so updates run with n threads (a sync learner's 2) compile nothing more."""
+    from torch._dynamo.utils import counters
+
+    _fused_rms()                   # skips without a compiler
+    n = FUSED_N + 1                # a size no other test compiles, in either thread count
+    opt = RMSprop(n, alpha=0.99, eps=0.1)
+    theta = torch.zeros(n)
+    saved = torch.get_num_threads()
+    try:
+        assert opt.use_fused("on", theta, "cpu", mirror=False, threads=2) == "on"
+        graphs = counters["stats"]["unique_graphs"]
+        torch.set_num_threads(2)
+        opt.step(theta, torch.ones(n), 0.1)
+        assert counters["stats"]["unique_graphs"] == graphs
+    finally:
+        torch.set_num_threads(saved)
+    torch.testing.assert_close(theta, torch.full((n,), -0.1 / math.sqrt(0.11)))
