@@ -229,13 +229,22 @@ def _warm_kernel(opt: RMSprop, params: torch.Tensor, mirror: bool, threads: int)
     before hogwild workers fork, so that they inherit the compiled code. Compiled with the
     `threads` torch threads the updates will run with (the compiled code is specific to it;
     with a hogwild worker's one thread it has no OpenMP region, which a forked worker must
-    not share with its parent) and one compile thread (no compile worker processes)."""
+    not share with its parent) and one compile thread (no compile worker processes). The
+    compiler's progress bars get no tqdm monitor thread: the main process starts no helper
+    thread before hogwild workers fork."""
     import torch._inductor.config as inductor_config
 
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
     n = params.numel()
     g, grad, p = torch.zeros(n), torch.zeros(n), torch.zeros(n)
     saved = torch.get_num_threads()
     torch.set_num_threads(threads)
+    interval = tqdm.monitor_interval if tqdm is not None else None
+    if tqdm is not None:
+        tqdm.monitor_interval = 0
     try:
         with torch.no_grad(), inductor_config.patch(compile_threads=1):
             hp = opt._hyper(0.0)
@@ -245,6 +254,8 @@ def _warm_kernel(opt: RMSprop, params: torch.Tensor, mirror: bool, threads: int)
                 _kernel(False)(g, grad, p, hp)
     finally:
         torch.set_num_threads(saved)
+        if tqdm is not None:
+            tqdm.monitor_interval = interval
 
 
 def _cpp_compiler() -> str | None:
