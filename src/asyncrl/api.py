@@ -130,8 +130,9 @@ class Agent:
         self.resolved["fused_optimizer"] = self.optimizer.use_fused(
             cfg.fused_optimizer, self.params, self.resolved.get("device", "cpu"), mirror=hogwild,
             threads=1 if hogwild else self.resolved.get("torch_threads", torch.get_num_threads()))
-        if time.perf_counter() - t0 > 2.0 and self.progress is not False:
-            print(f"asyncrl: compiled the fused RMSProp update in {time.perf_counter() - t0:.0f} s (cached "
+        took = time.perf_counter() - t0
+        if took > 2.0 and self.progress is not False:
+            print(f"asyncrl: compiled the fused RMSProp update in {took:.0f} s (cached "
                   f"for later runs; --fused-optimizer off skips it)", file=sys.stderr, flush=True)
         if cfg.run_dir:
             self._write_config(target)

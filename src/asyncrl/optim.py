@@ -8,12 +8,14 @@ The step is lock-free: concurrent workers race exactly as Hogwild! intends.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
 import os
 import shutil
 import warnings
+from typing import Iterator
 
 import torch
 
@@ -234,28 +236,32 @@ def _warm_kernel(opt: RMSprop, params: torch.Tensor, mirror: bool, threads: int)
     thread before hogwild workers fork."""
     import torch._inductor.config as inductor_config
 
+    from .executors import torch_threads     # here: the executors import this module
+
+    n = params.numel()
+    g, grad, p = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+    with torch.no_grad(), torch_threads(threads), inductor_config.patch(compile_threads=1), \
+            _no_tqdm_monitor():
+        hp = opt._hyper(0.0)
+        if mirror:
+            _kernel(True)(g, grad, p, hp, torch.zeros(n))
+        else:
+            _kernel(False)(g, grad, p, hp)
+
+
+@contextlib.contextmanager
+def _no_tqdm_monitor() -> Iterator[None]:
+    """tqdm bars made inside the block start no monitor thread (if tqdm is installed)."""
     try:
         from tqdm import tqdm
     except ImportError:
-        tqdm = None
-    n = params.numel()
-    g, grad, p = torch.zeros(n), torch.zeros(n), torch.zeros(n)
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    interval = tqdm.monitor_interval if tqdm is not None else None
-    if tqdm is not None:
-        tqdm.monitor_interval = 0
+        yield
+        return
+    interval, tqdm.monitor_interval = tqdm.monitor_interval, 0
     try:
-        with torch.no_grad(), inductor_config.patch(compile_threads=1):
-            hp = opt._hyper(0.0)
-            if mirror:
-                _kernel(True)(g, grad, p, hp, torch.zeros(n))
-            else:
-                _kernel(False)(g, grad, p, hp)
+        yield
     finally:
-        torch.set_num_threads(saved)
-        if tqdm is not None:
-            tqdm.monitor_interval = interval
+        tqdm.monitor_interval = interval
 
 
 def _cpp_compiler() -> str | None:
