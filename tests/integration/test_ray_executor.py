@@ -21,7 +21,7 @@ import torch
 import asyncrl
 from asyncrl.api import AGENTS
 from asyncrl.errors import ConfigError, WorkerError
-from asyncrl.executors.ray_executor import _other_cluster
+from asyncrl.executors.ray_executor import RayExecutor, _other_cluster, _Slot
 from subprocess_signals import sigint_as_at_a_terminal  # noqa: E402  (tests/ is on sys.path)
 from toy_envs import FaultOnThirdEpisode
 
@@ -106,6 +106,34 @@ def test_an_actor_whose_env_raises_is_replaced(local_ray, tmp_path, capsys):
                      r"parameters \(restart 1 of at most 10\)", err), err
     assert "in reset" in err                       # the actor's traceback
     assert "flaky env: 3rd episode" in (tmp_path / "run" / "faults.log").read_text()
+
+
+def test_a_segment_that_finished_while_the_driver_was_busy_is_not_hung():
+    """Hang detection (worker-timeout 3 s): of two actors whose segments were sent 5 s ago,
+    the one whose result is ready (the driver was busy starting a replacement, say) is left
+    alone; the one still running is marked hung and killed; one sent 1 s ago is not late."""
+    from asyncrl.config import Config
+
+    class FakeRay:
+        killed: list = []
+
+        @staticmethod
+        def wait(refs, num_returns, timeout):
+            assert timeout == 0 and num_returns == len(refs)
+            return [r for r in refs if r.startswith("done")], [r for r in refs if not r.startswith("done")]
+
+        @staticmethod
+        def kill(handle, no_restart):
+            FakeRay.killed.append(handle)
+
+    ex = RayExecutor(Config(env="CartPole-v1", executor="ray", workers=3, worker_timeout=3))
+    now = time.monotonic()
+    slots = [_Slot(r) for r in range(3)]
+    for s, ref, age in zip(slots, ("done-0", "running-1", "running-2"), (5.0, 5.0, 1.0)):
+        s.handle, s.ref, s.since = f"actor-{s.rank}", ref, now - age
+    ex._kill_hung(FakeRay, slots)
+    assert FakeRay.killed == ["actor-1"]
+    assert [s.hung for s in slots] == [False, True, False]
 
 
 def test_a_hung_actor_is_killed_and_replaced(local_ray, tmp_path, capsys):

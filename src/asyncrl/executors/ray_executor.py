@@ -386,12 +386,20 @@ class RayExecutor:
             detail = f"\n{detail}" if detail else ""
 
     def _kill_hung(self, ray, slots: list[_Slot]) -> None:
+        """Kill the actors whose segment has been in flight for over worker-timeout seconds
+        and has not finished. One whose result is ready is not hung: the driver was busy
+        (starting a replacement takes seconds) and takes it at the next poll."""
         timeout = self.cfg.worker_timeout
         if timeout <= 0:
             return
         now = time.monotonic()
-        for s in slots:
-            if s.ref is not None and not s.hung and now - s.since > timeout:
+        late = [s for s in slots if s.ref is not None and not s.hung and now - s.since > timeout]
+        if not late:
+            return
+        ready, _ = ray.wait([s.ref for s in late], num_returns=len(late), timeout=0)
+        done = set(ready)
+        for s in late:
+            if s.ref not in done:
                 s.hung = True               # its ref now fails with RayActorError: replaced there
                 ray.kill(s.handle, no_restart=True)
 
