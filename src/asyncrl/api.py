@@ -26,7 +26,7 @@ from .config import DEFAULT_SYNC_ENVS, Config
 from .envs import EnvFactory, check_same_spaces, probe_spaces, space_from_dict, space_to_dict
 from .errors import CheckpointError, ConfigError, EnvError
 from .evaluate import evaluate_policy
-from .executors import TrainJob, make_executor, torch_threads
+from .executors import TrainJob, make_executor, math_threads
 from .flat import flatten_params_
 from .learner import check_finite_params
 from .metrics import RunLogger
@@ -267,7 +267,7 @@ class Agent:
         factory = self._require_env("evaluate").for_evaluation()
         # acting is a batch-1 forward: one thread (a second one spinning on a busy core
         # made a CNN evaluation of Pong 9x slower here)
-        with torch_threads(1):
+        with math_threads(1):
             result = evaluate_policy(lambda o: self.act(o, deterministic), factory, episodes, seed,
                                      on_reset=self.reset_state, epsilon=epsilon, recorder=recorder)
         if factory.atari is not None:

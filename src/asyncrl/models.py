@@ -190,15 +190,22 @@ class ActivationTape:
     def clear(self) -> None:
         self.n = 0
 
-    def keep_h1(self, x: torch.Tensor, h1: torch.Tensor) -> None:
+    def start_row(self, addr: int, batch: int = 1) -> int:
+        """The row a forward of `batch` observations at `addr` is kept in, or -1: only
+        batch-1 forwards are kept, and no more than a segment's rows."""
         n = self.n
-        if n >= self.rows or x.shape[0] != 1:
+        if n >= self.rows or batch != 1:
             self.n = self.rows + 1            # more forwards than a segment has: not a record of one
-            return
+            return -1
         if n == 0 and self._flat is not None:
             self._version = self._flat._version
-        self._addr[n] = x.data_ptr()
-        self.h1[n].copy_(h1[0])
+        self._addr[n] = addr
+        return n
+
+    def keep_h1(self, x: torch.Tensor, h1: torch.Tensor) -> None:
+        n = self.start_row(x.data_ptr(), x.shape[0])
+        if n >= 0:
+            self.h1[n].copy_(h1[0])
 
     def keep_h2_h3(self, h2: torch.Tensor, h3: torch.Tensor) -> None:
         n = self.n
@@ -461,9 +468,11 @@ def numpy_mlp(torso: nn.Module, head: nn.Linear | None) -> "NumpyMLP | None":
     return NumpyMLP([tuple(x) for x in layers])
 
 
-def numpy_scores(torso: nn.Module, head: nn.Linear, forward) -> "Callable[[np.ndarray], np.ndarray]":
-    """obs [B, D] float32 -> head(torso(obs)) [B, A] as NumPy, for acting: the NumPy mirror
-    when the torso is a plain MLP, else `forward` (the torch equivalent) under no_grad."""
+def numpy_scores(torso: nn.Module, head: nn.Linear, forward, tape: "ActivationTape | None" = None
+                 ) -> "Callable[[np.ndarray], np.ndarray]":
+    """obs [B, D] -> head(torso(obs)) [B, A] as NumPy, for acting: the NumPy mirror when the
+    torso is a plain MLP, or the paper's CNN for one observation at a time (keeping its
+    activations in `tape`, if given), else `forward` (the torch equivalent) under no_grad."""
     fast = numpy_mlp(torso, head)
     if fast is not None:
         return fast
@@ -472,6 +481,8 @@ def numpy_scores(torso: nn.Module, head: nn.Linear, forward) -> "Callable[[np.nd
         def scores(obs: np.ndarray) -> np.ndarray:
             with torch.no_grad():
                 return forward(torch.from_numpy(obs)).numpy()
+        if isinstance(torso, AtariCNN):
+            return NumpyCNN(torso, head, scores, tape)
         return scores
 
     def scores_on_device(obs: np.ndarray) -> np.ndarray:
@@ -493,6 +504,117 @@ class NumpyMLP:
             elif act == "relu":
                 np.maximum(x, 0.0, out=x)
         return x
+
+
+class _BlockConv:
+    """ReLU(conv2d) with a kernel of twice the stride s, on one image [C, H, W], in NumPy.
+
+    The input is copied once into s x s blocks (space to depth: [C*s*s, blocks], a row of
+    blocks padded by one column); the kernel then covers 2x2 blocks, so the convolution is
+    four matrix products, one per block shift, each reading a shifted view of that copy
+    (its outputs in the padding column are discarded). The products are the whole cost, at
+    about the CPU's peak for these shapes; torch's batch-1 convolution spends as long again
+    in oneDNN's per-call weight reorders and allocations.
+    """
+
+    SHIFTS = ((0, 1), (1, 0), (1, 1))
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, stride: int, hw: tuple[int, int], scale: float):
+        o, c, k, _ = weight.shape
+        s = stride
+        assert k == 2 * s and weight.shape[3] == k
+        self.c, self.s, self.scale = c, s, scale
+        self.ho, self.wo = (hw[0] - k) // s + 1, (hw[1] - k) // s + 1
+        row = self.wo + 1                              # blocks per row (one more than outputs)
+        nb = (self.ho + 1) * row
+        self.n = self.ho * row                         # outputs per channel, padding column included
+        self.blocks = np.zeros((c * s * s, nb + 1), np.float32)   # + 1: the last shift reads one past
+        self.blocks_in = self.blocks[:, :nb].reshape(c, s, s, self.ho + 1, row)
+        self.span = (s * (self.ho + 1), s * row)
+        # weight[o, c, di*s + a, dj*s + b] -> per shift (di, dj): [O, C*s*s] in the blocks' (c, a, b) order
+        self.weight_in = weight.reshape(o, c, 2, s, 2, s).transpose(2, 4, 0, 1, 3, 5)   # live view
+        self.w = np.empty((2, 2, o, c, s, s), np.float32)
+        self.w_rows = self.w.reshape(2, 2, o, c * s * s)
+        self.bias = bias[:, None]
+        self.shifts = [((di, dj), di * row + dj) for di, dj in self.SHIFTS]
+        self.y = np.empty((o, self.n), np.float32)
+        self.y_out = self.y.reshape(o, self.ho, row)[:, :, :self.wo]
+        self.tmp = np.empty_like(self.y)
+
+    def __call__(self, x: np.ndarray, out: np.ndarray) -> None:
+        """x [C, H, W] (any strides and real dtype) -> ReLU(conv(x) + bias) into out [O, ho, wo]."""
+        s, n, y, blocks, w = self.s, self.n, self.y, self.blocks, self.w_rows
+        hs, ws = self.span
+        np.copyto(self.blocks_in, x[:, :hs, :ws].reshape(self.c, self.ho + 1, s, self.wo + 1, s)
+                  .transpose(0, 2, 4, 1, 3), casting="unsafe")
+        if self.scale == 1.0:                          # the parameters may have changed since the last call
+            np.copyto(self.w, self.weight_in)
+        else:
+            np.multiply(self.weight_in, self.scale, out=self.w)
+        np.matmul(w[0, 0], blocks[:, :n], out=y)
+        for (di, dj), shift in self.shifts:
+            np.matmul(w[di, dj], blocks[:, shift:shift + n], out=self.tmp)
+            y += self.tmp
+        y += self.bias
+        np.maximum(self.y_out, 0.0, out=out)
+
+
+class NumpyCNN:
+    """A NumPy mirror of `head(cnn(x))` for acting on one observation (the paper's CNN),
+    on views of the same parameter memory, read live like NumpyMLP's.
+
+    Batch-1 acting is the hot path of a hogwild CNN worker: torch ran this forward in
+    460-560 us here, mostly per-call overhead; this one takes 240-340 us (conv1 about 50 of
+    them: 1.7M multiply-adds). With an ActivationTape it writes the activations straight
+    into the tape's next row, as the torch forward keeps them for the learner's replay.
+    Batches of more than one observation go to `fallback` (the torch forward).
+    """
+
+    def __init__(self, cnn: "AtariCNN", head: nn.Linear, fallback: Callable[[np.ndarray], np.ndarray],
+                 tape: "ActivationTape | None" = None):
+        def view(t: torch.Tensor) -> np.ndarray:
+            return t.detach().numpy()
+        self.fallback, self.tape = fallback, tape
+        self.channels_last = cnn.channels_last
+        c, h, w = cnn.shape if not cnn.channels_last else (cnn.shape[2], cnn.shape[0], cnn.shape[1])
+        self.shape = cnn.shape
+        self.conv1 = _BlockConv(view(cnn.conv1.weight), view(cnn.conv1.bias), cnn.conv1.stride[0], (h, w), cnn.scale)
+        c1 = self.conv1
+        self.conv2 = _BlockConv(view(cnn.conv2.weight), view(cnn.conv2.bias), cnn.conv2.stride[0],
+                                (c1.ho, c1.wo), 1.0)
+        self.h1_shape = (cnn.conv1.out_channels, c1.ho, c1.wo)
+        self.h2_shape = (cnn.conv2.out_channels, self.conv2.ho, self.conv2.wo)
+        self.h1, self.h2 = np.empty(self.h1_shape, np.float32), np.empty(math.prod(self.h2_shape), np.float32)
+        self.h3 = np.empty(cnn.fc.out_features, np.float32)
+        self.wf, self.bf = view(cnn.fc.weight), view(cnn.fc.bias)
+        self.wh, self.bh = view(head.weight), view(head.bias)
+        if tape is not None:
+            self.tape_h1, self.tape_h2, self.tape_h3 = tape.h1.numpy(), tape.h2.numpy(), tape.h3.numpy()
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if obs.shape[0] != 1:
+            return self.fallback(obs)
+        tape = self.tape
+        n = -1 if tape is None else tape.start_row(obs.__array_interface__["data"][0])
+        if n < 0:
+            h1, h2, h3 = self.h1, self.h2, self.h3
+        else:
+            h1, h2, h3 = self.tape_h1[n], self.tape_h2[n], self.tape_h3[n]
+        x = obs.reshape(self.shape)
+        if self.channels_last:
+            x = x.transpose(2, 0, 1)
+        elif x.ndim == 2:
+            x = x[None]
+        self.conv1(x, h1)
+        self.conv2(h1, h2.reshape(self.h2_shape))
+        np.matmul(self.wf, h2, out=h3)
+        h3 += self.bf
+        np.maximum(h3, 0.0, out=h3)
+        out = np.matmul(h3, self.wh.T)[None]
+        out += self.bh
+        if n >= 0:
+            tape.n = n + 1
+        return out
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -236,11 +236,11 @@ def _warm_kernel(opt: RMSprop, params: torch.Tensor, mirror: bool, threads: int)
     thread before hogwild workers fork."""
     import torch._inductor.config as inductor_config
 
-    from .executors import torch_threads     # here: the executors import this module
+    from .executors import math_threads     # here: the executors import this module
 
     n = params.numel()
     g, grad, p = torch.zeros(n), torch.zeros(n), torch.zeros(n)
-    with torch.no_grad(), torch_threads(threads), inductor_config.patch(compile_threads=1), \
+    with torch.no_grad(), math_threads(threads), inductor_config.patch(compile_threads=1), \
             _no_tqdm_monitor():
         hp = opt._hyper(0.0)
         if mirror:

@@ -92,7 +92,9 @@ def test_replay_gives_the_gradient_of_a_second_forward(shape, t_max, truncate):
         lengths.add((T, bool(ro.terminated[-1, 0]), bool(ro.truncated[-1, 0])))
         assert ro.tape.holds(ro.obs[:T, 0], model.torso)
         (l1, g1), (l2, g2) = _both(algo, model, grad, ro)
-        assert l1 == pytest.approx(l2, rel=1e-5, abs=1e-6)
+        # the tape holds NumPy's activations (models.NumpyCNN), equal to torch's to float32
+        # rounding (about 1e-6 here), so the losses agree to that, not bit for bit
+        assert l1 == pytest.approx(l2, rel=1e-5, abs=1e-5)
         assert float(g2.abs().max()) > 1e-3           # a gradient to compare
         torch.testing.assert_close(g1, g2, rtol=1e-4, atol=2e-5)
     if t_max > 1:                         # both kinds of segment were compared

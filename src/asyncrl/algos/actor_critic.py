@@ -127,7 +127,7 @@ class ActorCriticAlgorithm(Algorithm):
         if model.replayable and n_envs == 1 and not greedy and model.value.weight.device.type == "cpu":
             # a (hogwild) actor-learner: keep the acting forwards for the learner to replay
             tape = ActivationTape(model.torso, self.segment_length)
-            out_of = numpy_scores(model.torso, model.policy, lambda x: model.policy_out(x, tape))
+            out_of = numpy_scores(model.torso, model.policy, lambda x: model.policy_out(x, tape), tape)
         else:
             out_of = recurrent or numpy_scores(model.torso, model.policy, model.policy_out)
         if model.continuous:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from ..config import Config
 from ..envs import EnvFactory
@@ -32,13 +33,24 @@ class TrainJob:
     checkpoint: Callable[[int], None]  # save a checkpoint at global step T
 
 
+def single_threaded() -> None:
+    """One thread for this process's math, for good: torch's intra-op pool and NumPy's BLAS
+    (whose matrix products act for the CNN, models.NumpyCNN). A worker's first act: a forked
+    child that uses its parent's OpenMP pool hangs, and N workers x M threads oversubscribe
+    the cores (OpenBLAS threads spin while they wait)."""
+    torch.set_num_threads(1)
+    threadpool_limits(1, user_api="blas")
+
+
 @contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """torch's intra-op threads set to n inside the block, restored after it."""
+def math_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads and NumPy's BLAS threads set to n inside the block, restored
+    after it."""
     saved = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield
+        with threadpool_limits(n, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(saved)
 

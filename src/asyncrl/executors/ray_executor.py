@@ -35,7 +35,7 @@ import torch
 from ..config import Config
 from ..errors import ConfigError, WorkerError
 from ..learner import Learner
-from . import TrainJob
+from . import TrainJob, single_threaded
 from .hogwild import JOIN_TIMEOUT_S, POLL_S
 from .sync import _DeferredInterrupt, make_sync_learner
 from .worker import ActorLearner
@@ -52,7 +52,7 @@ class RayActorLearner:
 
     def __init__(self, cfg: Config, env_factory, rank: int, life: int, n_params: int, has_target: bool,
                  schedule: tuple[int, int]):
-        torch.set_num_threads(1)
+        single_threaded()
         # theta arrives as a read-only array from Ray's object store; it is only copied from
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         target = torch.zeros(n_params) if has_target else None

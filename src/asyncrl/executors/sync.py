@@ -29,7 +29,7 @@ from ..flat import bind_params_
 from ..learner import Learner
 from ..optim import FlatOptimizer
 from ..rollout import VectorSegmentCollector
-from . import TrainJob, torch_threads
+from . import TrainJob, math_threads
 from .hogwild import _single_threaded_children, resolve_start_method, signal_name
 
 #: an environment step slower than this is worth a subprocess (pipe round trip ~50-100 us)
@@ -262,7 +262,7 @@ class SyncExecutor:
         learner = None
         failed = True
         threads = self.threads if self.device.type == "cpu" else torch.get_num_threads()
-        with torch_threads(threads):
+        with math_threads(threads):
             try:
                 learner = make_sync_learner(cfg, venv.single_observation_space, venv.single_action_space,
                                             job.params, job.target_params, job.optimizer, job.schedule,

@@ -26,6 +26,7 @@ from ..flat import bind_params_, flatten_params_
 from ..learner import Learner
 from ..optim import FlatOptimizer
 from ..rollout import EpisodeSegmentCollector
+from . import single_threaded
 from .counter import StepCounter
 
 STATS_EVERY_S = 1.0
@@ -52,8 +53,9 @@ def worker_main(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:
     """Run worker `rank` (its `life`-th process: 0 first, then replacements) until the counter
     says training is over. `queue` (this process's own) carries its messages to the main
     process; a failure sends ("error", rank, traceback, message if it must stop the run)."""
-    # First: one intra-op thread. A forked child that uses the parent's OpenMP pool hangs.
-    torch.set_num_threads(1)
+    # First: one thread for torch and NumPy's BLAS. A forked child that uses the parent's
+    # OpenMP pool hangs.
+    single_threaded()
     # Ctrl-C reaches the whole process group; the main process decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(spec.supervisor_pid)
