@@ -81,7 +81,7 @@ def _both(algo, model, grad, ro):
 
 @pytest.mark.parametrize("shape,t_max,truncate", [((4, 84, 84), 5, False), ((4, 84, 84), 5, True),
                                                   ((84, 84, 4), 5, False), ((4, 84, 84), 1, False),
-                                                  ((84, 84), 3, False)])
+                                                  ((84, 84), 3, False), ((2, 45, 53), 4, True)])
 def test_replay_gives_the_gradient_of_a_second_forward(shape, t_max, truncate):
     algo, model, flat, grad, policy, collector = _setup(ImageEnv(shape, length=7, truncate=truncate), t_max)
     assert policy.tape is not None
@@ -101,18 +101,25 @@ def test_replay_gives_the_gradient_of_a_second_forward(shape, t_max, truncate):
         assert len({T for T, _, _ in lengths}) > 1 and any(e or c for _, e, c in lengths)
 
 
-def test_replay_runs_no_cnn_forward_but_the_bootstrap_one(monkeypatch):
+def test_replay_runs_no_torch_cnn_forward(monkeypatch):
+    """With the tape, the learner runs no torch forward of the CNN: V(s_T) goes through the
+    acting NumPy mirror (one call of tape.features, on s_T), and equals the torch forward's."""
     algo, model, flat, grad, policy, collector = _setup(ImageEnv(length=100))
     ro, _ = collector.collect(policy, 5)
-    rows = []
+    rows, seen = [], []
     orig = type(model.torso).forward
 
     def counting(self, x, tape=None):
         rows.append(x.view(-1, x.shape[-1]).shape[0] if x.dim() > 1 else 1)
         return orig(self, x, tape)
     monkeypatch.setattr(type(model.torso), "forward", counting)
+    features = ro.tape.features
+    ro.tape.features = lambda obs: seen.append(obs.ctypes.data) or features(obs)
     _grads(algo, model, grad, ro)
-    assert rows == [1]                    # V(s_T) only
+    assert rows == [] and seen == [ro.obs[5].data_ptr()]
+    with torch.no_grad():
+        torch.testing.assert_close(model.bootstrap_value(ro.tape, ro.obs[5]), model(ro.obs[5])[1],
+                                   rtol=1e-5, atol=1e-5)
     ro.tape = None
     rows.clear()
     _grads(algo, model, grad, ro)

@@ -167,8 +167,7 @@ class ActorCriticAlgorithm(Algorithm):
             next_values = torch.zeros(T, 1)
             next_values[:T - 1] = v_all[1:].detach()
             if not ro.terminated[T - 1, 0]:
-                with torch.no_grad():
-                    next_values[T - 1] = model(ro.obs[T])[1]
+                next_values[T - 1] = model.bootstrap_value(ro.tape, ro.obs[T])
         elif model.costly_torso and B > 1:
             # the CNN on a batch (sync): only s_0..s_{T-1} need gradients; V(s_T) and
             # V(final_obs) are computed apart without a graph (a sixth fewer rows through the
