@@ -588,7 +588,7 @@ class NumpyCNN:
             return t.detach().numpy()
         self.fallback, self.tape = fallback, tape
         self.channels_last = cnn.channels_last
-        c, h, w = cnn.shape if not cnn.channels_last else (cnn.shape[2], cnn.shape[0], cnn.shape[1])
+        h, w = cnn.shape[:2] if cnn.channels_last else cnn.shape[1:]
         self.shape = cnn.shape
         self.conv1 = _BlockConv(view(cnn.conv1.weight), view(cnn.conv1.bias), cnn.conv1.stride[0], (h, w), cnn.scale)
         c1 = self.conv1
