@@ -30,3 +30,28 @@ def spy_returns(monkeypatch) -> list:
 
     monkeypatch.setattr(ac_mod, "n_step_returns", spy)
     return seen
+
+
+def run_cli_forked(cases: list[dict], timeout: float = 900) -> list[dict]:
+    """Run many CLI invocations, each in its own process, with one interpreter start-up
+    (tests/cli_forks.py): cases are {"args": [...], "cwd": folder, "watch": folder or None};
+    each result is {"returncode", "stdout", "stderr", "watched"} (the watched folder's digest
+    after the case; cli_forks.folder_digest)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(cases, fh)
+    try:
+        p = subprocess.run([sys.executable, os.path.join(here, "cli_forks.py"), fh.name], capture_output=True,
+                           text=True, timeout=timeout)
+    finally:
+        os.unlink(fh.name)
+    assert p.returncode == 0, p.stderr
+    results = json.loads(p.stdout)
+    assert len(results) == len(cases)
+    return results

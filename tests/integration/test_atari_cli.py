@@ -23,6 +23,7 @@ pytest.importorskip("cv2")
 import asyncrl  # noqa: E402
 from asyncrl.atari import REFERENCE_SCORES, AtariOptions, make_atari  # noqa: E402
 from asyncrl.models import AtariCNN, QNetwork  # noqa: E402
+from helpers import run_cli_forked  # noqa: E402
 from test_cli import run_cli  # noqa: E402  (tests/integration/test_cli.py)
 
 PONG = "ALE/Pong-v5"
@@ -190,15 +191,36 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("args,expected", BAD_INPUTS, ids=[" ".join(c.values[0] if hasattr(c, "values") else c[0])
-                                                            for c in BAD_INPUTS])
-def test_bad_atari_input_is_one_clear_line(args, expected, tmp_path):
+def _check_refused(p: dict, expected: str, run_dir) -> None:
+    assert p["returncode"] == 2, (p["returncode"], p["stdout"], p["stderr"])
+    assert expected in p["stderr"], p["stderr"]
+    assert "Traceback" not in p["stderr"]
+    assert len(p["stderr"].strip().splitlines()) == 1, p["stderr"]
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "episodes.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def bad_atari_runs(tmp_path_factory):
+    """Every BAD_INPUTS case as `asyncrl train ARGS --run-dir ...`, each in its own process
+    forked from one interpreter that has imported asyncrl.cli (tests/cli_forks.py)."""
+    works = [tmp_path_factory.mktemp(f"bad{i}") for i in range(len(BAD_INPUTS))]
+    cases = [{"args": ["train", *args, "--run-dir", str(w / "r")], "cwd": str(w)}
+             for (args, _), w in zip(BAD_INPUTS, works)]
+    return works, run_cli_forked(cases)
+
+
+@pytest.mark.parametrize("case", range(len(BAD_INPUTS)), ids=[" ".join(c[0]) for c in BAD_INPUTS])
+def test_bad_atari_input_is_one_clear_line(case, bad_atari_runs):
     """Exit 2, one line naming the problem, no traceback, no run started (as test_cli.py's
     bad inputs: an empty run folder may be left, no checkpoints or logs)."""
-    run_dir = tmp_path / "r"
-    p = run_cli("train", *args, "--run-dir", str(run_dir), cwd=str(tmp_path))
-    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
-    assert expected in p.stderr, p.stderr
-    assert "Traceback" not in p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
-    assert not (run_dir / "checkpoints").exists() and not (run_dir / "episodes.csv").exists()
+    works, runs = bad_atari_runs
+    _check_refused(runs[case], BAD_INPUTS[case][1], works[case] / "r")
+
+
+def test_a_too_small_screen_is_one_line_from_python_m_asyncrl(tmp_path):
+    """The last case through `python -m asyncrl` itself: the env is made before the error,
+    and ale-py's banner must not add a line to it."""
+    args, expected = BAD_INPUTS[-1]
+    assert "--screen-size" in args
+    p = run_cli("train", *args, "--run-dir", str(tmp_path / "r"), cwd=str(tmp_path))
+    _check_refused({"returncode": p.returncode, "stdout": p.stdout, "stderr": p.stderr}, expected, tmp_path / "r")

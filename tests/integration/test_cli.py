@@ -11,6 +11,8 @@ import pytest
 import torch
 
 import asyncrl
+from cli_forks import folder_digest
+from helpers import run_cli_forked
 
 
 def run_cli(*args: str, cwd: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -285,20 +287,72 @@ def _case_id(case) -> str:
     return " ".join(args[:4]) + "…" + (" " + " ".join(args[4:6]) if len(args) > 4 else "")
 
 
-@pytest.mark.parametrize("args,expected", BAD_INPUTS, ids=[_case_id(c) for c in BAD_INPUTS])
-def test_bad_input_is_one_clear_line(args, expected, tmp_path, bad_files):
-    """Each bad input, run as a user runs it: exit code 2, one line on stderr naming the
-    problem and the bad value, no traceback, no run started (not even its folder made), and
-    no existing file changed."""
+def _expand(args: list[str], bad_files, work) -> list[str]:
+    """{name} -> the bad_files path; a train case without --run-dir gets one under `work`."""
     args = [str(bad_files / a[1:a.index("}")]) + a[a.index("}") + 1:] if a.startswith("{") else a for a in args]
     if args[0] == "train" and "--run-dir" not in args:
-        args += ["--run-dir", str(tmp_path / "r")]
+        args += ["--run-dir", str(work / "r")]
+    return args
+
+
+def _skipped(case) -> bool:
+    return any(m.name == "skipif" and m.args and m.args[0] for m in getattr(case, "marks", ()))
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(bad_files, tmp_path_factory):
+    """Every case of BAD_INPUTS run once as `asyncrl ARGS`, each in its own process and empty
+    working folder, forked from one interpreter that has imported asyncrl.cli as `python -m
+    asyncrl` does (tests/cli_forks.py): 70 interpreter and torch start-ups cost about 2 s
+    each. test_bad_input_runs_as_a_user_runs_it runs some through `python -m asyncrl`."""
+    cases, works = [], []
+    for i, case in enumerate(BAD_INPUTS):
+        work = tmp_path_factory.mktemp(f"bad{i}")
+        works.append(work)
+        args = case.values[0] if hasattr(case, "values") else case[0]
+        if not _skipped(case):
+            cases.append({"args": _expand(args, bad_files, work), "cwd": str(work), "watch": str(bad_files),
+                          "index": i})
+    before = folder_digest(str(bad_files))
+    results = run_cli_forked(cases)
+    return before, works, {c["index"]: r for c, r in zip(cases, results)}
+
+
+@pytest.mark.parametrize("case", range(len(BAD_INPUTS)), ids=[_case_id(c) for c in BAD_INPUTS])
+def test_bad_input_is_one_clear_line(case, bad_input_runs):
+    """Each bad input: exit code 2, one line on stderr naming the problem and the bad value,
+    no traceback, no run started (not even its folder made), and no existing file changed."""
+    param = BAD_INPUTS[case]
+    if _skipped(param):
+        pytest.skip(param.marks[0].kwargs.get("reason", ""))
+    expected = param.values[1] if hasattr(param, "values") else param[1]
+    before, works, runs = bad_input_runs
+    p = runs[case]
+    assert p["returncode"] == 2, (p["returncode"], p["stdout"], p["stderr"])
+    assert expected in p["stderr"], p["stderr"]
+    assert "Traceback" not in p["stderr"]
+    assert len(p["stderr"].strip().splitlines()) == 1, p["stderr"]
+    assert not os.path.exists(works[case] / "r")
+    assert p["watched"] == before
+
+
+#: BAD_INPUTS also run through `python -m asyncrl` itself, by what they must print
+ENTRY_POINT_CASES = [i for i, c in enumerate(BAD_INPUTS) if not hasattr(c, "values") and c[1] in (
+    "unknown environment 'NoSuchEnv-v0'", "--steps: steps must be int, got 'abc'",
+    "lr must be a finite number > 0, got -0.1", "half.pt' is not a readable asyncrl checkpoint")]
+
+
+@pytest.mark.parametrize("case", ENTRY_POINT_CASES, ids=lambda i: _case_id(BAD_INPUTS[i]))
+def test_bad_input_runs_as_a_user_runs_it(case, tmp_path, bad_files):
+    """Some of the cases above through `python -m asyncrl` itself (an unknown env, argparse's
+    own type error, a Config check, a corrupt checkpoint): the same one line and exit code
+    as from the forked runs."""
+    args, expected = BAD_INPUTS[case]
     before = _snapshot(bad_files)
-    p = run_cli(*args, cwd=str(tmp_path))
+    p = run_cli(*_expand(args, bad_files, tmp_path), cwd=str(tmp_path))
     assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
-    assert expected in p.stderr, p.stderr
+    assert expected in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "Traceback" not in p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not os.path.exists(tmp_path / "r")
     assert _snapshot(bad_files) == before
 
