@@ -1,6 +1,12 @@
 """Helpers shared by test modules (tests/ is on sys.path, see conftest.py)."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
 from torch import nn
 
 import asyncrl.algos.actor_critic as ac_mod
@@ -37,12 +43,6 @@ def run_cli_forked(cases: list[dict], timeout: float = 900) -> list[dict]:
     (tests/cli_forks.py): cases are {"args": [...], "cwd": folder, "watch": folder or None};
     each result is {"returncode", "stdout", "stderr", "watched"} (the watched folder's digest
     after the case; cli_forks.folder_digest)."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
     here = os.path.dirname(os.path.abspath(__file__))
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(cases, fh)
@@ -55,3 +55,11 @@ def run_cli_forked(cases: list[dict], timeout: float = 900) -> list[dict]:
     results = json.loads(p.stdout)
     assert len(results) == len(cases)
     return results
+
+
+def assert_refused_in_one_line(returncode: int | None, stdout: str, stderr: str, expected: str) -> None:
+    """A bad input's contract: exit code 2 and one line on stderr that says `expected`, no traceback."""
+    assert returncode == 2, (returncode, stdout, stderr)
+    assert expected in stderr, stderr
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr

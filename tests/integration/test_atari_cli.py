@@ -23,7 +23,7 @@ pytest.importorskip("cv2")
 import asyncrl  # noqa: E402
 from asyncrl.atari import REFERENCE_SCORES, AtariOptions, make_atari  # noqa: E402
 from asyncrl.models import AtariCNN, QNetwork  # noqa: E402
-from helpers import run_cli_forked  # noqa: E402
+from helpers import assert_refused_in_one_line, run_cli_forked  # noqa: E402
 from test_cli import run_cli  # noqa: E402  (tests/integration/test_cli.py)
 
 PONG = "ALE/Pong-v5"
@@ -191,11 +191,8 @@ BAD_INPUTS = [
 ]
 
 
-def _check_refused(p: dict, expected: str, run_dir) -> None:
-    assert p["returncode"] == 2, (p["returncode"], p["stdout"], p["stderr"])
-    assert expected in p["stderr"], p["stderr"]
-    assert "Traceback" not in p["stderr"]
-    assert len(p["stderr"].strip().splitlines()) == 1, p["stderr"]
+def _check_refused(returncode: int | None, stdout: str, stderr: str, expected: str, run_dir) -> None:
+    assert_refused_in_one_line(returncode, stdout, stderr, expected)
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "episodes.csv").exists()
 
 
@@ -214,7 +211,8 @@ def test_bad_atari_input_is_one_clear_line(case, bad_atari_runs):
     """Exit 2, one line naming the problem, no traceback, no run started (as test_cli.py's
     bad inputs: an empty run folder may be left, no checkpoints or logs)."""
     works, runs = bad_atari_runs
-    _check_refused(runs[case], BAD_INPUTS[case][1], works[case] / "r")
+    p = runs[case]
+    _check_refused(p["returncode"], p["stdout"], p["stderr"], BAD_INPUTS[case][1], works[case] / "r")
 
 
 def test_a_too_small_screen_is_one_line_from_python_m_asyncrl(tmp_path):
@@ -223,4 +221,4 @@ def test_a_too_small_screen_is_one_line_from_python_m_asyncrl(tmp_path):
     args, expected = BAD_INPUTS[-1]
     assert "--screen-size" in args
     p = run_cli("train", *args, "--run-dir", str(tmp_path / "r"), cwd=str(tmp_path))
-    _check_refused({"returncode": p.returncode, "stdout": p.stdout, "stderr": p.stderr}, expected, tmp_path / "r")
+    _check_refused(p.returncode, p.stdout, p.stderr, expected, tmp_path / "r")
