@@ -26,15 +26,19 @@ from .rollout import Rollout
 def compute_grads(algo: Algorithm, model: nn.Module, rollout: Rollout, flat_grad: torch.Tensor,
                   max_grad_norm: float, target: nn.Module | None = None
                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Zero `flat_grad`, backpropagate the algorithm's loss into it, clip its global norm.
+    """The algorithm's gradient into `flat_grad`: its closed form where it has one for the
+    rollout (Algorithm.gradients), else `flat_grad` zeroed and the loss backpropagated into
+    it; then its global norm clipped.
 
     `flat_grad` must be the flat tensor the model's .grad views alias (flat.attach_flat_grads_).
     Returns (statistics, pre-clip gradient norm). A non-finite norm means the caller must
     not apply the gradient.
     """
-    flat_grad.zero_()
-    loss, stats = algo.loss(model, rollout, target)
-    loss.backward()
+    stats = algo.gradients(model, rollout, target)      # a closed form writes every element
+    if stats is None:
+        flat_grad.zero_()
+        loss, stats = algo.loss(model, rollout, target)
+        loss.backward()
     norm = torch.linalg.vector_norm(flat_grad)
     if max_grad_norm > 0:
         # the rule of torch.nn.utils.clip_grad_norm_ (scale by min(1, max / (norm + 1e-6))),

@@ -21,7 +21,7 @@ def n_step_returns(rewards: torch.Tensor, terminated: torch.Tensor, truncated: t
     where cut_t = truncated_t or t = T-1. Shapes: all [T, B]; returns [T, B].
     """
     if rewards.device.type == "cpu" and not next_values.requires_grad:
-        return torch.from_numpy(_n_step_returns_np(rewards.numpy(), terminated.numpy(), truncated.numpy(),
+        return torch.from_numpy(n_step_returns_np(rewards.numpy(), terminated.numpy(), truncated.numpy(),
                                                    next_values.numpy(), gamma))
     T = rewards.shape[0]
     not_term = 1.0 - terminated.to(rewards.dtype)
@@ -35,7 +35,7 @@ def n_step_returns(rewards: torch.Tensor, terminated: torch.Tensor, truncated: t
     return out
 
 
-def _n_step_returns_np(r, term, trunc, nv, gamma: float):
+def n_step_returns_np(r, term, trunc, nv, gamma: float):
     """The same recursion on NumPy arrays: ~1 us per op instead of ~5 us for torch's
     dispatch, which matters on the hot path of a CPU actor-learner (T is small)."""
     T = r.shape[0]

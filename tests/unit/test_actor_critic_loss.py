@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from asyncrl.algos.actor_critic import ActorCriticAlgorithm, actor_critic_loss
+from asyncrl.algos.actor_critic import ActorCriticAlgorithm, actor_critic_loss, categorical_loss_grads
 from asyncrl.config import Config
 from asyncrl.models import ActorCritic
 from asyncrl.rollout import Rollout
@@ -101,6 +101,35 @@ def test_loss_and_gradients_match_numpy(name, beta, c):
         assert stats[k] == pytest.approx(ref_stats[k], abs=1e-12), k
     np.testing.assert_allclose(dlogits, ref_dlogits, atol=1e-12)
     np.testing.assert_allclose(dvalues, ref_dvalues, atol=1e-12)
+
+
+def test_closed_form_gradients_by_hand():
+    """categorical_loss_grads (the hogwild CNN learner's NumPy path), T=1, logits [0,0], a=0,
+    V=1, R=3, beta=0.1, c=0.5: the values of test_hand_computed_single_step_uniform_policy."""
+    d_logits, d_values, stats = categorical_loss_grads(np.zeros((1, 2)), np.array([1.0]), np.array([0]),
+                                                       np.array([3.0]), 0.1, 0.5)
+    ln2 = math.log(2.0)
+    np.testing.assert_allclose(d_logits, [[-1.0, 1.0]], atol=1e-12)
+    np.testing.assert_allclose(d_values, [-2.0], atol=1e-12)
+    assert stats == pytest.approx({"loss/policy": 2 * ln2, "loss/entropy": ln2, "loss/value": 4.0}, abs=1e-12)
+
+
+@pytest.mark.parametrize("beta,c", [(0.01, 0.5), (0.3, 1.0), (0.0, 0.0)])
+def test_closed_form_gradients_equal_the_loss_gradients(beta, c):
+    """categorical_loss_grads equals actor_critic_loss's autograd gradients and statistics
+    (one environment: [T, A] and [T]), and the numpy reference; float32 as the learner runs it."""
+    case = CASES["T3_B1"]
+    args = (case["logits"], case["values"], case["actions"], case["returns"], beta, c)
+    _, stats, dlogits, dvalues = run_loss(*args)
+    logits, values, actions, returns = (np.asarray(case[k])[:, 0] for k in ("logits", "values", "actions", "returns"))
+    got_dl, got_dv, got_stats = categorical_loss_grads(logits.astype(np.float32), values.astype(np.float32),
+                                                       actions, returns.astype(np.float32), beta, c)
+    assert got_dl.dtype == np.float32 and got_dv.dtype == np.float32
+    np.testing.assert_allclose(got_dl, dlogits[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_dv, dvalues[:, 0], rtol=1e-5, atol=1e-6)
+    assert got_stats == pytest.approx(stats, rel=1e-5, abs=1e-6)
+    _, _, ref_dl, ref_dv = numpy_reference(*args)
+    np.testing.assert_allclose(got_dl, ref_dl[:, 0], rtol=1e-5, atol=1e-6)
 
 
 def test_reduction_is_sum_over_time_mean_over_batch():

@@ -1,7 +1,9 @@
 """The hogwild CNN actor-learner's replay: the learner backpropagates through the
 activations its actor's batch-1 forwards kept (models.ActivationTape) instead of running
-the CNN forward again. It must give the gradient of the ordinary path, and must not be
-used when the tape is not a record of this rollout at these parameters."""
+the CNN forward again, through autograd (ActorCritic.replay) or, for a softmax policy, in
+closed form with no graph (ActorCriticAlgorithm.gradients). Both must give the gradient of
+the ordinary path, and neither may be used when the tape is not a record of this rollout
+at these parameters."""
 from __future__ import annotations
 
 import gymnasium as gym
@@ -12,6 +14,7 @@ import torch
 from asyncrl.algos import make_algorithm
 from asyncrl.config import Config
 from asyncrl.flat import attach_flat_grads_, flatten_params_
+from asyncrl.learner import compute_grads
 from asyncrl.models import ActorCritic
 from asyncrl.rollout import EpisodeSegmentCollector
 
@@ -101,6 +104,71 @@ def test_replay_gives_the_gradient_of_a_second_forward(shape, t_max, truncate):
         assert len({T for T, _, _ in lengths}) > 1 and any(e or c for _, e, c in lengths)
 
 
+def _closed_form(algo, model, grad, ro):
+    """(statistics, gradient) of the closed form, into a gradient full of garbage first: it
+    must write every element."""
+    grad.fill_(1e3)
+    stats = algo.gradients(model, ro)
+    return stats, grad.clone()
+
+
+@pytest.mark.parametrize("shape,t_max,truncate", [((4, 84, 84), 5, False), ((4, 84, 84), 5, True),
+                                                  ((84, 84, 4), 5, False), ((4, 84, 84), 1, False),
+                                                  ((2, 45, 53), 4, True)])
+def test_the_closed_form_gives_the_gradient_and_statistics_of_the_loss(shape, t_max, truncate):
+    algo, model, flat, grad, policy, collector = _setup(ImageEnv(shape, length=7, truncate=truncate), t_max)
+    kinds = set()
+    for _ in range(6):                    # full segments, and shorter ones ending an episode
+        ro, _ = collector.collect(policy, t_max)
+        kinds.add((ro.length, bool(ro.terminated[-1, 0]), bool(ro.truncated[-1, 0])))
+        stats, g1 = _closed_form(algo, model, grad, ro)
+        assert stats is not None          # it applied
+        tape, ro.tape = ro.tape, None     # the ordinary path: a torch forward and autograd
+        grad.zero_()
+        loss, want_stats = algo.loss(model, ro)
+        loss.backward()
+        ro.tape = tape
+        assert float(grad.abs().max()) > 1e-3
+        torch.testing.assert_close(g1, grad, rtol=1e-4, atol=2e-5)
+        assert stats == pytest.approx({k: float(v) for k, v in want_stats.items()}, rel=1e-5, abs=1e-5)
+    if t_max > 1:
+        assert len({T for T, _, _ in kinds}) > 1 and any(e or c for _, e, c in kinds)
+
+
+def test_the_learner_takes_the_closed_form_where_it_applies(monkeypatch):
+    """compute_grads: the closed form for a held tape, with no loss built and no torch CNN
+    forward (V(s_T) through the acting NumPy mirror, once); the loss for anything else."""
+    algo, model, flat, grad, policy, collector = _setup(ImageEnv(length=100))
+    ro, _ = collector.collect(policy, 5)
+    losses, rows, seen = [], [], []
+    orig_loss, orig_forward = type(algo).loss, type(model.torso).forward
+    monkeypatch.setattr(type(algo), "loss", lambda self, *a: losses.append(1) or orig_loss(self, *a))
+    monkeypatch.setattr(type(model.torso), "forward",
+                        lambda self, x, tape=None: rows.append(x.shape[0]) or orig_forward(self, x, tape))
+    features = ro.tape.features
+    ro.tape.features = lambda obs: seen.append(obs.ctypes.data) or features(obs)
+    compute_grads(algo, model, ro, grad, 40.0)
+    assert losses == [] and rows == [] and seen == [ro.obs[5].data_ptr()]
+    want = grad.clone()
+    with torch.no_grad():
+        flat.add_(0.0)                    # a write into theta': the tape no longer holds
+    compute_grads(algo, model, ro, grad, 40.0)
+    assert losses == [1] and rows == [6]
+    torch.testing.assert_close(grad, want, rtol=1e-4, atol=2e-5)
+
+
+def test_no_closed_form_without_a_held_tape_or_for_a_gaussian_policy():
+    algo, model, flat, grad, policy, collector = _setup(ImageEnv(length=100))
+    ro, _ = collector.collect(policy, 5)
+    policy(ro.obs[5].numpy())             # a sixth forward: no record of the segment
+    assert algo.gradients(model, ro) is None
+    ro.tape = None
+    assert algo.gradients(model, ro) is None
+    algo, model, flat, grad, policy, collector = _setup(ImageEnv(length=100, continuous=True))
+    ro, _ = collector.collect(policy, 5)
+    assert ro.tape.holds(ro.obs[:5, 0], model.torso) and algo.gradients(model, ro) is None
+
+
 def test_replay_runs_no_torch_cnn_forward(monkeypatch):
     """With the tape, the learner runs no torch forward of the CNN: V(s_T) goes through the
     acting NumPy mirror (one call of tape.features, on s_T), and equals the torch forward's."""
@@ -183,8 +251,9 @@ def test_an_unwatched_tape_is_never_replayed():
 
 
 def test_the_hogwild_worker_loop_replays_every_full_segment(monkeypatch):
-    """run_worker itself, in this process: its learner replays each segment the tape holds
-    (all but none here), and training still changes the shared parameters."""
+    """run_worker itself, in this process: its learner takes each segment's gradient in
+    closed form from the tape (every segment here), and training changes the shared
+    parameters."""
     import multiprocessing as mp
     import queue as queue_mod
 
@@ -202,14 +271,14 @@ def test_the_hogwild_worker_loop_replays_every_full_segment(monkeypatch):
     spec = WorkerSpec(cfg, EnvFactory(lambda: ImageEnv(length=1000)), params, None,
                       build_optimizer(cfg, params.numel()), StepCounter(ctx, 0, 40, 1), (0, 40), 0.0, 0)
     calls = []
-    orig = ActorCritic.replay
+    orig = ActorCritic.replay_grads
 
-    def spy(self, tape, obs):
+    def spy(self, tape, obs, *rest):
         calls.append(obs.shape[0])
-        return orig(self, tape, obs)
-    monkeypatch.setattr(ActorCritic, "replay", spy)
+        return orig(self, tape, obs, *rest)
+    monkeypatch.setattr(ActorCritic, "replay_grads", spy)
     run_worker(0, spec, queue_mod.Queue())
-    assert calls == [5] * 8               # 40 steps: 8 segments of 5, every one replayed
+    assert calls == [5] * 8               # 40 steps: 8 segments of 5, every one in closed form
     assert not torch.equal(params, start)
 
 

@@ -15,7 +15,7 @@ from ..envs import check_observation_space, require_discrete_actions
 from ..errors import EnvError
 from ..models import (VAR_EPS, ActivationTape, ActorCritic, AtariCNN, RecurrentScores, build_torso,
                       gaussian_mean_var, numpy_scores)
-from ..returns import n_step_returns
+from ..returns import n_step_returns, n_step_returns_np
 from ..rollout import Rollout
 from .base import Algorithm, Policy
 
@@ -88,6 +88,34 @@ def actor_critic_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch
     return policy_gradient_loss(logp_a, entropy, values, returns, entropy_beta, value_coef)
 
 
+def categorical_loss_grads(logits: np.ndarray, values: np.ndarray, actions: np.ndarray, returns: np.ndarray,
+                           entropy_beta: float, value_coef: float
+                           ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """actor_critic_loss for one environment in closed form, in NumPy: its gradient with
+    respect to logits [T, A] and values [T] (actions [T] int, returns [T]), and its
+    statistics. With pi = softmax(logits_t), H_t its entropy and A_t = R_t - V(s_t):
+
+        d loss / d logits_t = -A_t (onehot(a_t) - pi) + entropy_beta * pi * (log pi + H_t)
+        d loss / d V(s_t)   = -2 * value_coef * A_t
+
+    the first from d(-log pi_a)/dz = -(onehot(a) - pi) (A_t is a constant: detached) and
+    dH/dz = -pi * (log pi + H).
+    """
+    T = logits.shape[0]
+    z = logits - logits.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    p = np.exp(logp)
+    entropy = -(p * logp).sum(1)
+    rows = np.arange(T)
+    adv = returns - values
+    d_logits = p * (adv[:, None] + entropy_beta * (logp + entropy[:, None]))
+    d_logits[rows, actions] -= adv
+    d_values = (-2.0 * value_coef) * adv
+    stats = {"loss/policy": -float(np.dot(logp[rows, actions], adv)), "loss/value": float(np.dot(adv, adv)),
+             "loss/entropy": float(entropy.sum())}
+    return d_logits, d_values, stats
+
+
 def softplus_np(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
 
@@ -143,6 +171,28 @@ class ActorCriticAlgorithm(Algorithm):
         if greedy:
             return Policy(lambda obs: out_of(obs).argmax(-1), recurrent)
         return Policy(lambda obs: sample_categorical(out_of(obs), rng), recurrent, tape)
+
+    def gradients(self, model: ActorCritic, ro: Rollout, target: None = None) -> dict[str, float] | None:
+        """The hogwild CNN actor-learner's gradient in closed form: a softmax policy, one
+        environment and a tape that holds the segment's acting forwards (as `loss` replays
+        them). The heads, the loss and its gradient run in NumPy with no autograd graph (on
+        Pong about 0.9 ms less per segment than building and running one); the CNN's backward
+        is the replay's. None (differentiate `loss`) otherwise."""
+        T, B = ro.rewards.shape
+        if B != 1 or model.continuous or ro.tape is None or not model.replayable \
+                or not ro.tape.holds(ro.obs[:T, 0], model.torso):
+            return None
+        logits, values = model.replay_numpy(ro.tape, T)
+        next_values = np.zeros((T, 1), np.float32)
+        next_values[:T - 1, 0] = values[1:]
+        if not ro.terminated[T - 1, 0]:
+            next_values[T - 1, 0] = float(model.bootstrap_value(ro.tape, ro.obs[T]))
+        returns = n_step_returns_np(ro.rewards.numpy(), ro.terminated.numpy(), ro.truncated.numpy(),
+                                    next_values, self.cfg.gamma)[:, 0]
+        d_logits, d_values, stats = categorical_loss_grads(logits, values, ro.actions.numpy()[:, 0], returns,
+                                                           self.cfg.entropy_beta, self.cfg.value_coef)
+        model.replay_grads(ro.tape, ro.obs[:T, 0], d_logits, d_values)
+        return stats
 
     def loss(self, model: ActorCritic, ro: Rollout, target: None = None
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -87,3 +87,11 @@ class Algorithm:
         """The scalar to minimise for this rollout, and detached statistics (stat_keys).
         `target` is the target network theta- when `uses_target_network`."""
         raise NotImplementedError
+
+    def gradients(self, model: nn.Module, rollout: Rollout, target: nn.Module | None = None
+                  ) -> "dict[str, float] | None":
+        """Optional fast path: the gradient of `loss` for this rollout computed in closed form
+        and written into every parameter's .grad (overwriting it), returning the statistics
+        `loss` would report; or None where the algorithm has no closed form for the rollout,
+        and then the learner differentiates `loss`. Each must agree with `loss` (tested)."""
+        return None
