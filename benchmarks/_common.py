@@ -24,6 +24,17 @@ def header(name: str) -> dict:
             "torch": torch.__version__}
 
 
+def emit(result: dict, path: str | None) -> None:
+    """Print a benchmark's JSON, and write it to `path` too when one is given."""
+    import json
+
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        with open(path, "w") as fh:
+            fh.write(text + "\n")
+
+
 def train_and_evaluate(algo: str, env: str, config: str, seed: int, eval_episodes: int,
                        run_dir: str | None = None, **overrides) -> dict:
     """Train `algo` on `env` with configs/<config>.yaml (+ overrides), then a greedy evaluation

@@ -41,7 +41,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header  # noqa: E402
+from _common import emit, header  # noqa: E402
 
 from asyncrl.bench import random_actions_rate, steady_rate  # noqa: E402
 
@@ -283,11 +283,7 @@ def main() -> None:
                 ratios[f"a2c_{key}_over_sb3_paper_cnn"] = round(
                     res[f"c_asyncrl_a2c_sync_{key}"]["frames_per_s"] / res["d_sb3_a2c_paper_cnn"]["frames_per_s"], 2)
     res["ratios"] = ratios
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
+    emit(res, args.out)
 
 
 if __name__ == "__main__":

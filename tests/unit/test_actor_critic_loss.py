@@ -114,6 +114,18 @@ def test_closed_form_gradients_by_hand():
     assert stats == pytest.approx({"loss/policy": 2 * ln2, "loss/entropy": ln2, "loss/value": 4.0}, abs=1e-12)
 
 
+def test_closed_form_entropy_gradient_by_hand():
+    """categorical_loss_grads, logits [ln3, 0] (pi = [.75, .25]), a=1, beta=1, c=0, R=V: only
+    the entropy term, beta * pi * (log pi + H): the values of
+    test_hand_computed_entropy_gradient_nonuniform."""
+    d_logits, d_values, stats = categorical_loss_grads(np.array([[math.log(3.0), 0.0]]), np.array([2.0]),
+                                                       np.array([1]), np.array([2.0]), 1.0, 0.0)
+    H = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    np.testing.assert_allclose(d_logits, [[0.75 * (math.log(0.75) + H), 0.25 * (math.log(0.25) + H)]], atol=1e-12)
+    np.testing.assert_allclose(d_values, [0.0], atol=1e-12)
+    assert stats == pytest.approx({"loss/policy": 0.0, "loss/entropy": H, "loss/value": 0.0}, abs=1e-12)
+
+
 @pytest.mark.parametrize("beta,c", [(0.01, 0.5), (0.3, 1.0), (0.0, 0.0)])
 def test_closed_form_gradients_equal_the_loss_gradients(beta, c):
     """categorical_loss_grads equals actor_critic_loss's autograd gradients and statistics

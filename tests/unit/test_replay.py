@@ -114,7 +114,7 @@ def _closed_form(algo, model, grad, ro):
 
 @pytest.mark.parametrize("shape,t_max,truncate", [((4, 84, 84), 5, False), ((4, 84, 84), 5, True),
                                                   ((84, 84, 4), 5, False), ((4, 84, 84), 1, False),
-                                                  ((2, 45, 53), 4, True)])
+                                                  ((84, 84), 3, False), ((2, 45, 53), 4, True)])
 def test_the_closed_form_gives_the_gradient_and_statistics_of_the_loss(shape, t_max, truncate):
     algo, model, flat, grad, policy, collector = _setup(ImageEnv(shape, length=7, truncate=truncate), t_max)
     kinds = set()
