@@ -176,7 +176,8 @@ class ActorCriticAlgorithm(Algorithm):
         """The hogwild CNN actor-learner's gradient in closed form: a softmax policy, one
         environment and a tape that holds the segment's acting forwards (as `loss` replays
         them). The heads, the loss and its gradient run in NumPy with no autograd graph (on
-        Pong, one process: 2.9 against 3.7 ms for the learner's part of a segment); the CNN's
+        Pong, one process: 2.6 against 3.6 ms for the learner's part of a segment,
+        benchmarks/a3c_learner_ab.py); the CNN's
         backward is the replay's. None (differentiate `loss`) otherwise: a Gaussian policy's
         CNN learner replays the tape through autograd."""
         T, B = ro.rewards.shape
