@@ -177,9 +177,9 @@ class ActorCriticAlgorithm(Algorithm):
         environment and a tape that holds the segment's acting forwards (as `loss` replays
         them). The heads, the loss and its gradient run in NumPy with no autograd graph (on
         Pong, one process: 2.6 against 3.6 ms for the learner's part of a segment,
-        benchmarks/a3c_learner_ab.py); the CNN's
-        backward is the replay's. None (differentiate `loss`) otherwise: a Gaussian policy's
-        CNN learner replays the tape through autograd."""
+        benchmarks/a3c_learner_ab.py); the CNN's backward is the replay's. None
+        (differentiate `loss`) otherwise: a Gaussian policy's CNN learner replays the tape
+        through autograd."""
         T, B = ro.rewards.shape
         if B != 1 or model.continuous or ro.tape is None or not model.replayable \
                 or not ro.tape.holds(ro.obs[:T, 0], model.torso):
