@@ -172,6 +172,13 @@ class ActorCriticAlgorithm(Algorithm):
             return Policy(lambda obs: out_of(obs).argmax(-1), recurrent)
         return Policy(lambda obs: sample_categorical(out_of(obs), rng), recurrent, tape)
 
+    @staticmethod
+    def _replays(model: ActorCritic, ro: Rollout) -> bool:
+        """One environment, and a tape that holds the segment's acting forwards at the present
+        parameters: the learner replays them (through autograd, or in closed form)."""
+        T, B = ro.rewards.shape
+        return B == 1 and ro.tape is not None and model.replayable and ro.tape.holds(ro.obs[:T, 0], model.torso)
+
     def gradients(self, model: ActorCritic, ro: Rollout, target: None = None) -> dict[str, float] | None:
         """The hogwild CNN actor-learner's gradient in closed form: a softmax policy, one
         environment and a tape that holds the segment's acting forwards (as `loss` replays
@@ -180,9 +187,8 @@ class ActorCriticAlgorithm(Algorithm):
         benchmarks/a3c_learner_ab.py); the CNN's backward is the replay's. None
         (differentiate `loss`) otherwise: a Gaussian policy's CNN learner replays the tape
         through autograd."""
-        T, B = ro.rewards.shape
-        if B != 1 or model.continuous or ro.tape is None or not model.replayable \
-                or not ro.tape.holds(ro.obs[:T, 0], model.torso):
+        T = ro.rewards.shape[0]
+        if model.continuous or not self._replays(model, ro):
             return None
         logits, values = model.replay_numpy(ro.tape, T)
         next_values = np.zeros((T, 1), np.float32)
@@ -210,7 +216,7 @@ class ActorCriticAlgorithm(Algorithm):
                 _, v_final, _ = model.step(ro.final_obs, (h, c))
                 next_values = next_values.clone()
                 next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = v_final.detach()
-        elif B == 1 and ro.tape is not None and model.replayable and ro.tape.holds(ro.obs[:T, 0], model.torso):
+        elif self._replays(model, ro):
             # a hogwild CNN actor-learner: the acting forwards ran on these rows at these
             # parameters (theta'), so the backward replays their activations; only V(s_T)
             # needs a forward (none when s_T is terminal: its value is never read)
