@@ -1,12 +1,15 @@
-"""A3C on Pong, this checkout against another one, in interleaved pairs.
+"""A3C (or A2C) on Pong, this checkout against another one, or one setting against
+another, in interleaved pairs.
 
 Each pair runs the A3C row of atari_throughput.py (2 hogwild workers, `--preset atari`,
-steady-state frames/s) once with the other checkout's `src` first on PYTHONPATH, then once
-with this one's, each in a fresh interpreter. Interleaving spreads the machine's drift
-over both. Prints one JSON.
+steady-state frames/s; with --algo a2c its A2C row, 16 environments) once with the other
+checkout's `src` first on PYTHONPATH and the --other-set settings, then once with this
+one's and the --set settings, each in a fresh interpreter. Interleaving spreads the
+machine's drift over both. Prints one JSON.
 
     git worktree add /tmp/old <commit>
     python benchmarks/a3c_pairs.py --other /tmp/old [--pairs 3] [--steps 40000]
+    python benchmarks/a3c_pairs.py --algo a2c --other-set vec_env=inline --set vec_env=threads
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import os
 import subprocess
 import sys
 
+import yaml
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import ROOT, emit, header  # noqa: E402
 
@@ -24,14 +29,27 @@ import json, sys
 sys.path.insert(0, {bench!r})
 import asyncrl
 from atari_throughput import run_asyncrl
-r = run_asyncrl("a3c", {steps}, 2)
-print(json.dumps({{"asyncrl": asyncrl.__file__, "frames_per_s": r["frames_per_s"]}}))
+r = run_asyncrl({algo!r}, {steps}, {workers}, **{overrides!r})
+print(json.dumps({{"asyncrl": asyncrl.__file__, "frames_per_s": r["frames_per_s"], "vec_env": r.get("vec_env")}}))
 """
+WORKERS = {"a3c": 2, "a2c": 16}
 
 
-def one_run(src: str, steps: int) -> dict:
+def settings(pairs: list[str]) -> dict:
+    """KEY=VALUE strings as run_asyncrl overrides (values read as YAML: 3e-4, off, inline)."""
+    out = {}
+    for kv in pairs:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"a setting is KEY=VALUE (a config field, e.g. vec_env=threads), got {kv!r}")
+        out[key.replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+def one_run(src: str, steps: int, algo: str = "a3c", overrides: dict | None = None) -> dict:
     env = dict(os.environ, PYTHONPATH=src)
-    code = ONE_RUN.format(bench=os.path.join(ROOT, "benchmarks"), steps=steps)
+    code = ONE_RUN.format(bench=os.path.join(ROOT, "benchmarks"), steps=steps, algo=algo, workers=WORKERS[algo],
+                          overrides=overrides or {})
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if not result["asyncrl"].startswith(os.path.abspath(src)):
@@ -41,20 +59,32 @@ def one_run(src: str, steps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--other", required=True, help="the other checkout (a git worktree)")
+    ap.add_argument("--other", default=ROOT, help="the other checkout (a git worktree); default: this one")
+    ap.add_argument("--algo", choices=sorted(WORKERS), default="a3c")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of this checkout's runs (repeatable)")
+    ap.add_argument("--other-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of the other checkout's runs (repeatable)")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--steps", type=int, default=40_000)
     ap.add_argument("--out", default=None, help="also write the JSON here")
     args = ap.parse_args()
     other_commit = subprocess.run(["git", "-C", args.other, "rev-parse", "--short", "HEAD"], capture_output=True,
                                   text=True, check=True).stdout.strip()
+    this, other = settings(args.set), settings(args.other_set)
+    if os.path.samefile(args.other, ROOT) and this == other:
+        raise SystemExit("nothing to compare: give --other CHECKOUT, or --set / --other-set that differ")
     out = header("a3c_pairs")
-    out.update(other=other_commit, steps=args.steps, pairs=[])
+    out.update(algo=args.algo, workers=WORKERS[args.algo], other=other_commit, other_settings=other,
+               this_settings=this, steps=args.steps, pairs=[])
     for _ in range(args.pairs):
-        theirs = one_run(os.path.join(args.other, "src"), args.steps)["frames_per_s"]
-        ours = one_run(os.path.join(ROOT, "src"), args.steps)["frames_per_s"]
-        out["pairs"].append({"other_frames_per_s": theirs, "this_frames_per_s": ours,
-                             "ratio": round(ours / theirs, 3)})
+        theirs = one_run(os.path.join(args.other, "src"), args.steps, args.algo, other)
+        ours = one_run(os.path.join(ROOT, "src"), args.steps, args.algo, this)
+        pair = {"other_frames_per_s": theirs["frames_per_s"], "this_frames_per_s": ours["frames_per_s"],
+                "ratio": round(ours["frames_per_s"] / theirs["frames_per_s"], 3)}
+        if args.algo == "a2c":
+            pair.update(other_vec_env=theirs["vec_env"], this_vec_env=ours["vec_env"])
+        out["pairs"].append(pair)
     emit(out, args.out)
 
 

@@ -50,6 +50,9 @@ FRAMES = 4
 # PFRL 0.4 A3C (paper CNN, t_max 5, 2 processes) with PFRL's own Atari wrappers, measured on
 # this machine before the Atari work (issue 6); row (e) measures it in the same run
 PFRL_A3C_FRAMES_PER_S_BEFORE = (2600, 2700)
+#: A2C's other ways of stepping its 16 environments (--vec-env), measured beside the default
+#: (row (c)), and their JSON keys: c_asyncrl_a2c_sync_KEY
+A2C_VEC_ENVS = {"inline": "inline", "threads": "threads", "ale": "ale_vec_env", "envpool": "envpool"}
 
 
 def _env_alone(args: tuple[str, int, int]) -> float:
@@ -259,10 +262,10 @@ def main() -> None:
     res["a_env_alone"] = env_alone("asyncrl", args.env_steps, args.workers)
     res["a_env_alone_gymnasium_wrappers"] = env_alone("reference", args.env_steps, args.workers)
     res["b_asyncrl_a3c_hogwild"] = run_asyncrl("a3c", args.steps, args.workers)
-    res["c_asyncrl_a2c_sync"] = run_asyncrl("a2c", args.steps, 16)
-    res["c_asyncrl_a2c_sync_ale_vec_env"] = run_asyncrl("a2c", args.steps, 16, vec_env="ale")
-    if importlib.util.find_spec("envpool") is not None:
-        res["c_asyncrl_a2c_sync_envpool"] = run_asyncrl("a2c", args.steps, 16, vec_env="envpool")
+    res["c_asyncrl_a2c_sync"] = run_asyncrl("a2c", args.steps, 16)          # vec-env auto
+    for mode, key in A2C_VEC_ENVS.items():
+        if mode != res["c_asyncrl_a2c_sync"]["vec_env"] and (mode != "envpool" or importlib.util.find_spec("envpool")):
+            res[f"c_asyncrl_a2c_sync_{key}"] = run_asyncrl("a2c", args.steps, 16, vec_env=mode)
     if not args.skip_sb3:
         res["d_sb3_a2c_naturecnn"] = run_sb3(args.steps, 16, paper_cnn=False)
         res["d_sb3_a2c_paper_cnn"] = run_sb3(args.steps, 16, paper_cnn=True)
@@ -278,7 +281,7 @@ def main() -> None:
     if not args.skip_sb3:
         ratios["a2c_over_sb3_paper_cnn"] = round(a2c / res["d_sb3_a2c_paper_cnn"]["frames_per_s"], 2)
         ratios["a2c_over_sb3_naturecnn"] = round(a2c / res["d_sb3_a2c_naturecnn"]["frames_per_s"], 2)
-        for key in ("ale_vec_env", "envpool"):
+        for key in A2C_VEC_ENVS.values():
             if f"c_asyncrl_a2c_sync_{key}" in res:
                 ratios[f"a2c_{key}_over_sb3_paper_cnn"] = round(
                     res[f"c_asyncrl_a2c_sync_{key}"]["frames_per_s"] / res["d_sb3_a2c_paper_cnn"]["frames_per_s"], 2)

@@ -342,7 +342,7 @@ def make_ale_vector_env(env_id: str, opts: AtariOptions, num_envs: int, num_thre
 
     if opts.life_loss_terminal:
         raise EnvError("vec-env 'ale' cannot end episodes on a lost life for learning only; use "
-                       "--vec-env subprocess or inline with --life-loss-terminal")
+                       "--vec-env inline, threads or subprocess with --life-loss-terminal")
     return AtariVectorEnv(game_of(env_id), num_envs, num_threads=num_threads,
                           repeat_action_probability=opts.sticky_actions, autoreset_mode="SameStep",
                           img_height=opts.screen_size, img_width=opts.screen_size, grayscale=True,
@@ -449,7 +449,7 @@ def envpool_option_problem(opts: AtariOptions) -> str | None:
     """Why EnvPool cannot give these options' preprocessing (None if it can)."""
     if opts.life_loss_terminal:
         return ("vec-env 'envpool' cannot end episodes on a lost life for learning only; use "
-                "--vec-env inline or subprocess with --life-loss-terminal")
+                "--vec-env inline, threads or subprocess with --life-loss-terminal")
     if opts.noop_max < 1:
         return f"vec-env 'envpool' needs noop-max >= 1, got {opts.noop_max}"
     if opts.frame_skip < 2:    # EnvPool max-pools with a stale frame when an action is repeated once

@@ -21,7 +21,7 @@ OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam", "sgd")
 NETS = ("auto", "mlp", "cnn", "lstm")
 EXECUTORS = ("auto", "hogwild", "sync", "ray")
 DEVICES = ("auto", "cpu", "cuda")
-VEC_ENVS = ("auto", "inline", "subprocess", "ale", "envpool")
+VEC_ENVS = ("auto", "inline", "threads", "subprocess", "ale", "envpool")
 CLIP_REWARDS = ("auto", "yes", "no")
 #: environments stepped in lockstep by the sync executor when --workers is not given
 DEFAULT_SYNC_ENVS = 16
@@ -105,10 +105,12 @@ class Config:
     device: str = _f("auto", "sync executor: device of the model and the update (auto: cuda if "
                              "available); hogwild runs on cpu", choices=DEVICES)
     vec_env: str = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv), "
-                              "in subprocesses (AsyncVectorEnv), or, for Atari, in ale-py's C++ "
-                              "vector env or EnvPool (threads; their resets differ slightly); auto: inline for "
-                              "Atari, subprocesses for envs slower than ~0.2 ms a step when there "
-                              "are cores to spare", choices=VEC_ENVS)
+                              "in threads (one group per core: for envs whose step releases the GIL, "
+                              "as the ALE's emulator does), in subprocesses (AsyncVectorEnv), or, for "
+                              "Atari, in ale-py's C++ vector env or EnvPool (their resets differ "
+                              "slightly); auto: threads for Atari when there are 2 cores or more, "
+                              "subprocesses for envs slower than ~0.2 ms a step when there are cores "
+                              "to spare, else inline", choices=VEC_ENVS)
     clip_rewards: str = _f("auto", "clip rewards to [-1, 1] for learning (the logged and evaluated "
                                    "score stays the raw one); auto: yes for Atari, no otherwise",
                            choices=CLIP_REWARDS)
@@ -125,7 +127,7 @@ class Config:
     eval_epsilon: float = _f(0.0, "evaluation: act epsilon-greedily with this epsilon (0: greedy; "
                                   "0.05 is the Atari literature's protocol)")
     torch_threads: int = _f(0, "sync executor on the CPU: torch threads of the learner (0: auto = one per "
-                               "core for Atari with in-process envs (inline, ale), whose batched CNN "
+                               "core for Atari with in-process envs (inline, threads, ale), whose batched CNN "
                                "gains from them; else 1: small updates do not, and a spare thread "
                                "spinning on a busy core slowed them 5-400x here); hogwild workers use 1")
     seed: int = _f(0, "random seed (worker i uses seed + i)")
@@ -295,7 +297,7 @@ class Config:
                      f"not {self.env!r}")
         elif self.vec_env == "ale" and self.life_loss_terminal:
             p.append("vec-env 'ale' cannot end episodes on a lost life for learning only; use "
-                     "--vec-env inline or subprocess with --life-loss-terminal")
+                     "--vec-env inline, threads or subprocess with --life-loss-terminal")
         elif self.vec_env == "envpool":
             from .atari import AtariOptions, envpool_option_problem
 

@@ -70,13 +70,15 @@ def test_sync_a2c_is_deterministic_on_cpu(tmp_path):
         read_csv(tmp_path / "c" / "episodes.csv", ("wall_time",))
 
 
-def test_subprocess_vector_env_gives_the_same_run_as_inline(tmp_path):
-    """vec_env subprocess (AsyncVectorEnv) and inline (SyncVectorEnv) with the same seed
-    step the same environments with the same actions: identical parameters and logs."""
+@pytest.mark.parametrize("vec_env", ["subprocess", "threads"])
+def test_other_vector_envs_give_the_same_run_as_inline(tmp_path, vec_env):
+    """vec_env subprocess (AsyncVectorEnv) and threads (ThreadedVectorEnv) step the same
+    environments with the same actions as inline (SyncVectorEnv) with the same seed:
+    identical parameters and logs."""
     a = a2c_run(tmp_path / "inline", vec_env="inline")
-    b = a2c_run(tmp_path / "sub", vec_env="subprocess")
-    assert a.resolved["vec_env"] == "inline" and b.resolved["vec_env"] == "subprocess"
-    assert_same_run(a, b, tmp_path / "inline", tmp_path / "sub")
+    b = a2c_run(tmp_path / vec_env, vec_env=vec_env)
+    assert a.resolved["vec_env"] == "inline" and b.resolved["vec_env"] == vec_env
+    assert_same_run(a, b, tmp_path / "inline", tmp_path / vec_env)
 
 
 def test_global_step_of_a_sync_run_overshoots_by_less_than_one_batch():
@@ -249,7 +251,7 @@ def assert_clean_interrupt(p, err, run_dir):
 
 
 @pytest.mark.parametrize("sig,vec_env", [(signal.SIGINT, "inline"), (signal.SIGTERM, "inline"),
-                                         (signal.SIGINT, "subprocess")])
+                                         (signal.SIGINT, "subprocess"), (signal.SIGINT, "threads")])
 def test_signal_mid_run_finishes_the_update_and_checkpoints(tmp_path, sig, vec_env):
     """SIGINT/SIGTERM to the run's process group mid-run stops it cleanly after the current
     update (see assert_clean_interrupt)."""
@@ -298,11 +300,12 @@ def test_env_subprocesses_survive_a_sigterm_to_the_process_group():
     assert p.returncode == 0 and "still step" in p.stdout, p.stderr[-3000:]
 
 
-def test_an_error_mid_run_keeps_the_step_count_of_the_saved_parameters(tmp_path):
+@pytest.mark.parametrize("vec_env", ["inline", "threads"])
+def test_an_error_mid_run_keeps_the_step_count_of_the_saved_parameters(tmp_path, vec_env):
     """Regression: when an exception escapes the sync executor's loop (an env error here;
     also a second Ctrl-C), the parameters copied back and the checkpoint carry the step count
     of the 9 updates applied (180 steps: 4 envs x 5 steps x 9 segments), not the start step."""
-    agent = asyncrl.A2C(ExplodingCartPole, workers=4, eval_episodes=0, device="cpu", vec_env="inline",
+    agent = asyncrl.A2C(ExplodingCartPole, workers=4, eval_episodes=0, device="cpu", vec_env=vec_env,
                         run_dir=str(tmp_path / "run"))
     before = agent.params.clone()
     with pytest.raises(WorkerError, match="acting in the environments failed: RuntimeError: boom in env.step "

@@ -16,10 +16,13 @@ import threading
 import time
 import traceback
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from copy import deepcopy
 
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector.utils import concatenate, iterate
 
 from ..algos import make_algorithm
 from ..config import Config
@@ -71,17 +74,19 @@ def env_step_seconds(factory: EnvFactory, seed: int, steps: int = 64, budget_s: 
 
 
 def choose_vec_env(cfg: Config, factory: EnvFactory) -> str:
-    """inline or subprocess: subprocesses pay off only for envs slower than a pipe round trip
-    and when there is more than one core to run them on. Atari games step inline: the CNN's
-    batched update dominates an A2C step on few cores (inline, subprocess and ale-py's vector
-    env measured within 2% of one another on 2 cores), and inline keeps the observations
-    identical to the hogwild workers' and evaluation's (ale-py's vector env resets slightly
-    differently: --vec-env ale opts in)."""
+    """Where the environments step, for --vec-env auto. Atari games step in threads when there
+    are cores for them (inline on one core): the emulator and OpenCV release the GIL, so the
+    game steps of one vector step run in parallel, and the envs are the same AtariPreprocessed
+    as the hogwild workers' and evaluation's, stepped in the same order (ale-py's vector env
+    resets slightly differently: --vec-env ale opts in). Other envs: subprocesses pay off only
+    for envs slower than a pipe round trip, and when there is more than one core to run them
+    on."""
     if cfg.vec_env != "auto":
         return cfg.vec_env
+    cores = os.cpu_count() or 1
     if factory.atari is not None:
-        return "inline"
-    if cfg.workers < 2 or (os.cpu_count() or 1) < 2:
+        return "threads" if cores >= 2 and cfg.workers >= 2 else "inline"
+    if cfg.workers < 2 or cores < 2:
         return "inline"
     return "subprocess" if env_step_seconds(factory, cfg.seed) > SUBPROCESS_STEP_S else "inline"
 
@@ -101,6 +106,69 @@ class _TimedAsyncVectorEnv(gym.vector.AsyncVectorEnv):
         return super().step_wait(self.wait_timeout if timeout is None else timeout)
 
 
+class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
+    """A SyncVectorEnv whose step runs its environments in `threads` contiguous groups at
+    once: the first group in the calling thread, the others in a pool of threads. It pays off
+    for environments whose step spends most of its time outside the GIL: the ALE's emulator
+    releases it in `act`, and OpenCV in its resize. Each environment is stepped (and reset
+    at an episode's end) by one thread, with the same calls in the same order as the
+    SyncVectorEnv, and the infos are merged in environment order once every group is done,
+    so the results are the SyncVectorEnv's exactly. SAME_STEP autoreset only."""
+
+    def __init__(self, env_fns, threads: int, **kwargs):
+        self._pool: ThreadPoolExecutor | None = None
+        super().__init__(env_fns, **kwargs)
+        if self.autoreset_mode != gym.vector.AutoresetMode.SAME_STEP:
+            raise ValueError(f"ThreadedVectorEnv steps with SAME_STEP autoreset only, not {self.autoreset_mode}")
+        n = self.num_envs
+        cuts = np.linspace(0, n, max(1, min(threads, n)) + 1).round().astype(int)
+        self._groups = [range(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+        self._pool = (ThreadPoolExecutor(len(self._groups) - 1, thread_name_prefix="asyncrl-env")
+                      if len(self._groups) > 1 else None)
+        self._env_infos: list[dict] = [{}] * n
+        self._finals: list[tuple | None] = [None] * n
+
+    def _step_group(self, group: range, actions: list) -> None:
+        envs, rewards, terms, truncs = self.envs, self._rewards, self._terminations, self._truncations
+        for i in group:
+            obs, rewards[i], terms[i], truncs[i], info = envs[i].step(actions[i])
+            if terms[i] or truncs[i]:
+                self._finals[i] = (obs, info)
+                obs, info = envs[i].reset()
+            else:
+                self._finals[i] = None
+            self._env_obs[i], self._env_infos[i] = obs, info
+
+    def step(self, actions):
+        actions = list(iterate(self.action_space, actions))
+        futures = [self._pool.submit(self._step_group, g, actions) for g in self._groups[1:]]
+        error = None
+        try:
+            self._step_group(self._groups[0], actions)
+        except BaseException as exc:            # the other groups finish before it is raised
+            error = exc
+        for fut in futures:
+            exc = fut.exception()
+            error = error or exc
+        if error is not None:
+            raise error
+        infos: dict = {}
+        for i in range(self.num_envs):
+            final = self._finals[i]
+            if final is not None:
+                infos = self._add_info(infos, {"final_obs": final[0], "final_info": final[1]}, i)
+            infos = self._add_info(infos, self._env_infos[i], i)
+        self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)
+        self._autoreset_envs = np.logical_or(self._terminations, self._truncations)
+        return (deepcopy(self._observations) if self.copy else self._observations, np.copy(self._rewards),
+                np.copy(self._terminations), np.copy(self._truncations), infos)
+
+    def close_extras(self, **kwargs) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        super().close_extras(**kwargs)
+
+
 def choose_threads(cfg: Config, factory: EnvFactory, vec_env: str) -> int:
     """The CPU learner's torch threads (cfg.torch_threads; 0: auto). Auto: one per core for
     Atari with in-process envs: the CNN's batched forward and backward gain from them, and
@@ -110,7 +178,7 @@ def choose_threads(cfg: Config, factory: EnvFactory, vec_env: str) -> int:
     job) slowed updates 5-400x in measurements here."""
     if cfg.torch_threads:
         return cfg.torch_threads
-    if factory.atari is not None and vec_env in ("inline", "ale", "envpool"):
+    if factory.atari is not None and vec_env in ("inline", "threads", "ale", "envpool"):
         return os.cpu_count() or 1
     return 1
 
@@ -130,6 +198,8 @@ def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = 
         return make(factory.env_id, factory.atari, n, num_threads=min(n, os.cpu_count() or 1))
     if mode == "inline":
         return gym.vector.SyncVectorEnv([factory] * n, copy=False, autoreset_mode=same_step)
+    if mode == "threads":
+        return ThreadedVectorEnv([factory] * n, os.cpu_count() or 1, copy=False, autoreset_mode=same_step)
     with _single_threaded_children():
         return _TimedAsyncVectorEnv([_EnvInChild(factory)] * n, shared_memory=True, copy=False,
                                     context=resolve_start_method(start_method), daemon=True,
