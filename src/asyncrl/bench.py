@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from .envs import EnvFactory
+from .system import available_cores
 
 #: seconds between the metrics rows the steady rate is read from (--log-interval overrides)
 LOG_INTERVAL = 0.25
@@ -96,8 +97,8 @@ def run_bench(algo: str, env: str, steps: int, env_steps: int, workers: int | No
 
     cfg = Config.from_dict({**values, "algo": algo, "env": env, **({"workers": workers} if workers else {})})
     factory = EnvFactory(env).configured(cfg)
-    procs = cfg.workers if algo != "a2c" else min(cfg.workers, os.cpu_count() or 1)
-    out: dict[str, Any] = {"algo": algo, "env": env, "cpus": os.cpu_count()}
+    procs = cfg.workers if algo != "a2c" else min(cfg.workers, available_cores())
+    out: dict[str, Any] = {"algo": algo, "env": env, "cpus": available_cores()}
     out["env_alone"] = env_alone(factory, env_steps, procs, cfg.seed)
     if algo != "a2c":
         out["hogwild"] = learner_rate(algo, env, steps, cfg.workers, **{**values, "executor": "hogwild"})

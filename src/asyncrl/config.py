@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .presets import PRESETS, preset_values
+from .system import available_cores
 
 ALGOS = ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q")
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam", "sgd")
@@ -46,7 +47,7 @@ class Config:
                      choices=PRESETS)
     algo: str = _f("a3c", "algorithm", choices=ALGOS, cli=False)
     env: str = _f("", "Gymnasium id (module:Id imports module first)", cli=False)
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1,
+    workers: int = field(default_factory=available_cores,
                          metadata={"help": "hogwild: actor-learner processes (default: number of cores); "
                                            f"sync: environments stepped in lockstep (default: {DEFAULT_SYNC_ENVS})"})
     steps: int = _f(1_000_000, "T_max: global environment steps to train for (all workers together)")
@@ -108,7 +109,7 @@ class Config:
                               "in threads (one group per core: for envs whose step releases the GIL, "
                               "as the ALE's emulator does), in subprocesses (AsyncVectorEnv), or, for "
                               "Atari, in ale-py's C++ vector env or EnvPool (their resets differ "
-                              "slightly); auto: threads for Atari when there are 2 cores or more, "
+                              "slightly); auto: threads for Atari with 2 envs or more on 2 cores or more, "
                               "subprocesses for envs slower than ~0.2 ms a step when there are cores "
                               "to spare, else inline", choices=VEC_ENVS)
     clip_rewards: str = _f("auto", "clip rewards to [-1, 1] for learning (the logged and evaluated "
@@ -144,7 +145,8 @@ class Config:
                                       "run with a checkpoint (0: the first failure stops it)")
     worker_timeout: float = _f(300.0, "seconds without a finished segment after which a hogwild or ray "
                                       "worker counts as hung (killed and replaced) or the sync executor gives "
-                                      "up on its env subprocesses; 0 waits forever")
+                                      "up on its env subprocesses (envs stepped inline or in threads are not "
+                                      "timed); 0 waits forever")
     max_nonfinite_updates: int = _f(100, "stop the run once this many updates in a row (per worker) had "
                                          "an inf/nan loss or gradient (each is skipped, never applied); "
                                          "0: never stop")

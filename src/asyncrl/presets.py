@@ -5,7 +5,7 @@ arguments) given with it override any of them. config.yaml records the final val
 """
 from __future__ import annotations
 
-import os
+from .system import available_cores
 
 PRESETS = ("none", "atari")
 
@@ -33,7 +33,7 @@ def preset_values(name: str, algo: str) -> dict:
         "eval_epsilon": 0.0 if algo in ("a3c", "a2c") else 0.05,
     }
     if algo != "a2c":
-        values["workers"] = min(16, os.cpu_count() or 1)   # 16 "where cores allow"
+        values["workers"] = min(16, available_cores())   # 16 "where cores allow"
     else:
         # The paper has no A2C. The synchronous variant's Atari settings are OpenAI Baselines'
         # and the RL-Zoo's (Stable-Baselines3): 16 environments, RMSProp epsilon 1e-5 inside

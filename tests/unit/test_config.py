@@ -223,3 +223,28 @@ def test_cuda_requested_without_cuda_is_one_clear_problem():
     problems = Config(env="x", algo="a2c", device="cuda").validate()
     assert problems == ["device 'cuda' was asked for but CUDA is not available (no GPU, or torch built "
                         "without CUDA); use --device cpu or --device auto"]
+
+
+def test_cores_are_those_this_process_may_run_on(monkeypatch):
+    """Defaults sized by the cores follow the CPU affinity (taskset, a batch scheduler's
+    allocation), not the machine's count: workers, the Atari preset's 16 "where cores
+    allow", and the sync executor's choice of threads for Atari envs."""
+    import os
+
+    from asyncrl.envs import EnvFactory
+    from asyncrl.executors.sync import choose_vec_env
+    from asyncrl.presets import preset_values
+    from asyncrl.system import available_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2, 5})
+    assert available_cores() == 3
+    assert Config(env="CartPole-v1").workers == 3
+    assert preset_values("atari", "a3c")["workers"] == 3
+    atari = EnvFactory("ALE/Pong-v5")
+    atari.atari = object()                      # any preprocessing: it is an Atari env
+    cfg = Config.from_dict({"env": "ALE/Pong-v5", "algo": "a2c", "workers": 16})
+    assert choose_vec_env(cfg, atari) == "threads"
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {7})
+    assert available_cores() == 1 and choose_vec_env(cfg, atari) == "inline"
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert available_cores() == (os.cpu_count() or 1)

@@ -5,7 +5,8 @@ The toy envs (tests/toy_envs_vec.py) make every number hand-computable: CountEnv
 observation is [i, e] (step index within the episode, episodes this env started before)
 and step i pays reward i; action 2 terminates, Count-v0 cuts an episode after 3 steps.
 Segments are written below as one row per environment. The main expectations are checked
-on both vector env kinds (inline SyncVectorEnv, subprocess AsyncVectorEnv).
+on every vector env kind that steps any env (inline SyncVectorEnv, subprocess
+AsyncVectorEnv, threads ThreadedVectorEnv).
 """
 from __future__ import annotations
 

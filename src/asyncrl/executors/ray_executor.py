@@ -39,6 +39,7 @@ from . import TrainJob, single_threaded
 from .hogwild import JOIN_TIMEOUT_S, POLL_S
 from .sync import _DeferredInterrupt, make_sync_learner
 from .worker import ActorLearner
+from ..system import available_cores
 
 #: seconds an actor may take to start (import torch, build its env and model) when
 #: worker-timeout is shorter; a segment's own time is bounded by worker-timeout
@@ -165,7 +166,7 @@ class RayExecutor:
             # actors import what this process can (a forked hogwild worker inherits sys.path): the
             # modules of `module:Id` env ids and of env factories, from the current folder too
             path = os.pathsep.join(p or os.getcwd() for p in sys.path)
-            kwargs.update(num_cpus=max(os.cpu_count() or 1, self.cfg.workers), include_dashboard=False,
+            kwargs.update(num_cpus=max(available_cores(), self.cfg.workers), include_dashboard=False,
                           runtime_env={"env_vars": {"PYTHONPATH": path}})
         sigterm = signal.getsignal(signal.SIGTERM)   # ray.init installs its own: keep the CLI's
         try:

@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from copy import deepcopy
 
 import gymnasium as gym
@@ -34,6 +34,7 @@ from ..optim import FlatOptimizer
 from ..rollout import VectorSegmentCollector
 from . import TrainJob, math_threads
 from .hogwild import _single_threaded_children, resolve_start_method, signal_name
+from ..system import available_cores
 
 #: an environment step slower than this is worth a subprocess (pipe round trip ~50-100 us)
 SUBPROCESS_STEP_S = 200e-6
@@ -83,7 +84,7 @@ def choose_vec_env(cfg: Config, factory: EnvFactory) -> str:
     on."""
     if cfg.vec_env != "auto":
         return cfg.vec_env
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     if factory.atari is not None:
         return "threads" if cores >= 2 and cfg.workers >= 2 else "inline"
     if cfg.workers < 2 or cores < 2:
@@ -113,13 +114,15 @@ class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
     releases it in `act`, and OpenCV in its resize. Each environment is stepped (and reset
     at an episode's end) by one thread, with the same calls in the same order as the
     SyncVectorEnv, and the infos are merged in environment order once every group is done,
-    so the results are the SyncVectorEnv's exactly. SAME_STEP autoreset only."""
+    so the results are the SyncVectorEnv's exactly, for environments that share no mutable
+    state (a global random generator, a module-level cache). SAME_STEP autoreset only."""
 
     def __init__(self, env_fns, threads: int, **kwargs):
         self._pool: ThreadPoolExecutor | None = None
+        mode = gym.vector.AutoresetMode(kwargs.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP))
+        if mode != gym.vector.AutoresetMode.SAME_STEP:
+            raise ValueError(f"ThreadedVectorEnv steps with SAME_STEP autoreset only, not {mode}")
         super().__init__(env_fns, **kwargs)
-        if self.autoreset_mode != gym.vector.AutoresetMode.SAME_STEP:
-            raise ValueError(f"ThreadedVectorEnv steps with SAME_STEP autoreset only, not {self.autoreset_mode}")
         n = self.num_envs
         cuts = np.linspace(0, n, max(1, min(threads, n)) + 1).round().astype(int)
         self._groups = [range(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
@@ -139,19 +142,32 @@ class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
                 self._finals[i] = None
             self._env_obs[i], self._env_infos[i] = obs, info
 
-    def step(self, actions):
-        actions = list(iterate(self.action_space, actions))
+    def _run_groups(self, actions: list) -> None:
+        """Step every group; return (or raise the first group's error, the others' noted on
+        it) only once no thread is stepping any more."""
         futures = [self._pool.submit(self._step_group, g, actions) for g in self._groups[1:]]
-        error = None
+        errors: list[BaseException] = []
         try:
             self._step_group(self._groups[0], actions)
-        except BaseException as exc:            # the other groups finish before it is raised
-            error = exc
-        for fut in futures:
-            exc = fut.exception()
-            error = error or exc
-        if error is not None:
-            raise error
+        except BaseException as exc:
+            errors.append(exc)
+        pending = set(futures)
+        while pending:
+            try:
+                pending = wait(pending)[1]
+            except BaseException as exc:        # e.g. a second Ctrl-C: keep waiting, then raise it
+                errors.append(exc)
+        errors += [exc for exc in (f.exception() for f in futures) if exc is not None]
+        if errors:
+            for other in errors[1:]:
+                errors[0].add_note(f"another environment group failed too: {type(other).__name__}: {other}")
+            raise errors[0]
+
+    def step(self, actions):
+        actions = list(iterate(self.action_space, actions))
+        if len(actions) != self.num_envs:
+            raise ValueError(f"{len(actions)} actions for {self.num_envs} environments")
+        self._run_groups(actions)
         infos: dict = {}
         for i in range(self.num_envs):
             final = self._finals[i]
@@ -164,9 +180,11 @@ class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
                 np.copy(self._terminations), np.copy(self._truncations), infos)
 
     def close_extras(self, **kwargs) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        super().close_extras(**kwargs)
+        try:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+        finally:
+            super().close_extras(**kwargs)
 
 
 def choose_threads(cfg: Config, factory: EnvFactory, vec_env: str) -> int:
@@ -179,7 +197,7 @@ def choose_threads(cfg: Config, factory: EnvFactory, vec_env: str) -> int:
     if cfg.torch_threads:
         return cfg.torch_threads
     if factory.atari is not None and vec_env in ("inline", "threads", "ale", "envpool"):
-        return os.cpu_count() or 1
+        return available_cores()
     return 1
 
 
@@ -195,11 +213,11 @@ def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = 
         if factory.atari is None:
             raise EnvError(f"vec-env {mode!r} steps Atari games only, not {factory.name!r}")
         make = make_ale_vector_env if mode == "ale" else EnvPoolAtari
-        return make(factory.env_id, factory.atari, n, num_threads=min(n, os.cpu_count() or 1))
+        return make(factory.env_id, factory.atari, n, num_threads=min(n, available_cores()))
     if mode == "inline":
         return gym.vector.SyncVectorEnv([factory] * n, copy=False, autoreset_mode=same_step)
     if mode == "threads":
-        return ThreadedVectorEnv([factory] * n, os.cpu_count() or 1, copy=False, autoreset_mode=same_step)
+        return ThreadedVectorEnv([factory] * n, available_cores(), copy=False, autoreset_mode=same_step)
     with _single_threaded_children():
         return _TimedAsyncVectorEnv([_EnvInChild(factory)] * n, shared_memory=True, copy=False,
                                     context=resolve_start_method(start_method), daemon=True,
