@@ -6,9 +6,9 @@ object (and writes it with --out).
       (also: Gymnasium's AtariPreprocessing + FrameStackObservation chain, for reference)
   (b) asyncrl A3C, hogwild, 2 workers, --preset atari (t_max 5, shared RMSProp)
   (c) asyncrl A2C, sync executor, 16 environments, --preset atari: with the default
-      --vec-env (threads on 2 cores or more since e0a2fa2, inline before: the same envs as
-      (b) and evaluation), and with each other way of stepping them: inline or threads,
-      ale-py's C++ vector env, and EnvPool (when installed: pip install 'asyncrl[envpool]')
+      --vec-env (inline: the same envs as (b) and evaluation), and with each other way of
+      stepping them: in threads, in ale-py's C++ vector env, and in EnvPool (when
+      installed: pip install 'asyncrl[envpool]')
   (d) Stable-Baselines3 A2C, 16 environments in one process (DummyVecEnv) on the same
       preprocessed env, n_steps 5: with its default CnnPolicy (NatureCNN) and with the
       paper's CNN as its features extractor (the like-for-like peer of (c))

@@ -106,10 +106,10 @@ class Config:
     device: str = _f("auto", "sync executor: device of the model and the update (auto: cuda if "
                              "available); hogwild runs on cpu", choices=DEVICES)
     vec_env: str = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv), "
-                              "in threads (one group per core: for envs whose step releases the GIL, "
-                              "as the ALE's emulator does), in subprocesses (AsyncVectorEnv), or, for "
-                              "Atari, in ale-py's C++ vector env or EnvPool (their resets differ "
-                              "slightly); auto: threads for Atari with 2 envs or more on 2 cores or more, "
+                              "in threads (one group per core; pays off only for envs whose step "
+                              "releases the GIL, as MuJoCo's physics does and the ALE's does not), in "
+                              "subprocesses (AsyncVectorEnv), or, for Atari, in ale-py's C++ vector env "
+                              "or EnvPool (their resets differ slightly); auto: inline for Atari, "
                               "subprocesses for envs slower than ~0.2 ms a step when there are cores "
                               "to spare, else inline", choices=VEC_ENVS)
     clip_rewards: str = _f("auto", "clip rewards to [-1, 1] for learning (the logged and evaluated "
@@ -128,7 +128,7 @@ class Config:
     eval_epsilon: float = _f(0.0, "evaluation: act epsilon-greedily with this epsilon (0: greedy; "
                                   "0.05 is the Atari literature's protocol)")
     torch_threads: int = _f(0, "sync executor on the CPU: torch threads of the learner (0: auto = one per "
-                               "core for Atari with in-process envs (inline, threads, ale), whose batched CNN "
+                               "core for Atari with in-process envs (inline, threads, ale, envpool), whose batched CNN "
                                "gains from them; else 1: small updates do not, and a spare thread "
                                "spinning on a busy core slowed them 5-400x here); hogwild workers use 1")
     seed: int = _f(0, "random seed (worker i uses seed + i)")

@@ -137,13 +137,11 @@ def test_load_and_act_on_a_pong_observation(pong_run):
 
 
 @pytest.mark.slow          # ~6 s each here (a training run of its own)
-@pytest.mark.parametrize("vec_env,resolved,steps", [(None, "threads" if (os.cpu_count() or 1) >= 2 else "inline", 2000),
-                                                     ("ale", "ale", 1000),
+@pytest.mark.parametrize("vec_env,resolved,steps", [(None, "inline", 2000), ("ale", "ale", 1000),
                                                      ("envpool", "envpool", 1000)])
 def test_a2c_on_pong(vec_env, resolved, steps, tmp_path):
-    """Sync A2C on Pong with 4 environments: vec-env auto resolves to threads on 2 cores or
-    more (the same AtariPreprocessed envs as hogwild, stepped in threads; config.yaml records
-    it), --vec-env ale and envpool work
+    """Sync A2C on Pong with 4 environments: vec-env auto resolves to inline (the same
+    AtariPreprocessed envs as hogwild; config.yaml records it), --vec-env ale and envpool work
     too; the step counter lands on the target, frames = 4 x steps."""
     if vec_env == "envpool":
         pytest.importorskip("envpool", reason="EnvPool is optional: pip install 'asyncrl[envpool]'")

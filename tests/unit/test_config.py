@@ -228,8 +228,11 @@ def test_cuda_requested_without_cuda_is_one_clear_problem():
 def test_cores_are_those_this_process_may_run_on(monkeypatch):
     """Defaults sized by the cores follow the CPU affinity (taskset, a batch scheduler's
     allocation), not the machine's count: workers, the Atari preset's 16 "where cores
-    allow", and the sync executor's choice of threads for Atari envs."""
+    allow", and the sync executor's choice of subprocesses (none on one core)."""
     import os
+    import time
+
+    import gymnasium as gym
 
     from asyncrl.envs import EnvFactory
     from asyncrl.executors.sync import choose_vec_env
@@ -240,11 +243,15 @@ def test_cores_are_those_this_process_may_run_on(monkeypatch):
     assert available_cores() == 3
     assert Config(env="CartPole-v1").workers == 3
     assert preset_values("atari", "a3c")["workers"] == 3
-    atari = EnvFactory("ALE/Pong-v5")
-    atari.atari = object()                      # any preprocessing: it is an Atari env
-    cfg = Config.from_dict({"env": "ALE/Pong-v5", "algo": "a2c", "workers": 16})
-    assert choose_vec_env(cfg, atari) == "threads"
+    class SlowCartPole(gym.Wrapper):
+        def step(self, action):
+            time.sleep(0.001)                   # above the 0.2 ms that a subprocess costs
+            return super().step(action)
+
+    slow = EnvFactory(lambda: SlowCartPole(gym.make("CartPole-v1")))
+    cfg = Config.from_dict({"env": "CartPole-v1", "algo": "a2c", "workers": 4})
+    assert choose_vec_env(cfg, slow) == "subprocess"
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {7})
-    assert available_cores() == 1 and choose_vec_env(cfg, atari) == "inline"
+    assert available_cores() == 1 and choose_vec_env(cfg, slow) == "inline"
     monkeypatch.delattr(os, "sched_getaffinity")
     assert available_cores() == (os.cpu_count() or 1)

@@ -75,19 +75,18 @@ def env_step_seconds(factory: EnvFactory, seed: int, steps: int = 64, budget_s: 
 
 
 def choose_vec_env(cfg: Config, factory: EnvFactory) -> str:
-    """Where the environments step, for --vec-env auto. Atari games step in threads when there
-    are cores for them (inline on one core): the emulator and OpenCV release the GIL, so the
-    game steps of one vector step run in parallel, and the envs are the same AtariPreprocessed
-    as the hogwild workers' and evaluation's, stepped in the same order (ale-py's vector env
-    resets slightly differently: --vec-env ale opts in). Other envs: subprocesses pay off only
-    for envs slower than a pipe round trip, and when there is more than one core to run them
-    on."""
+    """Where the environments step, for --vec-env auto. Atari games step inline: the same
+    AtariPreprocessed envs as the hogwild workers' and evaluation's (ale-py's vector env resets
+    slightly differently: --vec-env ale opts in). Not in threads: ale-py 0.12's `act` holds
+    the GIL (two threads stepping two games ran at 0.78-0.88x of one thread stepping both
+    here), and A2C on Pong ran at 0.97-1.07x of inline with them (a2c_pairs_threads_inline.json).
+    Other envs: subprocesses pay off only for envs slower than a pipe round trip, and when
+    there is more than one core to run them on."""
     if cfg.vec_env != "auto":
         return cfg.vec_env
-    cores = available_cores()
     if factory.atari is not None:
-        return "threads" if cores >= 2 and cfg.workers >= 2 else "inline"
-    if cfg.workers < 2 or cores < 2:
+        return "inline"
+    if cfg.workers < 2 or available_cores() < 2:
         return "inline"
     return "subprocess" if env_step_seconds(factory, cfg.seed) > SUBPROCESS_STEP_S else "inline"
 
@@ -110,8 +109,10 @@ class _TimedAsyncVectorEnv(gym.vector.AsyncVectorEnv):
 class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
     """A SyncVectorEnv whose step runs its environments in `threads` contiguous groups at
     once: the first group in the calling thread, the others in a pool of threads. It pays off
-    for environments whose step spends most of its time outside the GIL: the ALE's emulator
-    releases it in `act`, and OpenCV in its resize. Each environment is stepped (and reset
+    only for environments whose step spends most of its time outside the GIL: MuJoCo's
+    physics releases it (16 Ant-v5 envs stepped 1.4-1.6x faster in 2 groups than inline
+    here), but HalfCheetah-v5, whose step is mostly Python, ran at 0.78x, and the ALE's `act`
+    holds it (ale-py 0.12: Pong at 0.80x); benchmarks/vector_env_threads.py. Each environment is stepped (and reset
     at an episode's end) by one thread, with the same calls in the same order as the
     SyncVectorEnv, and the infos are merged in environment order once every group is done,
     so the results are the SyncVectorEnv's exactly, for environments that share no mutable
