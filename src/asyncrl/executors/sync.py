@@ -110,9 +110,9 @@ class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
     """A SyncVectorEnv whose step runs its environments in `threads` contiguous groups at
     once: the first group in the calling thread, the others in a pool of threads. It pays off
     only for environments whose step spends most of its time outside the GIL: MuJoCo's
-    physics releases it (16 Ant-v5 envs stepped 1.4-1.6x faster in 2 groups than inline
-    here), but HalfCheetah-v5, whose step is mostly Python, ran at 0.78x, and the ALE's `act`
-    holds it (ale-py 0.12: Pong at 0.80x); benchmarks/vector_env_threads.py. Each environment is stepped (and reset
+    physics releases it (16 Ant-v5 envs stepped 1.44-1.59x faster in 2 groups than inline
+    here), but HalfCheetah-v5, whose step is mostly Python, ran at 0.78-1.02x, and the ALE's
+    `act` holds it (ale-py 0.12: Pong at 0.80x); benchmarks/vector_env_threads.py. Each environment is stepped (and reset
     at an episode's end) by one thread, with the same calls in the same order as the
     SyncVectorEnv, and the infos are merged in environment order once every group is done,
     so the results are the SyncVectorEnv's exactly, for environments that share no mutable
