@@ -78,7 +78,7 @@ def choose_vec_env(cfg: Config, factory: EnvFactory) -> str:
     """Where the environments step, for --vec-env auto. Atari games step inline: the same
     AtariPreprocessed envs as the hogwild workers' and evaluation's (ale-py's vector env resets
     slightly differently: --vec-env ale opts in). Not in threads: ale-py 0.12's `act` holds
-    the GIL (two threads stepping two games ran at 0.78-0.88x of one thread stepping both
+    the GIL (two threads stepping two games ran at 0.78-0.91x of one thread stepping both
     here), and A2C on Pong ran at 0.97-1.07x of inline with them (a2c_pairs_threads_inline.json).
     Other envs: subprocesses pay off only for envs slower than a pipe round trip, and when
     there is more than one core to run them on."""
@@ -108,15 +108,18 @@ class _TimedAsyncVectorEnv(gym.vector.AsyncVectorEnv):
 
 class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
     """A SyncVectorEnv whose step runs its environments in `threads` contiguous groups at
-    once: the first group in the calling thread, the others in a pool of threads. It pays off
-    only for environments whose step spends most of its time outside the GIL: MuJoCo's
-    physics releases it (16 Ant-v5 envs stepped 1.44-1.59x faster in 2 groups than inline
-    here), but HalfCheetah-v5, whose step is mostly Python, ran at 0.78-1.02x, and the ALE's
-    `act` holds it (ale-py 0.12: Pong at 0.80x); benchmarks/vector_env_threads.py. Each environment is stepped (and reset
-    at an episode's end) by one thread, with the same calls in the same order as the
-    SyncVectorEnv, and the infos are merged in environment order once every group is done,
-    so the results are the SyncVectorEnv's exactly, for environments that share no mutable
-    state (a global random generator, a module-level cache). SAME_STEP autoreset only."""
+    once: the first group in the calling thread, the others in a pool of threads.
+
+    It pays off only for environments whose step spends most of its time outside the GIL:
+    MuJoCo's physics releases it (16 Ant-v5 envs stepped 1.44-1.59x faster in 2 groups than
+    inline here), but HalfCheetah-v5, whose step is mostly Python, ran at 0.78-1.02x, and the
+    ALE's `act` holds it (ale-py 0.12: Pong at 0.80x); benchmarks/vector_env_threads.py.
+
+    Each environment is stepped (and reset at an episode's end) by one thread, with the same
+    calls in the same order as the SyncVectorEnv, and the infos are merged in environment
+    order once every group is done, so the results are the SyncVectorEnv's exactly, for
+    environments that share no mutable state (a global random generator, a module-level
+    cache). SAME_STEP autoreset only."""
 
     def __init__(self, env_fns, threads: int, **kwargs):
         self._pool: ThreadPoolExecutor | None = None
