@@ -48,7 +48,8 @@ class Config:
     algo: str = _f("a3c", "algorithm", choices=ALGOS, cli=False)
     env: str = _f("", "Gymnasium id (module:Id imports module first)", cli=False)
     workers: int = field(default_factory=available_cores,
-                         metadata={"help": "hogwild: actor-learner processes (default: number of cores); "
+                         metadata={"help": "hogwild: actor-learner processes (default: the cores this process "
+                                           "may run on); "
                                            f"sync: environments stepped in lockstep (default: {DEFAULT_SYNC_ENVS})"})
     steps: int = _f(1_000_000, "T_max: global environment steps to train for (all workers together)")
     t_max: int = _f(5, "steps per segment before an asynchronous update (paper: 5)")
@@ -128,9 +129,10 @@ class Config:
     eval_epsilon: float = _f(0.0, "evaluation: act epsilon-greedily with this epsilon (0: greedy; "
                                   "0.05 is the Atari literature's protocol)")
     torch_threads: int = _f(0, "sync executor on the CPU: torch threads of the learner (0: auto = one per "
-                               "core for Atari with in-process envs (inline, threads, ale, envpool), whose batched CNN "
-                               "gains from them; else 1: small updates do not, and a spare thread "
-                               "spinning on a busy core slowed them 5-400x here); hogwild workers use 1")
+                               "core for Atari with in-process envs (inline, threads, ale, envpool), "
+                               "whose batched CNN gains from them; else 1: small updates do not, and a "
+                               "spare thread spinning on a busy core slowed them 5-400x here); hogwild "
+                               "workers use 1")
     seed: int = _f(0, "random seed (worker i uses seed + i)")
     run_dir: str = _f("", "run folder; default runs/<algo>-<env>-<time>")
     log_interval: float = _f(2.0, "seconds between metrics.csv rows")

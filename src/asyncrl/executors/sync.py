@@ -133,7 +133,7 @@ class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
         self._pool = (ThreadPoolExecutor(len(self._groups) - 1, thread_name_prefix="asyncrl-env")
                       if len(self._groups) > 1 else None)
         self._env_infos: list[dict] = [{}] * n
-        self._finals: list[tuple | None] = [None] * n
+        self._finals: list[tuple] = [()] * n       # (final obs, final info) where an episode ended
 
     def _step_group(self, group: range, actions: list) -> None:
         envs, rewards, terms, truncs = self.envs, self._rewards, self._terminations, self._truncations
@@ -142,8 +142,6 @@ class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
             if terms[i] or truncs[i]:
                 self._finals[i] = (obs, info)
                 obs, info = envs[i].reset()
-            else:
-                self._finals[i] = None
             self._env_obs[i], self._env_infos[i] = obs, info
 
     def _run_groups(self, actions: list) -> None:
@@ -174,9 +172,9 @@ class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
         self._run_groups(actions)
         infos: dict = {}
         for i in range(self.num_envs):
-            final = self._finals[i]
-            if final is not None:
-                infos = self._add_info(infos, {"final_obs": final[0], "final_info": final[1]}, i)
+            if self._terminations[i] or self._truncations[i]:
+                final_obs, final_info = self._finals[i]
+                infos = self._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
             infos = self._add_info(infos, self._env_infos[i], i)
         self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)
         self._autoreset_envs = np.logical_or(self._terminations, self._truncations)
