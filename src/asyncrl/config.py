@@ -22,7 +22,7 @@ OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam", "sgd")
 NETS = ("auto", "mlp", "cnn", "lstm")
 EXECUTORS = ("auto", "hogwild", "sync", "ray")
 DEVICES = ("auto", "cpu", "cuda")
-VEC_ENVS = ("auto", "inline", "threads", "subprocess", "ale", "envpool")
+VEC_ENVS = ("auto", "inline", "split", "threads", "subprocess", "ale", "envpool")
 CLIP_REWARDS = ("auto", "yes", "no")
 #: environments stepped in lockstep by the sync executor when --workers is not given
 DEFAULT_SYNC_ENVS = 16
@@ -107,8 +107,10 @@ class Config:
     device: str = _f("auto", "sync executor: device of the model and the update (auto: cuda if "
                              "available); hogwild runs on cpu", choices=DEVICES)
     vec_env: str = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv), "
-                              "in threads (one group per core; pays off only for envs whose step "
-                              "releases the GIL, as MuJoCo's physics does and the ALE's does not), in "
+                              "split (one group per core: the last inline, the others in worker "
+                              "processes that step while the next group's actions are chosen; "
+                              "observations in shared memory), in threads (one group per core; pays "
+                              "off only for envs whose step releases the GIL, as MuJoCo's physics does and the ALE's does not), in "
                               "subprocesses (AsyncVectorEnv), or, for Atari, in ale-py's C++ vector env "
                               "or EnvPool (their resets differ slightly); auto: inline for Atari, "
                               "subprocesses for envs slower than ~0.2 ms a step when there are cores "
@@ -301,7 +303,7 @@ class Config:
                      f"not {self.env!r}")
         elif self.vec_env == "ale" and self.life_loss_terminal:
             p.append("vec-env 'ale' cannot end episodes on a lost life for learning only; use "
-                     "--vec-env inline, threads or subprocess with --life-loss-terminal")
+                     "--vec-env inline, split, threads or subprocess with --life-loss-terminal")
         elif self.vec_env == "envpool":
             from .atari import AtariOptions, envpool_option_problem
 

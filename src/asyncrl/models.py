@@ -138,8 +138,8 @@ class AtariCNN(nn.Module):
         return state
 
     def forward(self, x: torch.Tensor, tape: "ActivationTape | None" = None) -> torch.Tensor:
-        """The features [N, 256]; with a `tape` (acting, batch 1), the activations are kept
-        in its next row for a backward pass without a second forward (replay)."""
+        """The features [N, 256]; with a `tape` (acting), the activations are kept in its next
+        N rows for a backward pass without a second forward (replay)."""
         h2 = self._convs(x, tape)
         h3 = F.linear(h2, self.fc.weight, self.fc.bias).relu_()
         if tape is not None:
@@ -147,25 +147,28 @@ class AtariCNN(nn.Module):
         return h3
 
     def replay(self, tape: "ActivationTape", obs: torch.Tensor) -> torch.Tensor:
-        """The features of tape rows 0..T-1 (kept by acting forwards on `obs` [T, D] with the
-        current parameters), as a tensor whose backward pass runs the layers' backward on the
-        kept activations: the gradient of forward(obs), without computing forward(obs)."""
+        """The features of tape rows 0..N-1 (kept by acting forwards on the rows of `obs`
+        [N, D] with the current parameters), as a tensor whose backward pass runs the layers'
+        backward on the kept activations: the gradient of forward(obs), without computing
+        forward(obs)."""
         return _CNNReplay.apply(self, tape, obs, self.conv1.weight, self.conv1.bias, self.conv2.weight,
                                 self.conv2.bias, self.fc.weight, self.fc.bias)
 
 
 class ActivationTape:
-    """What the paper's CNN computed in an actor's batch-1 forwards during one segment:
-    row t holds conv1's and conv2's (flattened) ReLU outputs and the features of step t.
+    """What the paper's CNN computed in an actor's acting forwards during one segment: each
+    forward of a batch of b observations (1 for a hogwild actor, B for the sync executor's
+    lockstep envs) fills the next b rows with conv1's and conv2's (flattened) ReLU outputs
+    and the features, in the batch's order.
 
-    A hogwild A3C learner differentiates the loss at the same parameters theta' the actor
-    acted with, on the same observations, so these are exactly the activations a second
-    forward pass would compute; replaying them saves that pass. `clear()` starts a segment;
-    `holds(obs, cnn)` tells whether the tape is a valid record of forwards on the rows of
-    `obs` at the CNN's present parameters, else the learner runs the forward itself: the
-    row count and the observations' addresses must match, and the flat parameter tensor
-    the learner `watch`es must not have been written since the first row (its version
-    counter; a tape that watches nothing is never replayed).
+    An A3C/A2C learner differentiates the loss at the same parameters the actor acted with,
+    on the same observations, so these are exactly the activations a second forward pass
+    would compute; replaying them saves that pass. `clear()` starts a segment;
+    `holds(obs, cnn)` tells whether the tape is a valid record of forwards on `obs` at the
+    CNN's present parameters, else the learner runs the forward itself: one forward per
+    obs[t], of its rows at its address, and the flat parameter tensor the learner `watch`es
+    must not have been written since the first forward (its version counter; a tape that
+    watches nothing is never replayed).
     """
 
     def __init__(self, cnn: AtariCNN, rows: int):
@@ -176,11 +179,13 @@ class ActivationTape:
         self.h1 = torch.zeros(rows, *h1.shape[1:])
         self.h2 = torch.zeros(rows, cnn.fc.in_features)
         self.h3 = torch.zeros(rows, cnn.fc.out_features)
-        self._addr = [0] * rows             # data_ptr of each row's observation
+        self._addr = [0] * rows             # data_ptr of each forward's observations
+        self._batch = [0] * rows            # and their count
         self._cnn = cnn
         self._flat: torch.Tensor | None = None
         self._version = -1
-        self.n = 0
+        self.n = 0                          # rows filled
+        self.k = 0                          # forwards kept
         # the features of one observation [1, D] -> [256] through the NumPy mirror that fills
         # this tape, without keeping them (NumpyCNN sets it): the learner's V(s_T)
         self.features: Callable[[np.ndarray], np.ndarray] | None = None
@@ -191,38 +196,50 @@ class ActivationTape:
         self._flat = flat
 
     def clear(self) -> None:
-        self.n = 0
+        self.n = self.k = 0
 
     def start_row(self, addr: int, batch: int = 1) -> int:
-        """The row a forward of `batch` observations at `addr` is kept in, or -1: only
-        batch-1 forwards are kept, and no more than a segment's rows."""
+        """The first of the `batch` rows a forward of that many observations at `addr` is kept
+        in, or -1 when they would not fit (more forwards than a segment has: the tape is then
+        no record of one). The caller fills the rows, then sets `n` past them."""
         n = self.n
-        if n >= self.rows or batch != 1:
-            self.n = self.rows + 1            # more forwards than a segment has: not a record of one
+        if n + batch > self.rows:
+            self.n = self.rows + 1
             return -1
         if n == 0 and self._flat is not None:
             self._version = self._flat._version
-        self._addr[n] = addr
+        self._addr[self.k], self._batch[self.k] = addr, batch
+        self.k += 1
         return n
 
     def keep_h1(self, x: torch.Tensor, h1: torch.Tensor) -> None:
         n = self.start_row(x.data_ptr(), x.shape[0])
         if n >= 0:
-            self.h1[n].copy_(h1[0])
+            self.h1[n:n + h1.shape[0]].copy_(h1)
 
     def keep_h2_h3(self, h2: torch.Tensor, h3: torch.Tensor) -> None:
-        n = self.n
-        if n < self.rows:
-            self.h2[n].copy_(h2[0])
-            self.h3[n].copy_(h3[0])
-            self.n = n + 1
+        n, b = self.n, h2.shape[0]
+        if n + b <= self.rows:
+            self.h2[n:n + b].copy_(h2)
+            self.h3[n:n + b].copy_(h3)
+            self.n = n + b
 
     def holds(self, obs: torch.Tensor, cnn: AtariCNN) -> bool:
-        """Rows 0..T-1 are forwards of obs[0..T-1] ([T, D]) at the CNN's present parameters."""
-        T = obs.shape[0]
-        return (self.n == T and cnn is self._cnn and self._flat is not None
-                and self._flat._version == self._version
-                and all(self._addr[t] == obs[t].data_ptr() for t in range(T)))
+        """The rows are forwards, in order, of the rows of `obs` ([T, D] or [T, B, D]: T*B
+        rows; each forward of consecutive rows, such as obs[t] or a group of its envs) at the
+        CNN's present parameters."""
+        d = math.prod(cnn.shape)
+        n = obs.numel() // d
+        if not (self.n == n and cnn is self._cnn and self._flat is not None
+                and self._flat._version == self._version and obs.is_contiguous()):
+            return False
+        base, row = obs.data_ptr(), d * obs.element_size()
+        r = 0
+        for addr, b in zip(self._addr[:self.k], self._batch[:self.k]):
+            if addr != base + r * row:
+                return False
+            r += b
+        return r == n
 
 
 class _CNNReplay(torch.autograd.Function):
@@ -385,8 +402,9 @@ class ActorCritic(nn.Module):
             return F.linear(h, self.value.weight, self.value.bias)
 
     def replay(self, tape: ActivationTape, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """forward(obs) [T, D] from the tape's rows 0..T-1 (tape.holds(obs, torso) must be
-        true): the same outputs and, on backward, the same gradients, with no CNN forward."""
+        """forward(obs) [N, D] from the tape's rows 0..N-1 (the tape must hold acting forwards
+        on these rows: tape.holds): the same outputs and, on backward, the same gradients, with
+        no CNN forward."""
         h = self.torso.replay(tape, obs)
         return self.policy(h), self.value(h).squeeze(-1)
 
@@ -656,7 +674,7 @@ class NumpyCNN:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         if obs.shape[0] != 1:
-            return self.fallback(obs)
+            return self.fallback(obs)       # which keeps its activations in the tape itself
         tape = self.tape
         n = -1 if tape is None else tape.start_row(obs.__array_interface__["data"][0])
         h3 = self.features(obs) if n < 0 else self._features(obs, self.tape_h1[n], self.tape_h2[n], self.tape_h3[n])

@@ -295,12 +295,24 @@ class VectorSegmentCollector:
             obs_np[0] = obs_np[self._last_t]         # every env goes on from s_T
             starts[0] = starts[self._last_t]
         state0 = _get_state(policy)
+        tape = getattr(policy, "tape", None)
+        if tape is not None:
+            tape.clear()                              # it records this segment's acting forwards
         finished: list[tuple[int, int, float, int]] = []
+        step_acting = getattr(self.venv, "step_acting", None)
+        if acts.continuous or not getattr(policy, "rows_independent", False):
+            step_acting = None                        # (continuous actions are clipped for the env)
         k = 0                                          # final observations recorded
         pending, self._pending = self._pending, None
         for t in range(n):
-            self._act_np[t] = pending if (t == 0 and pending is not None) else policy(obs_np[t])
-            o, r, term, trunc, info = self.venv.step(acts.for_env(self._act_np[t]))
+            if t == 0 and pending is not None:
+                self._act_np[t] = pending
+                o, r, term, trunc, info = self.venv.step(acts.for_env(self._act_np[t]))
+            elif step_acting is not None:   # groups of envs step while the next group's actions are chosen
+                o, r, term, trunc, info = step_acting(policy, obs_np[t], self._act_np[t])
+            else:
+                self._act_np[t] = policy(obs_np[t])
+                o, r, term, trunc, info = self.venv.step(acts.for_env(self._act_np[t]))
             self._rew_np[t] = r
             self._term_np[t] = term
             self._trunc_np[t] = trunc
@@ -333,7 +345,7 @@ class VectorSegmentCollector:
                      final_idx=self.final_idx[:k] if k else None,
                      next_actions=next_actions,
                      final_next_actions=self.final_next_actions[:k] if (k and self.next_action) else None,
-                     state0=state0, starts=None if state0 is None else self.starts[:n + 1])
+                     state0=state0, starts=None if state0 is None else self.starts[:n + 1], tape=tape)
         return ro, finished
 
     def _record_finals(self, policy, info: dict, t: int, envs: np.ndarray, k: int) -> int:

@@ -234,7 +234,7 @@ BAD_INPUTS = [
      "device 'cuda' needs --executor sync"),
     (["train", "a3c", "--env", "CartPole-v1", "--vec-env", "subprocess"], "vec-env 'subprocess' applies to --executor sync"),
     (["train", "a2c", "--env", "CartPole-v1", "--vec-env", "processes"],
-     "vec-env 'processes' is not one of: auto, inline, threads, subprocess, ale, envpool"),
+     "vec-env 'processes' is not one of: auto, inline, split, threads, subprocess, ale, envpool"),
     (["train", "a2c", "--env", "CartPole-v1", "--device", "tpu"], "device 'tpu' is not one of: auto, cpu, cuda"),
     pytest.param(["train", "a2c", "--env", "CartPole-v1", "--device", "cuda"], "device 'cuda' was asked for but CUDA "
                  "is not available", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),

@@ -70,10 +70,11 @@ def test_sync_a2c_is_deterministic_on_cpu(tmp_path):
         read_csv(tmp_path / "c" / "episodes.csv", ("wall_time",))
 
 
-@pytest.mark.parametrize("vec_env", ["subprocess", "threads"])
+@pytest.mark.parametrize("vec_env", ["subprocess", "threads", "split"])
 def test_other_vector_envs_give_the_same_run_as_inline(tmp_path, vec_env):
-    """vec_env subprocess (AsyncVectorEnv) and threads (ThreadedVectorEnv) step the same
-    environments with the same actions as inline (SyncVectorEnv) with the same seed:
+    """vec_env subprocess (AsyncVectorEnv), threads (ThreadedVectorEnv) and split
+    (SplitVectorEnv, whose actions are chosen group by group while the workers step) step the
+    same environments with the same actions as inline (SyncVectorEnv) with the same seed:
     identical parameters and logs."""
     a = a2c_run(tmp_path / "inline", vec_env="inline")
     b = a2c_run(tmp_path / vec_env, vec_env=vec_env)
@@ -251,7 +252,8 @@ def assert_clean_interrupt(p, err, run_dir):
 
 
 @pytest.mark.parametrize("sig,vec_env", [(signal.SIGINT, "inline"), (signal.SIGTERM, "inline"),
-                                         (signal.SIGINT, "subprocess"), (signal.SIGINT, "threads")])
+                                         (signal.SIGINT, "subprocess"), (signal.SIGINT, "threads"),
+                                         (signal.SIGTERM, "split")])
 def test_signal_mid_run_finishes_the_update_and_checkpoints(tmp_path, sig, vec_env):
     """SIGINT/SIGTERM to the run's process group mid-run stops it cleanly after the current
     update (see assert_clean_interrupt)."""

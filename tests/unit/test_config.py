@@ -255,3 +255,29 @@ def test_cores_are_those_this_process_may_run_on(monkeypatch):
     assert available_cores() == 1 and choose_vec_env(cfg, slow) == "inline"
     monkeypatch.delattr(os, "sched_getaffinity")
     assert available_cores() == (os.cpu_count() or 1)
+
+
+def test_lower_native_threads_lowers_the_thread_pools_and_nothing_else():
+    """Run in a fresh process (it cannot be undone): torch's OpenMP pool threads get nice 19;
+    the main thread and threads Python started keep their priority."""
+    import subprocess
+    import sys
+
+    code = """
+import os, threading, torch
+from asyncrl.system import lower_native_threads
+base = os.getpriority(os.PRIO_PROCESS, 0)
+torch.set_num_threads(2)
+torch.zeros(1 << 17).add_(1.0)
+ev = threading.Event()
+t = threading.Thread(target=ev.wait); t.start()
+n = lower_native_threads()
+prio = {int(x): os.getpriority(os.PRIO_PROCESS, int(x)) for x in os.listdir("/proc/self/task")}
+ev.set(); t.join()
+python = {threading.get_native_id(), t.native_id}
+print(n, sorted(p - base for tid, p in prio.items() if tid in python), sorted(p for tid, p in prio.items() if tid not in python))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    lowered, rest = int(out[0]), out[1]
+    assert lowered >= 1
+    assert rest.strip() == f"[0, 0] {[19] * lowered}"

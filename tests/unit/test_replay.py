@@ -217,8 +217,8 @@ def test_a_tape_is_not_replayed_after_an_extra_forward_or_for_other_rows():
     assert ro2.tape.holds(ro2.obs[:5, 0], model.torso)
 
 
-@pytest.mark.parametrize("kind", ["greedy", "batch", "mlp", "separate-torsos"])
-def test_only_a_single_env_sampling_cnn_actor_keeps_a_tape(kind):
+@pytest.mark.parametrize("kind", ["greedy", "mlp", "separate-torsos"])
+def test_only_a_sampling_cnn_actor_with_one_torso_keeps_a_tape(kind):
     env = ImageEnv()
     if kind == "mlp":
         cfg = Config(algo="a3c", env="x", net="mlp")
@@ -229,9 +229,17 @@ def test_only_a_single_env_sampling_cnn_actor_keeps_a_tape(kind):
     algo = make_algorithm(cfg)
     model: ActorCritic = algo.build_model(env.observation_space, env.action_space)
     assert algo.make_policy(model, np.random.default_rng(0)).tape is not None or kind in ("mlp", "separate-torsos")
-    policy = algo.make_policy(model, np.random.default_rng(0), greedy=kind == "greedy",
-                              n_envs=16 if kind == "batch" else 1)
+    policy = algo.make_policy(model, np.random.default_rng(0), greedy=kind == "greedy")
     assert policy.tape is None
+
+
+def test_a_batch_actor_keeps_a_segment_of_rows_per_env():
+    """The sync executor's policy (n_envs lockstep envs) keeps t_max x n_envs rows."""
+    env = ImageEnv()
+    algo = make_algorithm(Config(algo="a2c", env="x", t_max=5))
+    model = algo.build_model(env.observation_space, env.action_space)
+    policy = algo.make_policy(model, np.random.default_rng(0), n_envs=16)
+    assert policy.tape is not None and policy.tape.rows == 80 and policy.rows_independent
 
 
 def test_gaussian_policy_on_images_replays_too():
@@ -295,3 +303,95 @@ def test_replay_without_flat_gradients_returns_the_fc_gradient_to_autograd():
     got = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     assert ro.tape.holds(ro.obs[:5, 0], model.torso)   # the same tape served both
+
+
+# --------------------------------------------------------------------------- sync (A2C)
+def _sync_setup(B: int = 4, t_max: int = 5, length: int = 7, truncate: bool = False):
+    from asyncrl.rollout import VectorSegmentCollector
+
+    def make(i):
+        env = ImageEnv(length=length + i % 2, truncate=truncate)   # episodes end at different steps
+        env.rng = np.random.default_rng(10 + i)                    # and every env has its own images
+        return env
+    venv = gym.vector.SyncVectorEnv([lambda i=i: make(i) for i in range(B)], copy=False,
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    algo = make_algorithm(Config(algo="a2c", env="x", t_max=t_max))
+    torch.manual_seed(0)
+    model = algo.build_model(venv.single_observation_space, venv.single_action_space)
+    flat = flatten_params_(model)
+    grad = attach_flat_grads_(model)
+    with torch.no_grad():
+        model.policy.weight.normal_(0.0, 0.1)
+    policy = algo.make_policy(model, np.random.default_rng(0), n_envs=B)
+    policy.tape.watch(flat)               # as the sync executor does
+    return algo, model, flat, grad, policy, VectorSegmentCollector(venv, t_max, 0)
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+def test_sync_replay_gives_the_gradient_of_a_second_forward(truncate):
+    """A2C's batched learner replays the lockstep acting forwards (one per step, B rows
+    each) instead of a forward over the [T, B] observations: the same loss and gradient,
+    with episodes ending inside segments (terminated, or truncated: bootstrapped from the
+    true final observation) and a shorter last segment."""
+    algo, model, flat, grad, policy, collector = _sync_setup(truncate=truncate)
+    ends = finals = 0
+    for n in (5, 5, 5, 3):
+        ro, _ = collector.collect(policy, n)
+        assert ro.tape is policy.tape and ro.tape.holds(ro.obs[:n], model.torso)
+        ends += int((ro.terminated | ro.truncated).sum())
+        finals += ro.final_obs is not None
+        (l1, g1), (l2, g2) = _both(algo, model, grad, ro)
+        assert l1 == pytest.approx(l2, rel=1e-5, abs=1e-5)
+        assert float(g2.abs().max()) > 1e-3
+        torch.testing.assert_close(g1, g2, rtol=1e-4, atol=2e-5)
+    assert ends >= 4 and (finals > 0) == truncate
+
+
+def test_sync_learner_replays_and_runs_no_forward_over_the_segment(monkeypatch):
+    """With a held tape the loss calls the model's replay, and the CNN forward runs only on
+    the B rows of V(s_T) (no graph)."""
+    algo, model, flat, grad, policy, collector = _sync_setup()
+    ro, _ = collector.collect(policy, 5)
+    rows = []
+    orig = type(model.torso).forward
+
+    def spy(self, x, tape=None):
+        rows.append((x.shape[0], torch.is_grad_enabled()))
+        return orig(self, x, tape)
+    monkeypatch.setattr(type(model.torso), "forward", spy)
+    loss, _ = algo.loss(model, ro)
+    assert rows == [(4, False)]
+
+
+def test_forwards_of_groups_of_envs_are_held_in_row_order():
+    """A vector env that steps groups of envs while the next group's actions are chosen
+    (SplitVectorEnv.step_acting) runs one forward per group: the tape holds them when they
+    tile each step's rows in order, and not otherwise."""
+    algo, model, flat, grad, policy, collector = _sync_setup(B=4)
+    ro, _ = collector.collect(policy, 2)
+    obs = ro.obs[:2]
+    tape = policy.tape
+    for order, held in (([(0, 0, 1), (0, 1, 4), (1, 0, 3), (1, 3, 4)], True),
+                        ([(0, 1, 4), (0, 0, 1), (1, 0, 3), (1, 3, 4)], False),    # groups swapped
+                        ([(0, 0, 1), (0, 1, 4), (1, 0, 3)], False),                # a group missing
+                        ([(0, 0, 4), (1, 0, 4), (1, 0, 4)], False)):               # a step twice
+        tape.clear()
+        for t, a, b in order:
+            policy(obs[t, a:b].numpy())
+        assert tape.holds(obs, model.torso) == held, order
+    tape.clear()
+    for t, a, b in [(0, 0, 1), (0, 1, 4), (1, 0, 3), (1, 3, 4)]:
+        policy(obs[t, a:b].numpy())
+    (l1, g1), (l2, g2) = _both(algo, model, grad, ro)
+    torch.testing.assert_close(g1, g2, rtol=1e-4, atol=2e-5)
+
+
+def test_group_calls_choose_the_actions_of_one_call():
+    """rows_independent: sampling on consecutive groups of rows draws what one call on all
+    rows draws (the Gumbel noise is taken in row order)."""
+    algo, model, flat, grad, policy, collector = _sync_setup(B=4)
+    obs = np.random.default_rng(3).integers(0, 256, (4, 4 * 84 * 84)).astype(np.uint8)
+    a = [algo.make_policy(model, np.random.default_rng(7), n_envs=4) for _ in range(2)]
+    whole = np.concatenate([a[0](obs) for _ in range(5)])
+    parts = np.concatenate([np.concatenate([a[1](obs[:1]), a[1](obs[1:])]) for _ in range(5)])
+    assert np.array_equal(whole, parts) and len(set(whole.tolist())) > 1

@@ -62,10 +62,11 @@ SEG1_ACTIONS = [[0, 0], [0, 2], [0, 0], [1, 1]]
 SEG2_ACTIONS = [[1, 0], [0, 1]]
 
 
-@pytest.fixture(params=["inline", "subprocess", "threads"])
+@pytest.fixture(params=["inline", "subprocess", "threads", "split"])
 def two_segments(request):
-    """Both segments, collected from an inline (SyncVectorEnv), a subprocess (AsyncVectorEnv)
-    or a threads (ThreadedVectorEnv) vector env: the collector must see the same thing from all."""
+    """Both segments, collected from an inline (SyncVectorEnv), a subprocess (AsyncVectorEnv),
+    a threads (ThreadedVectorEnv) or a split (SplitVectorEnv) vector env: the collector must
+    see the same thing from all."""
     venv, col = make_collector("toy_envs_vec:Count-v0", B=2, t_max=4, mode=request.param)
     policy = Scripted(SEG1_ACTIONS + SEG2_ACTIONS)
     ro1, fin1 = col.collect(policy)
@@ -214,7 +215,7 @@ class CallIndexed:
         return int(hits[0])
 
 
-@pytest.mark.parametrize("mode", ["inline", "subprocess", "threads"])
+@pytest.mark.parametrize("mode", ["inline", "subprocess", "threads", "split"])
 def test_sarsa_mode_next_actions_and_final_next_actions(mode):
     """next_action=True (SARSA), Count-v0, B=2, t_max=4; env 1 ends its first episode at t=0
     with action 2. Per final observation, final_next_actions holds what the policy returned

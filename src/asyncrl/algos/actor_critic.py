@@ -152,9 +152,10 @@ class ActorCriticAlgorithm(Algorithm):
                     n_envs: int = 1) -> Policy:
         recurrent = RecurrentScores(model, n_envs) if model.recurrent else None
         tape = None
-        if model.replayable and n_envs == 1 and not greedy and model.value.weight.device.type == "cpu":
-            # a (hogwild) actor-learner: keep the acting forwards for the learner to replay
-            tape = ActivationTape(model.torso, self.segment_length)
+        if model.replayable and not greedy and model.value.weight.device.type == "cpu":
+            # a learner's actor (hogwild: one env; sync: n_envs in lockstep): keep the acting
+            # forwards for the learner to replay
+            tape = ActivationTape(model.torso, self.segment_length * n_envs)
             out_of = numpy_scores(model.torso, model.policy, lambda x: model.policy_out(x, tape), tape)
         else:
             out_of = recurrent or numpy_scores(model.torso, model.policy, model.policy_out)
@@ -167,17 +168,17 @@ class ActorCriticAlgorithm(Algorithm):
                 out = out_of(obs)
                 std = np.sqrt(softplus_np(out[:, a:]) + VAR_EPS)
                 return out[:, :a] + std * rng.standard_normal(std.shape, dtype=np.float32)
-            return Policy(sample, recurrent, tape)
+            return Policy(sample, recurrent, tape, rows_independent=True)
         if greedy:
             return Policy(lambda obs: out_of(obs).argmax(-1), recurrent)
-        return Policy(lambda obs: sample_categorical(out_of(obs), rng), recurrent, tape)
+        return Policy(lambda obs: sample_categorical(out_of(obs), rng), recurrent, tape, rows_independent=True)
 
     @staticmethod
     def _replays(model: ActorCritic, ro: Rollout) -> bool:
-        """One environment, and a tape that holds the segment's acting forwards at the present
-        parameters: the learner replays them (through autograd, or in closed form)."""
-        T, B = ro.rewards.shape
-        return B == 1 and ro.tape is not None and model.replayable and ro.tape.holds(ro.obs[:T, 0], model.torso)
+        """A tape that holds the segment's acting forwards at the present parameters: the
+        learner replays them (through autograd, or in closed form for one env)."""
+        T = ro.rewards.shape[0]
+        return ro.tape is not None and model.replayable and ro.tape.holds(ro.obs[:T], model.torso)
 
     def gradients(self, model: ActorCritic, ro: Rollout, target: None = None) -> dict[str, float] | None:
         """The hogwild CNN actor-learner's gradient in closed form: a softmax policy, one
@@ -187,8 +188,8 @@ class ActorCriticAlgorithm(Algorithm):
         benchmarks/a3c_learner_ab.py); the CNN's backward is the replay's. None
         (differentiate `loss`) otherwise: a Gaussian policy's CNN learner replays the tape
         through autograd."""
-        T = ro.rewards.shape[0]
-        if model.continuous or not self._replays(model, ro):
+        T, B = ro.rewards.shape
+        if model.continuous or B != 1 or not self._replays(model, ro):
             return None
         logits, values = model.replay_numpy(ro.tape, T)
         next_values = np.zeros((T, 1), np.float32)
@@ -216,7 +217,7 @@ class ActorCriticAlgorithm(Algorithm):
                 _, v_final, _ = model.step(ro.final_obs, (h, c))
                 next_values = next_values.clone()
                 next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = v_final.detach()
-        elif self._replays(model, ro):
+        elif B == 1 and self._replays(model, ro):
             # a hogwild CNN actor-learner: the acting forwards ran on these rows at these
             # parameters (theta'), so the backward replays their activations; only V(s_T)
             # needs a forward (none when s_T is terminal: its value is never read)
@@ -230,7 +231,9 @@ class ActorCriticAlgorithm(Algorithm):
             # the CNN on a batch (sync): only s_0..s_{T-1} need gradients; V(s_T) and
             # V(final_obs) are computed apart without a graph (a sixth fewer rows through the
             # backward pass at t_max 5). For one env (hogwild) the extra call costs more.
-            out, values = model(ro.obs[:T].reshape(T * B, -1))
+            # The acting forwards ran on s_0..s_{T-1} at these parameters: replayed when kept.
+            x = ro.obs[:T].reshape(T * B, -1)
+            out, values = model.replay(ro.tape, x) if self._replays(model, ro) else model(x)
             pi, v_all = out.view(T, B, -1), values.view(T, B)
             rest = ro.obs[T] if ro.final_obs is None else torch.cat([ro.obs[T], ro.final_obs])
             with torch.no_grad():

@@ -27,11 +27,17 @@ class Policy:
 
     recurrent = None                    # models.RecurrentScores of a recurrent policy
     tape = None                         # models.ActivationTape its forwards are kept in
+    #: each row's action depends on that row's observation only, and random numbers are drawn
+    #: in row order: calls on consecutive groups of rows choose what one call on all would
+    #: (vector envs that step a group while the next group's actions are chosen rely on it)
+    rows_independent = False
 
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], recurrent=None, tape=None):
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], recurrent=None, tape=None,
+                 rows_independent: bool = False):
         self.fn = fn
         self.recurrent = recurrent
         self.tape = tape
+        self.rows_independent = rows_independent and recurrent is None
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.fn(obs)

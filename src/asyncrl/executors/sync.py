@@ -33,8 +33,9 @@ from ..learner import Learner
 from ..optim import FlatOptimizer
 from ..rollout import VectorSegmentCollector
 from . import TrainJob, math_threads
+from .split_vec import SplitVectorEnv
 from .hogwild import _single_threaded_children, resolve_start_method, signal_name
-from ..system import available_cores
+from ..system import available_cores, lower_native_threads
 
 #: an environment step slower than this is worth a subprocess (pipe round trip ~50-100 us)
 SUBPROCESS_STEP_S = 200e-6
@@ -198,7 +199,7 @@ def choose_threads(cfg: Config, factory: EnvFactory, vec_env: str) -> int:
     job) slowed updates 5-400x in measurements here."""
     if cfg.torch_threads:
         return cfg.torch_threads
-    if factory.atari is not None and vec_env in ("inline", "threads", "ale", "envpool"):
+    if factory.atari is not None and vec_env in ("inline", "split", "threads", "ale", "envpool"):
         return available_cores()
     return 1
 
@@ -218,6 +219,10 @@ def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = 
         return make(factory.env_id, factory.atari, n, num_threads=min(n, available_cores()))
     if mode == "inline":
         return gym.vector.SyncVectorEnv([factory] * n, copy=False, autoreset_mode=same_step)
+    if mode == "split":
+        with _single_threaded_children():
+            return SplitVectorEnv([factory] * n, available_cores(), context=resolve_start_method(start_method),
+                                  copy=False, timeout=timeout or None)
     if mode == "threads":
         return ThreadedVectorEnv([factory] * n, available_cores(), copy=False, autoreset_mode=same_step)
     with _single_threaded_children():
@@ -330,6 +335,7 @@ class SyncExecutor:
         self.cfg = cfg
         self.device = torch.device(cfg.torch_device())
         self.vec_env: str | None = None
+        self.act_threads = 1
         self.threads = 1
         self.interrupted = False
         self.step: int | None = None    # global step of the parameters, after every update
@@ -339,9 +345,11 @@ class SyncExecutor:
         if self.vec_env is None:
             self.vec_env = choose_vec_env(self.cfg, factory)
             self.threads = choose_threads(self.cfg, factory, self.vec_env)
+            # split: the acting forwards run while the env workers step, on one thread
+            self.act_threads = 1 if self.vec_env == "split" else self.threads
         out = {"executor": "sync", "device": str(self.device), "vec_env": self.vec_env}
         if self.device.type == "cpu":
-            out["torch_threads"] = self.threads
+            out["torch_threads"] = self.threads     # the learner's; acting: act_threads
         return out
 
     def run(self, job: TrainJob) -> int:
@@ -353,6 +361,9 @@ class SyncExecutor:
         failed = True
         threads = self.threads if self.device.type == "cpu" else torch.get_num_threads()
         with math_threads(threads):
+            if self.device.type == "cpu" and self.act_threads != threads:
+                torch.zeros(1 << 17).add_(1.0)   # the OpenMP pool exists: lower its threads
+                lower_native_threads()
             try:
                 learner = make_sync_learner(cfg, venv.single_observation_space, venv.single_action_space,
                                             job.params, job.target_params, job.optimizer, job.schedule,
@@ -371,8 +382,13 @@ class SyncExecutor:
         algo, B = learner.algo, venv.num_envs
         collector = VectorSegmentCollector(venv, algo.segment_length, cfg.seed, algo.needs_next_action)
         policy = algo.make_policy(learner.model, np.random.default_rng(cfg.seed), n_envs=B)
+        if policy.tape is not None:     # the learner replays the acting forwards of each segment
+            policy.tape.watch(learner.local)
         step, target, seg = job.start_step, job.target_step, algo.segment_length
         policy.at_step(step)
+        learn_threads = torch.get_num_threads()
+        act_threads = self.act_threads if device.type == "cpu" else learn_threads
+        torch.set_num_threads(act_threads)
         last_ckpt = time.monotonic()
         with _DeferredInterrupt() as stop:
             while step < target and not stop.requested:
@@ -382,7 +398,11 @@ class SyncExecutor:
                 except Exception as exc:
                     raise env_failure(venv, exc, step, cfg.worker_timeout) from exc
                 before, step = step, step + ro.num_steps
+                if act_threads != learn_threads:
+                    torch.set_num_threads(learn_threads)
                 learner.update(ro.to(device), step)
+                if act_threads != learn_threads:
+                    torch.set_num_threads(act_threads)
                 self.step = step
                 policy.at_step(step)
                 if finished:

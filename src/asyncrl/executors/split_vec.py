@@ -1,0 +1,374 @@
+"""SplitVectorEnv: the sync executor's environments split between the calling process and
+one worker process per other core (--vec-env split).
+
+Why: an A2C learner on one process steps its B environments one after another while the
+other cores wait, and threads cannot share that work for environments that hold the GIL
+(ale-py's `act` does). Here the calling process steps the first group itself while each
+worker process steps its own group at the same time; observations come back through
+shared memory, everything else (rewards, flags, infos) through one pipe message per worker
+and step. The learner's forward and update still run with every core while the workers
+wait for the next actions, so nothing of the learner's changes.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import traceback
+from copy import deepcopy
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector.utils import (batch_space, create_empty_array, create_shared_memory, iterate,
+                                    read_from_shared_memory, write_to_shared_memory)
+
+_SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
+
+
+def _group_bounds(n: int, groups: int) -> list[range]:
+    """n environments in `groups` contiguous groups of (nearly) equal size, none empty."""
+    cuts = np.linspace(0, n, max(1, min(groups, n)) + 1).round().astype(int)
+    return [range(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def _step_env(env: gym.Env, action):
+    """One env's step with SAME_STEP autoreset: (obs, reward, terminated, truncated, info,
+    (final obs, final info) or None)."""
+    obs, reward, term, trunc, info = env.step(action)
+    final = None
+    if term or trunc:
+        final = (obs, info)
+        obs, info = env.reset()
+    return obs, reward, term, trunc, info, final
+
+
+def _worker(conn, env_fns, first: int, space: gym.Space, shm) -> None:
+    """A worker process: builds its environments (indices first, first+1, ...), then answers
+    commands until told to close or until the parent goes away. It leaves the process group
+    first, so that Ctrl-C and a SIGTERM to the group reach the main process only, which
+    stops at the end of an update and closes the environments."""
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    envs: list[gym.Env] = []
+    try:
+        envs = [fn() for fn in env_fns]
+        conn.send(("ok", None))
+        n = len(envs)
+        rewards = np.zeros(n, np.float64)
+        terms, truncs = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
+        while True:
+            try:
+                cmd, arg = conn.recv()
+            except EOFError:                # the parent is gone
+                return
+            if cmd == "step":
+                infos, finals = [], {}
+                for j, env in enumerate(envs):
+                    obs, rewards[j], terms[j], truncs[j], info, final = _step_env(env, arg[j])
+                    if final is not None:
+                        finals[j] = final
+                    write_to_shared_memory(space, first + j, obs, shm)
+                    infos.append(info)
+                conn.send(("ok", (rewards, terms, truncs, infos, finals)))
+            elif cmd == "reset":
+                seeds, options = arg
+                infos = []
+                for j, env in enumerate(envs):
+                    obs, info = env.reset(seed=seeds[j], options=options)
+                    write_to_shared_memory(space, first + j, obs, shm)
+                    infos.append(info)
+                conn.send(("ok", infos))
+            elif cmd == "call":
+                name, args, kwargs = arg
+                out = []
+                for env in envs:
+                    attr = env.get_wrapper_attr(name)
+                    out.append(attr(*args, **kwargs) if callable(attr) else attr)
+                conn.send(("ok", out))
+            elif cmd == "set_attr":
+                name, values = arg
+                for env, value in zip(envs, values):
+                    env.set_wrapper_attr(name, value)
+                conn.send(("ok", None))
+            elif cmd == "close":
+                conn.send(("ok", None))
+                return
+            else:
+                raise RuntimeError(f"unknown command {cmd!r}")
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
+    except BaseException as exc:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+        try:
+            conn.send(("error", (exc, tb)))
+        except Exception:               # the exception itself does not pickle
+            conn.send(("error", (RuntimeError(f"{type(exc).__name__}: {exc}"), tb)))
+    finally:
+        for env in envs:
+            try:
+                env.close()
+            except Exception:
+                pass
+
+
+class SplitVectorEnv(gym.vector.VectorEnv):
+    """B environments stepped in `groups` contiguous groups at once: the last group by the
+    calling process, each other group by a worker process of its own.
+
+    Each environment is stepped (and reset at an episode's end: SAME_STEP autoreset, the
+    true final observation in info['final_obs']) with the same calls in the same order as a
+    SyncVectorEnv of the same factories would make, and the infos are merged in environment
+    order, so the results are the SyncVectorEnv's exactly. Observations of every environment
+    live in one shared-memory batch that step and reset return (copied when copy=True).
+
+    A worker that raises re-raises its exception here, its traceback noted on it. A worker
+    that dies raises EOFError; one that does not answer within `timeout` seconds (when
+    given) raises multiprocessing.TimeoutError. `processes` lists the workers, for a caller
+    that wants their exit codes.
+    """
+
+    metadata = {"autoreset_mode": _SAME_STEP}
+
+    def __init__(self, env_fns, groups: int, context: str | None = None, copy: bool = True,
+                 timeout: float | None = None):
+        env_fns = list(env_fns)
+        if not env_fns:
+            raise ValueError("SplitVectorEnv needs at least one environment")
+        self.processes: list = []
+        self._conns: list = []
+        self._broken = ""
+        self.copy, self.timeout = copy, timeout
+        self.num_envs = n = len(env_fns)
+        *self._remote, self._local = self._groups = _group_bounds(n, groups)
+        self.envs = [fn() for fn in env_fns[self._local.start:self._local.stop]]
+        try:
+            self.metadata = dict(self.envs[0].metadata, autoreset_mode=_SAME_STEP)
+            self.render_mode = self.envs[0].render_mode
+            self.single_observation_space = self.envs[0].observation_space
+            self.single_action_space = self.envs[0].action_space
+            self.observation_space = batch_space(self.single_observation_space, n)
+            self.action_space = batch_space(self.single_action_space, n)
+            ctx = multiprocessing.get_context(context)
+            self._shm = create_shared_memory(self.single_observation_space, n=n, ctx=ctx)
+            self._observations = read_from_shared_memory(self.single_observation_space, self._shm, n=n)
+            for group in self._remote:
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, name=f"asyncrl-env-{group.start}-{group.stop - 1}",
+                                   args=(child, [env_fns[i] for i in group], group.start,
+                                         self.single_observation_space, self._shm), daemon=True)
+                proc.start()
+                child.close()
+                self.processes.append(proc)
+                self._conns.append(parent)
+            self._receive_all([])       # every worker has built its environments
+        except BaseException:
+            self.close(terminate=True)
+            raise
+        self._rewards = np.zeros(n, np.float64)
+        self._terminations = np.zeros(n, np.bool_)
+        self._truncations = np.zeros(n, np.bool_)
+
+    # -- talking to the workers ----------------------------------------------------------
+    def _receive(self, k: int):
+        conn = self._conns[k]
+        if self.timeout is not None and not conn.poll(self.timeout):
+            raise multiprocessing.TimeoutError(
+                f"environment worker {self.processes[k].name} did not answer within {self.timeout:g} s")
+        status, payload = conn.recv()
+        if status == "error":
+            exc, tb = payload
+            exc.add_note(f"raised in environment worker {self.processes[k].name}:\n{tb}")
+            raise exc
+        return payload
+
+    def _receive_all(self, errors: list[BaseException]) -> list:
+        """Every worker's answer, in order, once all have answered; else raise the first
+        error (`errors` holds this process's own, if any), the others noted on it. A worker
+        that fails, dies or does not answer leaves the vector env broken (its worker has
+        ended, or is out of step with it): only close() is left. So does an interrupt while
+        waiting, which is raised at once rather than waiting on a worker that may hang."""
+        out = []
+        for k in range(len(self._conns)):
+            try:
+                out.append(self._receive(k))
+            except KeyboardInterrupt as exc:
+                self._broken = f"interrupted while waiting for worker {self.processes[k].name}"
+                errors.append(exc)
+                break
+            except BaseException as exc:
+                self._broken = f"worker {self.processes[k].name} failed: {type(exc).__name__}: {exc}"
+                errors.append(exc)
+                out.append(None)
+        if errors:
+            for other in errors[1:]:
+                errors[0].add_note(f"another environment group failed too: {type(other).__name__}: {other}")
+            raise errors[0]
+        return out
+
+    def _check_usable(self) -> None:
+        if self._broken:
+            raise RuntimeError(f"this SplitVectorEnv cannot go on ({self._broken}); close it")
+
+    def _send_all(self, cmd: str, per_worker: list) -> None:
+        for conn, arg in zip(self._conns, per_worker):
+            conn.send((cmd, arg))
+
+    # -- the VectorEnv API ---------------------------------------------------------------
+    def reset(self, *, seed=None, options=None):
+        self._check_usable()
+        n = self.num_envs
+        if seed is None:
+            seeds = [None] * n
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(n)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != n:
+                raise ValueError(f"{len(seeds)} seeds for {n} environments")
+        self._send_all("reset", [([seeds[i] for i in g], options) for g in self._remote])
+        env_infos: list[dict] = []
+        errors: list[BaseException] = []
+        try:
+            for i, env in zip(self._local, self.envs):
+                obs, info = env.reset(seed=seeds[i], options=options)
+                write_to_shared_memory(self.single_observation_space, i, obs, self._shm)
+                env_infos.append(info)
+        except BaseException as exc:
+            errors.append(exc)
+        remote = [info for infos in self._receive_all(errors) for info in infos]
+        self._terminations[:] = False
+        self._truncations[:] = False
+        infos: dict = {}
+        for i, info in enumerate(remote + env_infos):       # the local group is the last
+            infos = self._add_info(infos, info, i)
+        return (deepcopy(self._observations) if self.copy else self._observations), infos
+
+    def step(self, actions):
+        self._check_usable()
+        actions = list(iterate(self.action_space, actions))
+        if len(actions) != self.num_envs:
+            raise ValueError(f"{len(actions)} actions for {self.num_envs} environments")
+        self._send_all("step", [actions[g.start:g.stop] for g in self._remote])
+        return self._step_local_and_merge(actions[self._local.start:self._local.stop], [])
+
+    def step_acting(self, act, obs: np.ndarray, actions: np.ndarray):
+        """step() with the actions chosen group by group: for each group in environment order,
+        actions[rows] = act(obs[rows]) (rows: the group's), and its environments start
+        stepping at once. So the caller's forward passes for the later groups run while the
+        workers step the earlier ones, and the actions equal one act(obs) call's wherever
+        `act` treats rows independently (consuming any random numbers in row order). obs and
+        actions: [num_envs, ...] arrays, obs typically this env's last observations; the
+        local group is the last, so its forward runs while every worker steps."""
+        self._check_usable()
+        errors: list[BaseException] = []
+        sent = 0
+        try:
+            for conn, g in zip(self._conns, self._remote):
+                actions[g.start:g.stop] = act(obs[g.start:g.stop])
+                conn.send(("step", actions[g.start:g.stop]))
+                sent += 1
+            local = self._local
+            actions[local.start:local.stop] = act(obs[local.start:local.stop])
+        except BaseException as exc:    # the workers that got actions step: wait for them
+            errors.append(exc)
+            self._broken = f"choosing actions failed mid-step: {type(exc).__name__}: {exc}"
+            conns, self._conns = self._conns, self._conns[:sent]
+            try:
+                self._receive_all(errors)
+            finally:
+                self._conns = conns
+        return self._step_local_and_merge(list(iterate(self.action_space, actions[local.start:local.stop]))
+                                          if not errors else [], errors)
+
+    def _step_local_and_merge(self, local_actions: list, errors: list[BaseException]):
+        """Step the local group (the workers step theirs meanwhile), then gather the workers'
+        results and merge everything in environment order."""
+        space, shm, local = self.single_observation_space, self._shm, self._local
+        env_infos: list[dict] = []
+        finals: dict[int, tuple] = {}
+        if not errors:
+            try:
+                for i, env, action in zip(local, self.envs, local_actions):
+                    obs, self._rewards[i], self._terminations[i], self._truncations[i], info, final = \
+                        _step_env(env, action)
+                    if final is not None:
+                        finals[i] = final
+                    write_to_shared_memory(space, i, obs, shm)
+                    env_infos.append(info)
+            except BaseException as exc:
+                errors.append(exc)
+        remote_infos: list[dict] = []
+        for group, (rewards, terms, truncs, infos, group_finals) in zip(self._remote, self._receive_all(errors)):
+            self._rewards[group.start:group.stop] = rewards
+            self._terminations[group.start:group.stop] = terms
+            self._truncations[group.start:group.stop] = truncs
+            remote_infos.extend(infos)
+            finals.update((group.start + j, final) for j, final in group_finals.items())
+        infos: dict = {}
+        for i, info in enumerate(remote_infos + env_infos):  # the local group is the last
+            if i in finals:
+                final_obs, final_info = finals[i]
+                infos = self._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
+            infos = self._add_info(infos, info, i)
+        return ((deepcopy(self._observations) if self.copy else self._observations), np.copy(self._rewards),
+                np.copy(self._terminations), np.copy(self._truncations), infos)
+
+    def call(self, name: str, *args, **kwargs) -> tuple:
+        """Each environment's attribute `name`, called with the arguments if it is callable."""
+        self._check_usable()
+        self._send_all("call", [(name, args, kwargs)] * len(self._conns))
+        local = []
+        errors: list[BaseException] = []
+        try:
+            for env in self.envs:
+                attr = env.get_wrapper_attr(name)
+                local.append(attr(*args, **kwargs) if callable(attr) else attr)
+        except BaseException as exc:
+            errors.append(exc)
+        return tuple(value for values in self._receive_all(errors) for value in values) + tuple(local)
+
+    def get_attr(self, name: str) -> tuple:
+        return self.call(name)
+
+    def set_attr(self, name: str, values) -> None:
+        self._check_usable()
+        if not isinstance(values, (list, tuple)):
+            values = [values] * self.num_envs
+        if len(values) != self.num_envs:
+            raise ValueError(f"{len(values)} values for {self.num_envs} environments")
+        self._send_all("set_attr", [(name, values[g.start:g.stop]) for g in self._remote])
+        errors: list[BaseException] = []
+        try:
+            for env, value in zip(self.envs, values[self._local.start:self._local.stop]):
+                env.set_wrapper_attr(name, value)
+        except BaseException as exc:
+            errors.append(exc)
+        self._receive_all(errors)
+
+    def close_extras(self, terminate: bool = False, **kwargs) -> None:
+        """Close the workers (killed at once with terminate=True, or when they do not answer
+        within a few seconds) and this process's own environments."""
+        try:
+            if not terminate:
+                for conn in self._conns:
+                    try:
+                        conn.send(("close", None))
+                    except (BrokenPipeError, OSError):
+                        pass
+                for conn in self._conns:
+                    try:
+                        if conn.poll(5.0):
+                            conn.recv()
+                    except (EOFError, OSError):
+                        pass
+            for proc in self.processes:
+                proc.join(timeout=0 if terminate else 5.0)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(timeout=5.0)
+            for conn in self._conns:
+                conn.close()
+        finally:
+            for env in getattr(self, "envs", ()):
+                env.close()
