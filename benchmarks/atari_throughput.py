@@ -53,7 +53,8 @@ FRAMES = 4
 PFRL_A3C_FRAMES_PER_S_BEFORE = (2600, 2700)
 #: A2C's other ways of stepping its 16 environments (--vec-env), measured beside the default
 #: (row (c)), and their JSON keys: c_asyncrl_a2c_sync_KEY
-A2C_VEC_ENVS = {"inline": "inline", "threads": "threads", "ale": "ale_vec_env", "envpool": "envpool"}
+A2C_VEC_ENVS = {"inline": "inline", "split": "split", "threads": "threads", "ale": "ale_vec_env",
+                "envpool": "envpool"}
 
 
 def _env_alone(args: tuple[str, int, int]) -> float:

@@ -81,8 +81,10 @@ def choose_vec_env(cfg: Config, factory: EnvFactory) -> str:
     slightly differently: --vec-env ale opts in). Not in threads: ale-py 0.12's `act` holds
     the GIL (two threads stepping two games ran at 0.78-0.91x of one thread stepping both
     here), and A2C on Pong ran at 0.97-1.07x of inline with them (a2c_pairs_threads_inline.json).
-    Other envs: subprocesses pay off only for envs slower than a pipe round trip, and when
-    there is more than one core to run them on."""
+    Nor split between processes: A2C on Pong ran at 0.97-1.10x of inline with a worker
+    process stepping half the games (a2c_pairs_split_inline.json). Other envs: subprocesses
+    pay off only for envs slower than a pipe round trip, and when there is more than one
+    core to run them on."""
     if cfg.vec_env != "auto":
         return cfg.vec_env
     if factory.atari is not None:
