@@ -165,8 +165,9 @@ class ActivationTape:
     on the same observations, so these are exactly the activations a second forward pass
     would compute; replaying them saves that pass. `clear()` starts a segment;
     `holds(obs, cnn)` tells whether the tape is a valid record of forwards on `obs` at the
-    CNN's present parameters, else the learner runs the forward itself: one forward per
-    obs[t], of its rows at its address, and the flat parameter tensor the learner `watch`es
+    CNN's present parameters, else the learner runs the forward itself: forwards of
+    consecutive rows (each obs[t], or groups of its envs) that tile obs's rows in order, by
+    address, and the flat parameter tensor the learner `watch`es
     must not have been written since the first forward (its version counter; a tape that
     watches nothing is never replayed).
     """
@@ -382,7 +383,7 @@ class ActorCritic(nn.Module):
 
     def policy_out(self, obs: torch.Tensor, tape: ActivationTape | None = None) -> torch.Tensor:
         """Acting needs the policy only: the value torso is skipped (feed-forward). With a
-        `tape` (the CNN, batch 1) the torso's activations are kept for replay()."""
+        `tape` (the CNN) the torso's activations are kept for replay()."""
         h = self.torso(obs) if tape is None else self.torso(obs, tape)
         return F.linear(h, self.policy.weight, self.policy.bias)
 

@@ -36,8 +36,8 @@ class Rollout:
     state0:     recurrent policies: (h, c) [B, H] each, the state before obs[0], else None
     starts:     recurrent policies: [T+1, B] bool, obs[t] is an episode's first observation
                 (the state is zeroed before it), else None
-    tape:       the acting policy's models.ActivationTape (a hogwild CNN actor's forwards
-                in this segment, for the learner to replay), else None
+    tape:       the acting policy's models.ActivationTape (a CNN actor's forwards in this
+                segment, hogwild or sync, for the learner to replay), else None
     """
 
     obs: torch.Tensor

@@ -306,15 +306,19 @@ def test_replay_without_flat_gradients_returns_the_fc_gradient_to_autograd():
 
 
 # --------------------------------------------------------------------------- sync (A2C)
-def _sync_setup(B: int = 4, t_max: int = 5, length: int = 7, truncate: bool = False):
+def _image_env(i: int, length: int, truncate: bool) -> ImageEnv:
+    env = ImageEnv(length=length + i % 2, truncate=truncate)   # episodes end at different steps
+    env.rng = np.random.default_rng(10 + i)                    # and every env has its own images
+    return env
+
+
+def _sync_setup(B: int = 4, t_max: int = 5, length: int = 7, truncate: bool = False, split: bool = False):
+    from asyncrl.executors.split_vec import SplitVectorEnv
     from asyncrl.rollout import VectorSegmentCollector
 
-    def make(i):
-        env = ImageEnv(length=length + i % 2, truncate=truncate)   # episodes end at different steps
-        env.rng = np.random.default_rng(10 + i)                    # and every env has its own images
-        return env
-    venv = gym.vector.SyncVectorEnv([lambda i=i: make(i) for i in range(B)], copy=False,
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    fns = [lambda i=i: _image_env(i, length, truncate) for i in range(B)]
+    venv = (SplitVectorEnv(fns, 2, copy=False) if split else
+            gym.vector.SyncVectorEnv(fns, copy=False, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP))
     algo = make_algorithm(Config(algo="a2c", env="x", t_max=t_max))
     torch.manual_seed(0)
     model = algo.build_model(venv.single_observation_space, venv.single_action_space)
@@ -395,3 +399,39 @@ def test_group_calls_choose_the_actions_of_one_call():
     whole = np.concatenate([a[0](obs) for _ in range(5)])
     parts = np.concatenate([np.concatenate([a[1](obs[:1]), a[1](obs[1:])]) for _ in range(5)])
     assert np.array_equal(whole, parts) and len(set(whole.tolist())) > 1
+
+
+def test_a_sync_run_of_one_env_bootstraps_cut_episodes_from_their_final_observation():
+    """B = 1 under the sync executor: episodes are cut inside segments (autoreset), where the
+    hogwild path's bootstrap from obs[T] would be wrong; the learner (closed form or loss)
+    must then take the path that reads final_obs, and agree with the forward everywhere."""
+    algo, model, flat, grad, policy, collector = _sync_setup(B=1, truncate=True)
+    cut = 0
+    for _ in range(8):
+        ro, _ = collector.collect(policy, 5)
+        (l1, g1), (l2, g2) = _both(algo, model, grad, ro)
+        assert l1 == pytest.approx(l2, rel=1e-5, abs=1e-5)
+        torch.testing.assert_close(g1, g2, rtol=1e-4, atol=2e-5)
+        if ro.final_obs is not None:
+            cut += 1
+            assert algo.gradients(model, ro) is None
+        else:
+            stats, g3 = _closed_form(algo, model, grad, ro)
+            assert stats is not None
+            torch.testing.assert_close(g3, g2, rtol=1e-4, atol=2e-5)
+    assert cut >= 2
+
+
+def test_a_split_vector_env_steps_while_groups_act_and_the_learner_replays_them():
+    """SplitVectorEnv.step_acting under the collector: one forward per group per step (the
+    worker's group first), held by the tape, and the replayed gradient is the forward's."""
+    algo, model, flat, grad, policy, collector = _sync_setup(B=4, split=True)
+    try:
+        for n in (5, 5, 3):
+            ro, _ = collector.collect(policy, n)
+            assert policy.tape.k == 2 * n and ro.tape.holds(ro.obs[:n], model.torso)
+            (l1, g1), (l2, g2) = _both(algo, model, grad, ro)
+            assert l1 == pytest.approx(l2, rel=1e-5, abs=1e-5)
+            torch.testing.assert_close(g1, g2, rtol=1e-4, atol=2e-5)
+    finally:
+        collector.venv.close()

@@ -181,8 +181,8 @@ def test_call_get_attr_and_set_attr_reach_every_env_in_order():
         assert split.get_attr("value") == (10, 11, 12, 13, 14)
         split.set_attr("value", 7)
         assert split.get_attr("value") == (7,) * 5
-        pids = split.call("__getattribute__", "steps")
-        assert pids == (0,) * 5
+        steps = split.call("__getattribute__", "steps")
+        assert steps == (0,) * 5
     finally:
         split.close()
 
@@ -242,8 +242,8 @@ def test_close_ends_the_workers_and_closes_local_envs():
 
 
 def test_make_vector_env_split_has_a_group_per_core_and_equals_inline_on_pong():
-    """16 Pong envs (the Atari preprocessing): the split env equals the inline one for 150
-    steps, with one group per core this process may use."""
+    """4 Pong envs (the Atari preprocessing): the split env equals the inline one for 150
+    steps, with one group per core this process may use (on one core: no worker)."""
     pytest.importorskip("ale_py")
     from asyncrl.atari import AtariOptions
 
@@ -263,3 +263,60 @@ def test_make_vector_env_split_has_a_group_per_core_and_equals_inline_on_pong():
     finally:
         ref.close()
         split.close()
+
+
+def test_a_failed_send_leaves_the_env_broken_not_out_of_step():
+    """A worker that died before a command is sent to it: the send fails, and the env says it
+    cannot go on instead of reading stale answers later."""
+    split = SplitVectorEnv([DrawEnv] * 3, 3)
+    try:
+        split.reset(seed=0)
+        proc = split.processes[1]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(10)
+        with pytest.raises((EOFError, OSError)):
+            for _ in range(3):           # the dead worker's pipe may take a send before it breaks
+                split.step(np.zeros(3, np.int64))
+        with pytest.raises(RuntimeError, match="cannot go on"):
+            split.step(np.zeros(3, np.int64))
+    finally:
+        split.close(terminate=True)
+
+
+def test_workers_die_with_the_main_process():
+    """SIGKILL to the process that owns a SplitVectorEnv: its workers do not live on."""
+    import subprocess
+    import sys
+
+    code = """
+import os, sys, time
+sys.path.insert(0, %r)
+from test_split_vector_env import DrawEnv
+from asyncrl.executors.split_vec import SplitVectorEnv
+v = SplitVectorEnv([DrawEnv] * 3, 3)
+v.reset(seed=0)
+print(" ".join(str(p.pid) for p in v.processes), flush=True)
+time.sleep(60)
+""" % os.path.dirname(__file__)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(x) for x in proc.stdout.readline().split()]
+        assert len(pids) == 2
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        alive = pids
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in pids if _alive(p)]
+            time.sleep(0.05)
+        assert not alive, alive
+    finally:
+        proc.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -189,8 +189,8 @@ class ActorCriticAlgorithm(Algorithm):
         (differentiate `loss`) otherwise: a Gaussian policy's CNN learner replays the tape
         through autograd."""
         T, B = ro.rewards.shape
-        if model.continuous or B != 1 or not self._replays(model, ro):
-            return None
+        if model.continuous or B != 1 or ro.final_obs is not None or not self._replays(model, ro):
+            return None                 # (final_obs: a sync collector's truncation inside the segment)
         logits, values = model.replay_numpy(ro.tape, T)
         next_values = np.zeros((T, 1), np.float32)
         next_values[:T - 1, 0] = values[1:]
@@ -217,8 +217,9 @@ class ActorCriticAlgorithm(Algorithm):
                 _, v_final, _ = model.step(ro.final_obs, (h, c))
                 next_values = next_values.clone()
                 next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = v_final.detach()
-        elif B == 1 and self._replays(model, ro):
-            # a hogwild CNN actor-learner: the acting forwards ran on these rows at these
+        elif B == 1 and ro.final_obs is None and self._replays(model, ro):
+            # one env (a hogwild CNN actor-learner, or a sync run of one env unless an episode
+            # was cut mid-segment): the acting forwards ran on these rows at these
             # parameters (theta'), so the backward replays their activations; only V(s_T)
             # needs a forward (none when s_T is terminal: its value is never read)
             out, values = model.replay(ro.tape, ro.obs[:T, 0])

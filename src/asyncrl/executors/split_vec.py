@@ -6,8 +6,9 @@ other cores wait, and threads cannot share that work for environments that hold 
 (ale-py's `act` does). Here the calling process steps the first group itself while each
 worker process steps its own group at the same time; observations come back through
 shared memory, everything else (rewards, flags, infos) through one pipe message per worker
-and step. The learner's forward and update still run with every core while the workers
-wait for the next actions, so nothing of the learner's changes.
+and step. With step_acting, each group's actions are chosen and sent before the next
+group's, so the workers step while the learner's acting forwards run; the update still
+runs with every core while the workers wait. Nothing of the learner's math changes.
 """
 from __future__ import annotations
 
@@ -42,11 +43,17 @@ def _step_env(env: gym.Env, action):
     return obs, reward, term, trunc, info, final
 
 
-def _worker(conn, env_fns, first: int, space: gym.Space, shm) -> None:
+def _worker(conn, parent_end, parent_pid: int, env_fns, first: int, space: gym.Space, shm) -> None:
     """A worker process: builds its environments (indices first, first+1, ...), then answers
-    commands until told to close or until the parent goes away. It leaves the process group
-    first, so that Ctrl-C and a SIGTERM to the group reach the main process only, which
-    stops at the end of an update and closes the environments."""
+    commands until told to close or until the parent goes away (its pipe closes; on Linux
+    the kernel also kills it when the parent dies). It leaves the process group first, so
+    that Ctrl-C and a SIGTERM to the group reach the main process only, which stops at the
+    end of an update and closes the environments."""
+    from .worker import _die_with
+
+    if parent_end is not None:          # forked: the parent's end of the pipe is ours too
+        parent_end.close()
+    _die_with(parent_pid)
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -141,8 +148,10 @@ class SplitVectorEnv(gym.vector.VectorEnv):
         self.copy, self.timeout = copy, timeout
         self.num_envs = n = len(env_fns)
         *self._remote, self._local = self._groups = _group_bounds(n, groups)
-        self.envs = [fn() for fn in env_fns[self._local.start:self._local.stop]]
+        self.envs: list[gym.Env] = []
         try:
+            for fn in env_fns[self._local.start:self._local.stop]:
+                self.envs.append(fn())
             self.metadata = dict(self.envs[0].metadata, autoreset_mode=_SAME_STEP)
             self.render_mode = self.envs[0].render_mode
             self.single_observation_space = self.envs[0].observation_space
@@ -154,8 +163,10 @@ class SplitVectorEnv(gym.vector.VectorEnv):
             self._observations = read_from_shared_memory(self.single_observation_space, self._shm, n=n)
             for group in self._remote:
                 parent, child = ctx.Pipe()
+                forked = ctx.get_start_method() == "fork"
                 proc = ctx.Process(target=_worker, name=f"asyncrl-env-{group.start}-{group.stop - 1}",
-                                   args=(child, [env_fns[i] for i in group], group.start,
+                                   args=(child, parent if forked else None, os.getpid(),
+                                         [env_fns[i] for i in group], group.start,
                                          self.single_observation_space, self._shm), daemon=True)
                 proc.start()
                 child.close()
@@ -211,8 +222,12 @@ class SplitVectorEnv(gym.vector.VectorEnv):
             raise RuntimeError(f"this SplitVectorEnv cannot go on ({self._broken}); close it")
 
     def _send_all(self, cmd: str, per_worker: list) -> None:
-        for conn, arg in zip(self._conns, per_worker):
-            conn.send((cmd, arg))
+        for k, (conn, arg) in enumerate(zip(self._conns, per_worker)):
+            try:
+                conn.send((cmd, arg))
+            except BaseException as exc:    # the workers before k got it: out of step now
+                self._broken = f"sending to worker {self.processes[k].name} failed: {type(exc).__name__}: {exc}"
+                raise
 
     # -- the VectorEnv API ---------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
@@ -360,7 +375,7 @@ class SplitVectorEnv(gym.vector.VectorEnv):
                     try:
                         if conn.poll(5.0):
                             conn.recv()
-                    except (EOFError, OSError):
+                    except Exception:       # gone, or a stale answer that does not unpickle
                         pass
             for proc in self.processes:
                 proc.join(timeout=0 if terminate else 5.0)
