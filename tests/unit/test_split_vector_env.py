@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from asyncrl.envs import EnvFactory
-from asyncrl.executors.split_vec import SplitVectorEnv, _group_bounds
+from asyncrl.executors.split_vec import SplitVectorEnv, group_bounds
 from asyncrl.executors.sync import make_vector_env
 from asyncrl.system import available_cores
 
@@ -88,10 +88,10 @@ def pair(n: int, groups: int = 2, **kw):
 
 
 def test_groups_are_contiguous_and_cover_every_env():
-    assert _group_bounds(5, 2) == [range(0, 2), range(2, 5)]
-    assert _group_bounds(16, 2) == [range(0, 8), range(8, 16)]
-    assert _group_bounds(3, 8) == [range(0, 1), range(1, 2), range(2, 3)]   # no empty group
-    assert _group_bounds(4, 1) == [range(0, 4)]
+    assert group_bounds(5, 2) == [range(0, 2), range(2, 5)]
+    assert group_bounds(16, 2) == [range(0, 8), range(8, 16)]
+    assert group_bounds(3, 8) == [range(0, 1), range(1, 2), range(2, 3)]   # no empty group
+    assert group_bounds(4, 1) == [range(0, 4)]
 
 
 @pytest.mark.parametrize("n,groups", [(5, 2), (6, 3), (1, 2)])
@@ -100,7 +100,7 @@ def test_steps_equal_a_sync_vector_envs(n, groups):
     episodes ending both ways; the first groups step in other processes, the last here."""
     ref, split = pair(n, groups)
     try:
-        assert len(split.processes) == len(_group_bounds(n, groups)) - 1
+        assert len(split.processes) == len(group_bounds(n, groups)) - 1
         o1, i1 = ref.reset(seed=11)
         o2, i2 = split.reset(seed=11)
         assert np.array_equal(o1, o2)
@@ -204,13 +204,18 @@ def test_a_workers_error_is_raised_with_its_traceback_and_the_env_can_only_be_cl
     assert all(p.exitcode is not None for p in split.processes)
 
 
+def kill_worker(split: SplitVectorEnv, k: int):
+    proc = split.processes[k]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(10)
+    return proc
+
+
 def test_a_dead_worker_raises_and_says_its_exit_code():
     split = SplitVectorEnv([DrawEnv] * 4, 2)
     try:
         split.reset(seed=0)
-        proc = split.processes[0]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.join(10)
+        proc = kill_worker(split, 0)
         with pytest.raises((EOFError, OSError)):
             split.step(np.zeros(4, np.int64))
         assert proc.exitcode == -signal.SIGKILL
@@ -271,9 +276,7 @@ def test_a_failed_send_leaves_the_env_broken_not_out_of_step():
     split = SplitVectorEnv([DrawEnv] * 3, 3)
     try:
         split.reset(seed=0)
-        proc = split.processes[1]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.join(10)
+        kill_worker(split, 1)
         with pytest.raises((EOFError, OSError)):
             for _ in range(3):           # the dead worker's pipe may take a send before it breaks
                 split.step(np.zeros(3, np.int64))

@@ -20,19 +20,19 @@ from copy import deepcopy
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector.utils import (batch_space, create_empty_array, create_shared_memory, iterate,
-                                    read_from_shared_memory, write_to_shared_memory)
+from gymnasium.vector.utils import (batch_space, create_shared_memory, iterate, read_from_shared_memory,
+                                    write_to_shared_memory)
 
 _SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
 
 
-def _group_bounds(n: int, groups: int) -> list[range]:
+def group_bounds(n: int, groups: int) -> list[range]:
     """n environments in `groups` contiguous groups of (nearly) equal size, none empty."""
     cuts = np.linspace(0, n, max(1, min(groups, n)) + 1).round().astype(int)
     return [range(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
-def _step_env(env: gym.Env, action):
+def step_env(env: gym.Env, action):
     """One env's step with SAME_STEP autoreset: (obs, reward, terminated, truncated, info,
     (final obs, final info) or None)."""
     obs, reward, term, trunc, info = env.step(action)
@@ -41,6 +41,35 @@ def _step_env(env: gym.Env, action):
         final = (obs, info)
         obs, info = env.reset()
     return obs, reward, term, trunc, info, final
+
+
+def call_envs(envs, name: str, args: tuple, kwargs: dict) -> list:
+    """Each env's attribute `name`, called with the arguments if it is callable."""
+    out = []
+    for env in envs:
+        attr = env.get_wrapper_attr(name)
+        out.append(attr(*args, **kwargs) if callable(attr) else attr)
+    return out
+
+
+def merged_infos(venv: gym.vector.VectorEnv, env_infos: list[dict], finals: dict[int, tuple]) -> dict:
+    """The vector info of one SAME_STEP step: each env's info in env order, preceded by
+    final_obs/final_info where its episode ended (finals: env -> (final obs, final info))."""
+    infos: dict = {}
+    for i, info in enumerate(env_infos):
+        if i in finals:
+            final_obs, final_info = finals[i]
+            infos = venv._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
+        infos = venv._add_info(infos, info, i)
+    return infos
+
+
+def raise_first(errors: list[BaseException]) -> None:
+    """Raise the first error, the others noted on it (none: return)."""
+    if errors:
+        for other in errors[1:]:
+            errors[0].add_note(f"another environment group failed too: {type(other).__name__}: {other}")
+        raise errors[0]
 
 
 def _worker(conn, parent_end, parent_pid: int, env_fns, first: int, space: gym.Space, shm) -> None:
@@ -72,7 +101,7 @@ def _worker(conn, parent_end, parent_pid: int, env_fns, first: int, space: gym.S
             if cmd == "step":
                 infos, finals = [], {}
                 for j, env in enumerate(envs):
-                    obs, rewards[j], terms[j], truncs[j], info, final = _step_env(env, arg[j])
+                    obs, rewards[j], terms[j], truncs[j], info, final = step_env(env, arg[j])
                     if final is not None:
                         finals[j] = final
                     write_to_shared_memory(space, first + j, obs, shm)
@@ -87,12 +116,7 @@ def _worker(conn, parent_end, parent_pid: int, env_fns, first: int, space: gym.S
                     infos.append(info)
                 conn.send(("ok", infos))
             elif cmd == "call":
-                name, args, kwargs = arg
-                out = []
-                for env in envs:
-                    attr = env.get_wrapper_attr(name)
-                    out.append(attr(*args, **kwargs) if callable(attr) else attr)
-                conn.send(("ok", out))
+                conn.send(("ok", call_envs(envs, *arg)))
             elif cmd == "set_attr":
                 name, values = arg
                 for env, value in zip(envs, values):
@@ -147,7 +171,7 @@ class SplitVectorEnv(gym.vector.VectorEnv):
         self._broken = ""
         self.copy, self.timeout = copy, timeout
         self.num_envs = n = len(env_fns)
-        *self._remote, self._local = self._groups = _group_bounds(n, groups)
+        *self._remote, self._local = group_bounds(n, groups)
         self.envs: list[gym.Env] = []
         try:
             for fn in env_fns[self._local.start:self._local.stop]:
@@ -211,10 +235,7 @@ class SplitVectorEnv(gym.vector.VectorEnv):
                 self._broken = f"worker {self.processes[k].name} failed: {type(exc).__name__}: {exc}"
                 errors.append(exc)
                 out.append(None)
-        if errors:
-            for other in errors[1:]:
-                errors[0].add_note(f"another environment group failed too: {type(other).__name__}: {other}")
-            raise errors[0]
+        raise_first(errors)
         return out
 
     def _check_usable(self) -> None:
@@ -254,9 +275,7 @@ class SplitVectorEnv(gym.vector.VectorEnv):
         remote = [info for infos in self._receive_all(errors) for info in infos]
         self._terminations[:] = False
         self._truncations[:] = False
-        infos: dict = {}
-        for i, info in enumerate(remote + env_infos):       # the local group is the last
-            infos = self._add_info(infos, info, i)
+        infos = merged_infos(self, remote + env_infos, {})     # the local group is the last
         return (deepcopy(self._observations) if self.copy else self._observations), infos
 
     def step(self, actions):
@@ -306,7 +325,7 @@ class SplitVectorEnv(gym.vector.VectorEnv):
             try:
                 for i, env, action in zip(local, self.envs, local_actions):
                     obs, self._rewards[i], self._terminations[i], self._truncations[i], info, final = \
-                        _step_env(env, action)
+                        step_env(env, action)
                     if final is not None:
                         finals[i] = final
                     write_to_shared_memory(space, i, obs, shm)
@@ -320,12 +339,7 @@ class SplitVectorEnv(gym.vector.VectorEnv):
             self._truncations[group.start:group.stop] = truncs
             remote_infos.extend(infos)
             finals.update((group.start + j, final) for j, final in group_finals.items())
-        infos: dict = {}
-        for i, info in enumerate(remote_infos + env_infos):  # the local group is the last
-            if i in finals:
-                final_obs, final_info = finals[i]
-                infos = self._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
-            infos = self._add_info(infos, info, i)
+        infos = merged_infos(self, remote_infos + env_infos, finals)   # the local group is the last
         return ((deepcopy(self._observations) if self.copy else self._observations), np.copy(self._rewards),
                 np.copy(self._terminations), np.copy(self._truncations), infos)
 
@@ -336,9 +350,7 @@ class SplitVectorEnv(gym.vector.VectorEnv):
         local = []
         errors: list[BaseException] = []
         try:
-            for env in self.envs:
-                attr = env.get_wrapper_attr(name)
-                local.append(attr(*args, **kwargs) if callable(attr) else attr)
+            local = call_envs(self.envs, name, args, kwargs)
         except BaseException as exc:
             errors.append(exc)
         return tuple(value for values in self._receive_all(errors) for value in values) + tuple(local)

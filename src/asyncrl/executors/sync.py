@@ -33,7 +33,7 @@ from ..learner import Learner
 from ..optim import FlatOptimizer
 from ..rollout import VectorSegmentCollector
 from . import TrainJob, math_threads
-from .split_vec import SplitVectorEnv
+from .split_vec import SplitVectorEnv, group_bounds, step_env, merged_infos, raise_first
 from .hogwild import _single_threaded_children, resolve_start_method, signal_name
 from ..system import available_cores, lower_native_threads
 
@@ -131,21 +131,17 @@ class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
             raise ValueError(f"ThreadedVectorEnv steps with SAME_STEP autoreset only, not {mode}")
         super().__init__(env_fns, **kwargs)
         n = self.num_envs
-        cuts = np.linspace(0, n, max(1, min(threads, n)) + 1).round().astype(int)
-        self._groups = [range(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+        self._groups = group_bounds(n, threads)
         self._pool = (ThreadPoolExecutor(len(self._groups) - 1, thread_name_prefix="asyncrl-env")
                       if len(self._groups) > 1 else None)
         self._env_infos: list[dict] = [{}] * n
-        self._finals: list[tuple] = [()] * n       # (final obs, final info) where an episode ended
+        self._finals: list = [None] * n     # (final obs, final info) where an episode ended, else None
 
     def _step_group(self, group: range, actions: list) -> None:
         envs, rewards, terms, truncs = self.envs, self._rewards, self._terminations, self._truncations
         for i in group:
-            obs, rewards[i], terms[i], truncs[i], info = envs[i].step(actions[i])
-            if terms[i] or truncs[i]:
-                self._finals[i] = (obs, info)
-                obs, info = envs[i].reset()
-            self._env_obs[i], self._env_infos[i] = obs, info
+            self._env_obs[i], rewards[i], terms[i], truncs[i], self._env_infos[i], self._finals[i] = \
+                step_env(envs[i], actions[i])
 
     def _run_groups(self, actions: list) -> None:
         """Step every group; return (or raise the first group's error, the others' noted on
@@ -163,22 +159,15 @@ class ThreadedVectorEnv(gym.vector.SyncVectorEnv):
             except BaseException as exc:        # e.g. a second Ctrl-C: keep waiting, then raise it
                 errors.append(exc)
         errors += [exc for exc in (f.exception() for f in futures) if exc is not None]
-        if errors:
-            for other in errors[1:]:
-                errors[0].add_note(f"another environment group failed too: {type(other).__name__}: {other}")
-            raise errors[0]
+        raise_first(errors)
 
     def step(self, actions):
         actions = list(iterate(self.action_space, actions))
         if len(actions) != self.num_envs:
             raise ValueError(f"{len(actions)} actions for {self.num_envs} environments")
         self._run_groups(actions)
-        infos: dict = {}
-        for i in range(self.num_envs):
-            if self._terminations[i] or self._truncations[i]:
-                final_obs, final_info = self._finals[i]
-                infos = self._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
-            infos = self._add_info(infos, self._env_infos[i], i)
+        infos = merged_infos(self, self._env_infos,
+                             {i: final for i, final in enumerate(self._finals) if final is not None})
         self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)
         self._autoreset_envs = np.logical_or(self._terminations, self._truncations)
         return (deepcopy(self._observations) if self.copy else self._observations, np.copy(self._rewards),
