@@ -167,9 +167,9 @@ class ActivationTape:
     `holds(obs, cnn)` tells whether the tape is a valid record of forwards on `obs` at the
     CNN's present parameters, else the learner runs the forward itself: forwards of
     consecutive rows (each obs[t], or groups of its envs) that tile obs's rows in order, by
-    address, and the flat parameter tensor the learner `watch`es
-    must not have been written since the first forward (its version counter; a tape that
-    watches nothing is never replayed).
+    address, and the flat parameter tensor the learner `watch`es must not have been written
+    since the first forward (its version counter; a tape that watches nothing is never
+    replayed).
     """
 
     def __init__(self, cnn: AtariCNN, rows: int):

@@ -300,18 +300,15 @@ class VectorSegmentCollector:
             tape.clear()                              # it records this segment's acting forwards
         finished: list[tuple[int, int, float, int]] = []
         step_acting = getattr(self.venv, "step_acting", None)
-        if acts.continuous or not getattr(policy, "rows_independent", False):
-            step_acting = None                        # (continuous actions are clipped for the env)
+        if acts.continuous or self.next_action or not getattr(policy, "rows_independent", False):
+            step_acting = None          # (continuous actions are clipped; a pending a_T is not chosen)
         k = 0                                          # final observations recorded
         pending, self._pending = self._pending, None
         for t in range(n):
-            if t == 0 and pending is not None:
-                self._act_np[t] = pending
-                o, r, term, trunc, info = self.venv.step(acts.for_env(self._act_np[t]))
-            elif step_acting is not None:   # groups of envs step while the next group's actions are chosen
+            if step_acting is not None:     # groups of envs step while the next group's actions are chosen
                 o, r, term, trunc, info = step_acting(policy, obs_np[t], self._act_np[t])
             else:
-                self._act_np[t] = policy(obs_np[t])
+                self._act_np[t] = pending if (t == 0 and pending is not None) else policy(obs_np[t])
                 o, r, term, trunc, info = self.venv.step(acts.for_env(self._act_np[t]))
             self._rew_np[t] = r
             self._term_np[t] = term
