@@ -10,6 +10,7 @@ machine's drift over both. Prints one JSON.
     git worktree add /tmp/old <commit>
     python benchmarks/a3c_pairs.py --other /tmp/old [--pairs 3] [--steps 40000]
     python benchmarks/a3c_pairs.py --algo a2c --other-set vec_env=inline --set vec_env=threads
+    python benchmarks/a3c_pairs.py --algo a2c --peer      # against SB3's A2C (a3c: PFRL's A3C)
 """
 from __future__ import annotations
 
@@ -32,7 +33,16 @@ from atari_throughput import run_asyncrl
 r = run_asyncrl({algo!r}, {steps}, {workers}, **{overrides!r})
 print(json.dumps({{"asyncrl": asyncrl.__file__, "frames_per_s": r["frames_per_s"], "vec_env": r.get("vec_env")}}))
 """
+PEER_RUN = """
+import json, sys
+sys.path.insert(0, {bench!r})
+from atari_throughput import {fn}
+print(json.dumps({fn}({steps}, {args})))
+"""
 WORKERS = {"a3c": 2, "a2c": 16}
+#: the peer each algorithm's row of atari_throughput.py is measured against
+PEERS = {"a2c": ("run_sb3", "16, paper_cnn=True", "Stable-Baselines3 A2C, the paper's CNN, 16 envs"),
+         "a3c": ("run_pfrl", "2", "PFRL 0.4 A3C, the paper's CNN, 2 processes")}
 
 
 def settings(pairs: list[str]) -> dict:
@@ -57,6 +67,15 @@ def one_run(src: str, steps: int, algo: str = "a3c", overrides: dict | None = No
     return result
 
 
+def peer_run(steps: int, algo: str) -> dict:
+    """The peer's row (SB3's A2C or PFRL's A3C) in a fresh interpreter."""
+    fn, args, _ = PEERS[algo]
+    code = PEER_RUN.format(bench=os.path.join(ROOT, "benchmarks"), fn=fn, steps=steps, args=args)
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--other", default=ROOT, help="the other checkout (a git worktree); default: this one")
@@ -65,6 +84,8 @@ def main() -> None:
                     help="a setting of this checkout's runs (repeatable)")
     ap.add_argument("--other-set", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting of the other checkout's runs (repeatable)")
+    ap.add_argument("--peer", action="store_true",
+                    help="the other run of each pair is the peer: SB3's A2C (--algo a2c) or PFRL's A3C (a3c)")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--steps", type=int, default=40_000)
     ap.add_argument("--out", default=None, help="also write the JSON here")
@@ -72,19 +93,28 @@ def main() -> None:
     other_commit = subprocess.run(["git", "-C", args.other, "rev-parse", "--short", "HEAD"], capture_output=True,
                                   text=True, check=True).stdout.strip()
     this, other = settings(args.set), settings(args.other_set)
-    if os.path.samefile(args.other, ROOT) and this == other:
+    if args.peer and (other or not os.path.samefile(args.other, ROOT)):
+        raise SystemExit("--peer runs the peer as the other run: no --other or --other-set with it")
+    if not args.peer and os.path.samefile(args.other, ROOT) and this == other:
         raise SystemExit("nothing to compare: give --other CHECKOUT, or --set / --other-set that differ")
     out = header("a3c_pairs")
-    out.update(algo=args.algo, workers=WORKERS[args.algo], other=other_commit, other_settings=other,
-               this_settings=this, steps=args.steps, pairs=[])
+    out.update(algo=args.algo, workers=WORKERS[args.algo], other=PEERS[args.algo][2] if args.peer else other_commit,
+               other_settings=other, this_settings=this, steps=args.steps, pairs=[])
     for _ in range(args.pairs):
-        theirs = one_run(os.path.join(args.other, "src"), args.steps, args.algo, other)
+        if args.peer:
+            theirs = peer_run(args.steps, args.algo)
+        else:
+            theirs = one_run(os.path.join(args.other, "src"), args.steps, args.algo, other)
         ours = one_run(os.path.join(ROOT, "src"), args.steps, args.algo, this)
         pair = {"other_frames_per_s": theirs["frames_per_s"], "this_frames_per_s": ours["frames_per_s"],
                 "ratio": round(ours["frames_per_s"] / theirs["frames_per_s"], 3)}
         if args.algo == "a2c":
-            pair.update(other_vec_env=theirs["vec_env"], this_vec_env=ours["vec_env"])
+            pair.update(other_vec_env=theirs.get("vec_env", "DummyVecEnv"), this_vec_env=ours["vec_env"])
         out["pairs"].append(pair)
+    ratios = sorted(p["ratio"] for p in out["pairs"])
+    out["ratio_median"] = ratios[len(ratios) // 2] if len(ratios) % 2 else round(
+        (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2, 3)
+    out["ratio_range"] = [ratios[0], ratios[-1]]
     emit(out, args.out)
 
 
