@@ -78,7 +78,8 @@ def env_step_seconds(factory: EnvFactory, seed: int, steps: int = 64, budget_s: 
 def choose_vec_env(cfg: Config, factory: EnvFactory) -> str:
     """Where the environments step, for --vec-env auto. Atari games step inline: the same
     AtariPreprocessed envs as the hogwild workers' and evaluation's (ale-py's vector env resets
-    slightly differently: --vec-env ale opts in). Not in threads: ale-py 0.12's `act` holds
+    slightly differently: --vec-env ale opts in; A2C on Pong ran at 0.99-1.07x of inline with
+    it in interleaved pairs, a2c_pairs_ale_inline.json). Not in threads: ale-py 0.12's `act` holds
     the GIL (two threads stepping two games ran at 0.78-0.91x of one thread stepping both
     here), and A2C on Pong ran at 0.97-1.07x of inline with them (a2c_pairs_threads_inline.json).
     Nor split between processes: A2C on Pong ran at 0.97-1.10x of inline with a worker
