@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -111,10 +112,9 @@ def main() -> None:
         if args.algo == "a2c":
             pair.update(other_vec_env=theirs.get("vec_env", "DummyVecEnv"), this_vec_env=ours["vec_env"])
         out["pairs"].append(pair)
-    ratios = sorted(p["ratio"] for p in out["pairs"])
-    out["ratio_median"] = ratios[len(ratios) // 2] if len(ratios) % 2 else round(
-        (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2, 3)
-    out["ratio_range"] = [ratios[0], ratios[-1]]
+    ratios = [p["ratio"] for p in out["pairs"]]
+    out["ratio_median"] = round(statistics.median(ratios), 3)
+    out["ratio_range"] = [min(ratios), max(ratios)]
     emit(out, args.out)
 
 
