@@ -1,5 +1,5 @@
-"""A3C (or A2C) on Pong, this checkout against another one, or one setting against
-another, in interleaved pairs.
+"""A3C (or A2C) on Pong, this checkout against another one, one setting against another,
+or against the peer (PFRL's A3C, SB3's A2C), in interleaved pairs.
 
 Each pair runs the A3C row of atari_throughput.py (2 hogwild workers, `--preset atari`,
 steady-state frames/s; with --algo a2c its A2C row, 16 environments) once with the other
@@ -15,6 +15,7 @@ machine's drift over both. Prints one JSON.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -42,8 +43,9 @@ print(json.dumps({fn}({steps}, {args})))
 """
 WORKERS = {"a3c": 2, "a2c": 16}
 #: the peer each algorithm's row of atari_throughput.py is measured against
-PEERS = {"a2c": ("run_sb3", "16, paper_cnn=True", "Stable-Baselines3 A2C, the paper's CNN, 16 envs"),
-         "a3c": ("run_pfrl", "2", "PFRL 0.4 A3C, the paper's CNN, 2 processes")}
+PEERS = {"a2c": ("run_sb3", "16, paper_cnn=True", "Stable-Baselines3 A2C, the paper's CNN, 16 envs",
+                 "stable_baselines3"),
+         "a3c": ("run_pfrl", "2", "PFRL 0.4 A3C, the paper's CNN, 2 processes", "pfrl")}
 
 
 def settings(pairs: list[str]) -> dict:
@@ -70,7 +72,7 @@ def one_run(src: str, steps: int, algo: str = "a3c", overrides: dict | None = No
 
 def peer_run(steps: int, algo: str) -> dict:
     """The peer's row (SB3's A2C or PFRL's A3C) in a fresh interpreter."""
-    fn, args, _ = PEERS[algo]
+    fn, args, _, _ = PEERS[algo]
     code = PEER_RUN.format(bench=os.path.join(ROOT, "benchmarks"), fn=fn, steps=steps, args=args)
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -96,6 +98,8 @@ def main() -> None:
     this, other = settings(args.set), settings(args.other_set)
     if args.peer and (other or not os.path.samefile(args.other, ROOT)):
         raise SystemExit("--peer runs the peer as the other run: no --other or --other-set with it")
+    if args.peer and importlib.util.find_spec(PEERS[args.algo][3]) is None:
+        raise SystemExit(f"{PEERS[args.algo][3]} is not installed: `make bench` (pip install -e '.[bench]') installs it")
     if not args.peer and os.path.samefile(args.other, ROOT) and this == other:
         raise SystemExit("nothing to compare: give --other CHECKOUT, or --set / --other-set that differ")
     out = header("a3c_pairs")
