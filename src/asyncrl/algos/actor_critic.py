@@ -180,6 +180,13 @@ class ActorCriticAlgorithm(Algorithm):
         T = ro.rewards.shape[0]
         return ro.tape is not None and model.replayable and ro.tape.holds(ro.obs[:T], model.torso)
 
+    @classmethod
+    def _replays_one_env(cls, model: ActorCritic, ro: Rollout) -> bool:
+        """_replays for one env (a hogwild CNN actor-learner, or a sync run of one env) whose
+        segment cut no episode mid-way: its V(s_T) then bootstraps every row (a sync
+        collector's truncation inside the segment brings final_obs, which this path ignores)."""
+        return ro.rewards.shape[1] == 1 and ro.final_obs is None and cls._replays(model, ro)
+
     def gradients(self, model: ActorCritic, ro: Rollout, target: None = None) -> dict[str, float] | None:
         """The hogwild CNN actor-learner's gradient in closed form: a softmax policy, one
         environment and a tape that holds the segment's acting forwards (as `loss` replays
@@ -188,9 +195,9 @@ class ActorCriticAlgorithm(Algorithm):
         benchmarks/a3c_learner_ab.py); the CNN's backward is the replay's. None
         (differentiate `loss`) otherwise: a Gaussian policy's CNN learner replays the tape
         through autograd."""
-        T, B = ro.rewards.shape
-        if model.continuous or B != 1 or ro.final_obs is not None or not self._replays(model, ro):
-            return None                 # (final_obs: a sync collector's truncation inside the segment)
+        T = ro.rewards.shape[0]
+        if model.continuous or not self._replays_one_env(model, ro):
+            return None
         logits, values = model.replay_numpy(ro.tape, T)
         next_values = np.zeros((T, 1), np.float32)
         next_values[:T - 1, 0] = values[1:]
@@ -217,7 +224,7 @@ class ActorCriticAlgorithm(Algorithm):
                 _, v_final, _ = model.step(ro.final_obs, (h, c))
                 next_values = next_values.clone()
                 next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = v_final.detach()
-        elif B == 1 and ro.final_obs is None and self._replays(model, ro):
+        elif self._replays_one_env(model, ro):
             # one env (a hogwild CNN actor-learner, or a sync run of one env unless an episode
             # was cut mid-segment): the acting forwards ran on these rows at these
             # parameters (theta'), so the backward replays their activations; only V(s_T)
