@@ -239,9 +239,13 @@ class AtariPreprocessed(gym.Env):
         self._ring[j + k] = self._ring[j]
         self._j = j
 
-    def _stack(self) -> np.ndarray:
+    def _stack(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The last k frames, oldest first: a copy, or written into `out`."""
         j, k = self._j, self.opts.frame_stack
-        return self._ring[j + 1:j + 1 + k].copy()
+        if out is None:
+            return self._ring[j + 1:j + 1 + k].copy()
+        out[...] = self._ring[j + 1:j + 1 + k]
+        return out
 
     def _skip_step(self, action: int) -> tuple[float, bool, bool]:
         """One agent step: repeat the action, grab the last two screens; (reward, term, trunc)."""
@@ -261,6 +265,13 @@ class AtariPreprocessed(gym.Env):
         return reward, term, trunc
 
     def step(self, action):
+        obs = np.empty(self.observation_space.shape, np.uint8)
+        reward, term, trunc, info = self.step_into(action, obs)
+        return obs, reward, term, trunc, info
+
+    def step_into(self, action, out: np.ndarray) -> tuple[float, bool, bool, dict]:
+        """step(), its observation written into `out` (a [k, s, s] uint8 array, such as a row
+        of a vector env's batch) instead of a new array: (reward, terminated, truncated, info)."""
         reward, term, trunc = self._skip_step(int(action))
         info: dict = {}
         if self.opts.life_loss_terminal:
@@ -270,7 +281,8 @@ class AtariPreprocessed(gym.Env):
                 term = True
                 info = {"life_loss": True}
             self.lives = lives
-        return self._stack(), reward, term, trunc, info
+        self._stack(out)
+        return reward, term, trunc, info
 
     def _new_game(self, seed, options) -> None:
         """Reset, then up to noop_max no-ops (AtariPreprocessing's reset)."""
@@ -286,6 +298,13 @@ class AtariPreprocessed(gym.Env):
         self._frame()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        return self._reset(seed, options), {}
+
+    def reset_into(self, out: np.ndarray) -> None:
+        """reset() (no seed), its observation written into `out`; its info is always empty."""
+        self._reset(None, None, out)
+
+    def _reset(self, seed: int | None, options: dict | None, out: np.ndarray | None = None) -> np.ndarray:
         if self.opts.life_loss_terminal and not self.game_over:
             _, term, trunc = self._skip_step(0)          # a life was lost: the game goes on
             if term or trunc:
@@ -300,7 +319,7 @@ class AtariPreprocessed(gym.Env):
             if term or trunc:                               # vanishingly rare: start again
                 self._new_game(None, None)
         self._ring[:] = self._ring[self._j]                 # the stack starts as k copies
-        return self._stack(), {}
+        return self._stack(out)
 
     def get_action_meanings(self) -> list[str]:
         return self.base.get_action_meanings()
@@ -310,6 +329,36 @@ class AtariPreprocessed(gym.Env):
 
     def close(self) -> None:
         self._outer.close()
+
+
+class AtariSyncVectorEnv(gym.vector.SyncVectorEnv):
+    """Gymnasium's SyncVectorEnv (SAME_STEP autoreset, copy=False) over AtariPreprocessed
+    games, with a step that has each game write its frame stack straight into the batch
+    (step_into) instead of returning a new array that the vector env then copies in, and
+    that skips the per-env bookkeeping of other autoreset modes and of empty infos. Its
+    results are the SyncVectorEnv's exactly (tests/unit/test_atari.py); the sync executor's
+    `inline` vec env for Atari games. 16 Pong games: 0.335 against 0.355 ms per game step
+    here, about 3% of an A2C segment."""
+
+    def __init__(self, env_fns):
+        super().__init__(env_fns, copy=False, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        for env in self.envs:
+            if not isinstance(env, AtariPreprocessed):
+                raise TypeError(f"AtariSyncVectorEnv steps AtariPreprocessed games, got {type(env).__name__}")
+
+    def step(self, actions):
+        obs, rewards = self._observations, self._rewards
+        terms, truncs = self._terminations, self._truncations
+        infos: dict = {}
+        for i, env in enumerate(self.envs):
+            rewards[i], terms[i], truncs[i], info = env.step_into(actions[i], obs[i])
+            if terms[i] or truncs[i]:
+                infos = self._add_info(infos, {"final_obs": obs[i].copy(), "final_info": info}, i)
+                env.reset_into(obs[i])
+            elif info:
+                infos = self._add_info(infos, info, i)
+        self._autoreset_envs = np.logical_or(terms, truncs)
+        return obs, rewards.copy(), terms.copy(), truncs.copy(), infos
 
 
 def make_atari(env_id: str, opts: AtariOptions, **make_kwargs: Any) -> gym.Env:

@@ -721,6 +721,73 @@ def test_collector_rows_are_uint8_copies_of_the_observation():
     ref.close()
 
 
+@pytest.mark.parametrize("life_loss", [False, True])
+def test_atari_sync_vector_env_equals_gymnasiums_sync_vector_env(life_loss):
+    """The sync executor's inline vec env for Atari games (AtariSyncVectorEnv: each game
+    writes its stack into the batch) returns exactly what Gymnasium's SyncVectorEnv with
+    SAME_STEP autoreset returns over the same games: observations, rewards, flags and infos
+    (final_obs, final_info with life_loss, their masks), through game overs and lost lives
+    of 3 Breakout games fed the same random actions; its batch stays the same array."""
+    from asyncrl.atari import AtariSyncVectorEnv
+
+    cfg = Config.from_dict({"env": BREAKOUT, "life_loss_terminal": life_loss})
+    factory = EnvFactory(BREAKOUT).configured(cfg)
+    fast = make_vector_env(factory, 3, "inline")
+    ref = gym.vector.SyncVectorEnv([factory] * 3, copy=False, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    assert isinstance(fast, AtariSyncVectorEnv)
+    assert fast.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    o1, _ = fast.reset(seed=5)
+    o2, _ = ref.reset(seed=5)
+    np.testing.assert_array_equal(o1, o2)
+    rng = np.random.default_rng(0)
+    ends = {"life_loss": 0, "game_over": 0}
+    for _ in range(600):
+        actions = rng.integers(4, size=3)
+        (o1, r1, te1, tr1, i1), (o2, r2, te2, tr2, i2) = fast.step(actions), ref.step(actions)
+        assert o1 is fast._observations
+        for a, b in ((o1, o2), (r1, r2), (te1, te2), (tr1, tr2)):
+            np.testing.assert_array_equal(a, b)
+        assert i1.keys() == i2.keys()
+        for key in i1:
+            if key == "final_obs":
+                for a, b in zip(i1[key], i2[key]):
+                    assert (a is None and b is None) or np.array_equal(a, b)
+            elif key == "final_info":
+                assert repr(i1[key]) == repr(i2[key])
+            else:
+                np.testing.assert_array_equal(i1[key], i2[key])
+        for b in np.flatnonzero(te1 | tr1):
+            ends["life_loss" if i1["final_info"].get("life_loss", [False] * 3)[b] else "game_over"] += 1
+    fast.close()
+    ref.close()
+    assert ends["game_over"] >= 2 and (ends["life_loss"] >= 8) == life_loss
+
+
+def test_atari_sync_vector_env_takes_atari_preprocessed_games_only():
+    from asyncrl.atari import AtariSyncVectorEnv
+
+    with pytest.raises(TypeError, match="AtariPreprocessed"):
+        AtariSyncVectorEnv([lambda: make_atari_reference(PONG, NO_NOOPS)])
+    custom = EnvFactory(lambda: make_atari(PONG, NO_NOOPS))      # a callable: left as it is
+    venv = make_vector_env(custom, 2, "inline")
+    assert type(venv) is gym.vector.SyncVectorEnv
+    venv.close()
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_interleave_channels_equals_a_channels_last_copy(c, dtype):
+    """The learner's byte images laid out channels-last (cv2.merge for 2-4 channels of
+    bytes, else torch's copy) equal torch's own channels-last copy, and land in `out`."""
+    from asyncrl.models import _interleave_channels
+
+    x = torch.randint(0, 256, (5, c, 84, 84)).to(dtype)
+    out = torch.empty(x.shape, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    got = _interleave_channels(x, out)
+    assert got is out and out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, x.contiguous(memory_format=torch.channels_last))
+
+
 # =========================================================================== scores, ids
 def test_human_normalized_scores():
     assert human_normalized("pong", -20.7) == 0.0

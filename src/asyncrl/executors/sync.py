@@ -210,6 +210,10 @@ def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = 
         make = make_ale_vector_env if mode == "ale" else EnvPoolAtari
         return make(factory.env_id, factory.atari, n, num_threads=min(n, available_cores()))
     if mode == "inline":
+        if factory.atari is not None and factory.fn is None:
+            from ..atari import AtariSyncVectorEnv
+
+            return AtariSyncVectorEnv([factory] * n)
         return gym.vector.SyncVectorEnv([factory] * n, copy=False, autoreset_mode=same_step)
     if mode == "split":
         with _single_threaded_children():
