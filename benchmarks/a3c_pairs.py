@@ -3,9 +3,10 @@ or against the peer (PFRL's A3C, SB3's A2C), in interleaved pairs.
 
 Each pair runs the A3C row of atari_throughput.py (2 hogwild workers, `--preset atari`,
 steady-state frames/s; with --algo a2c its A2C row, 16 environments) once with the other
-checkout's `src` first on PYTHONPATH and the --other-set settings, then once with this
-one's and the --set settings, each in a fresh interpreter. Interleaving spreads the
-machine's drift over both. Prints one JSON.
+checkout's `src` first on PYTHONPATH and the --other-set settings, and once with this
+one's and the --set settings, each in a fresh interpreter: the other run first in even
+pairs, this one first in odd pairs (ABBA). Interleaving spreads the machine's drift over
+both. Prints one JSON.
 
     git worktree add /tmp/old <commit>
     python benchmarks/a3c_pairs.py --other /tmp/old [--pairs 3] [--steps 40000]
@@ -105,13 +106,23 @@ def main() -> None:
     out = header("a3c_pairs")
     out.update(algo=args.algo, workers=WORKERS[args.algo], other=PEERS[args.algo][2] if args.peer else other_commit,
                other_settings=other, this_settings=this, steps=args.steps, pairs=[])
-    for _ in range(args.pairs):
+    def run_theirs() -> dict:
         if args.peer:
-            theirs = peer_run(args.steps, args.algo)
+            return peer_run(args.steps, args.algo)
+        return one_run(os.path.join(args.other, "src"), args.steps, args.algo, other)
+
+    def run_ours() -> dict:
+        return one_run(os.path.join(ROOT, "src"), args.steps, args.algo, this)
+
+    for i in range(args.pairs):
+        # ABBA: the other run goes first in even pairs, this one in odd pairs, so that a
+        # machine drifting one way over the session favours neither side
+        if i % 2 == 0:
+            theirs, ours = run_theirs(), run_ours()
         else:
-            theirs = one_run(os.path.join(args.other, "src"), args.steps, args.algo, other)
-        ours = one_run(os.path.join(ROOT, "src"), args.steps, args.algo, this)
-        pair = {"other_frames_per_s": theirs["frames_per_s"], "this_frames_per_s": ours["frames_per_s"],
+            ours, theirs = run_ours(), run_theirs()
+        pair = {"first": "other" if i % 2 == 0 else "this", "other_frames_per_s": theirs["frames_per_s"],
+                "this_frames_per_s": ours["frames_per_s"],
                 "ratio": round(ours["frames_per_s"] / theirs["frames_per_s"], 3)}
         if args.algo == "a2c":
             pair.update(other_vec_env=theirs.get("vec_env", "DummyVecEnv"), this_vec_env=ours["vec_env"])
