@@ -155,6 +155,20 @@ class AtariCNN(nn.Module):
                                 self.conv2.bias, self.fc.weight, self.fc.bias)
 
 
+_CV2: list = []
+
+
+def _opencv():
+    """The cv2 module, or None without OpenCV (looked up once)."""
+    if not _CV2:
+        try:
+            import cv2
+        except ImportError:
+            cv2 = None
+        _CV2.append(cv2)
+    return _CV2[0]
+
+
 def _interleave_channels(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """out <- x: images [N, C, H, W] in their usual layout copied into `out`, the same shape
     laid out channels-last. For bytes on the CPU with OpenCV installed (the atari extra), by
@@ -162,10 +176,7 @@ def _interleave_channels(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     for torch's copy_ on an A2C batch of 80 Pong observations here; else by copy_."""
     n, c = x.shape[:2]
     if x.dtype == torch.uint8 and x.device.type == "cpu" and 1 < c <= 4 and x.is_contiguous():
-        try:
-            import cv2
-        except ImportError:
-            cv2 = None
+        cv2 = _opencv()
         if cv2 is not None:
             src = x.numpy().reshape(n, c, -1)
             dst = out.permute(0, 2, 3, 1).numpy().reshape(n, -1, c)     # a view: out is channels-last

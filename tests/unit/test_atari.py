@@ -776,11 +776,16 @@ def test_atari_sync_vector_env_takes_atari_preprocessed_games_only():
 
 @pytest.mark.parametrize("c", [1, 2, 3, 4])
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
-def test_interleave_channels_equals_a_channels_last_copy(c, dtype):
+@pytest.mark.parametrize("opencv", [True, False])
+def test_interleave_channels_equals_a_channels_last_copy(c, dtype, opencv, monkeypatch):
     """The learner's byte images laid out channels-last (cv2.merge for 2-4 channels of
-    bytes, else torch's copy) equal torch's own channels-last copy, and land in `out`."""
+    bytes, else, or without OpenCV, torch's copy) equal torch's own channels-last copy,
+    and land in `out`."""
+    import asyncrl.models as models
     from asyncrl.models import _interleave_channels
 
+    if not opencv:
+        monkeypatch.setattr(models, "_CV2", [None])
     x = torch.randint(0, 256, (5, c, 84, 84)).to(dtype)
     out = torch.empty(x.shape, dtype=dtype).contiguous(memory_format=torch.channels_last)
     got = _interleave_channels(x, out)
