@@ -105,7 +105,7 @@ def main() -> None:
         raise SystemExit("nothing to compare: give --other CHECKOUT, or --set / --other-set that differ")
     out = header("a3c_pairs")
     out.update(algo=args.algo, workers=WORKERS[args.algo], other=PEERS[args.algo][2] if args.peer else other_commit,
-               other_settings=other, this_settings=this, steps=args.steps, pairs=[])
+               other_settings=other, this_settings=this, steps=args.steps)
     def run_theirs() -> dict:
         if args.peer:
             return peer_run(args.steps, args.algo)
@@ -114,9 +114,16 @@ def main() -> None:
     def run_ours() -> dict:
         return one_run(os.path.join(ROOT, "src"), args.steps, args.algo, this)
 
-    for i in range(args.pairs):
-        # ABBA: the other run goes first in even pairs, this one in odd pairs, so that a
-        # machine drifting one way over the session favours neither side
+    out.update(interleaved_pairs(run_ours, run_theirs, args.pairs, args.algo))
+    emit(out, args.out)
+
+
+def interleaved_pairs(run_ours, run_theirs, n: int, algo: str) -> dict:
+    """n pairs of runs (each a dict with frames_per_s), ABBA: the other run goes first in
+    even pairs, this one in odd pairs, so that a machine drifting one way over the session
+    favours neither side. {"pairs": [...], "ratio_median", "ratio_range"}."""
+    pairs = []
+    for i in range(n):
         if i % 2 == 0:
             theirs, ours = run_theirs(), run_ours()
         else:
@@ -124,13 +131,12 @@ def main() -> None:
         pair = {"first": "other" if i % 2 == 0 else "this", "other_frames_per_s": theirs["frames_per_s"],
                 "this_frames_per_s": ours["frames_per_s"],
                 "ratio": round(ours["frames_per_s"] / theirs["frames_per_s"], 3)}
-        if args.algo == "a2c":
+        if algo == "a2c":
             pair.update(other_vec_env=theirs.get("vec_env", "DummyVecEnv"), this_vec_env=ours["vec_env"])
-        out["pairs"].append(pair)
-    ratios = [p["ratio"] for p in out["pairs"]]
-    out["ratio_median"] = round(statistics.median(ratios), 3)
-    out["ratio_range"] = [min(ratios), max(ratios)]
-    emit(out, args.out)
+        pairs.append(pair)
+    ratios = [p["ratio"] for p in pairs]
+    return {"pairs": pairs, "ratio_median": round(statistics.median(ratios), 3),
+            "ratio_range": [min(ratios), max(ratios)]}
 
 
 if __name__ == "__main__":

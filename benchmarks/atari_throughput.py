@@ -23,7 +23,12 @@ state: measured from their first logged second to their last (start-up excluded;
 from metrics.csv rows, SB3 from a callback after its first rollout, PFRL from a global-step
 hook, from a tenth of its steps to the last), with learning on.
 
-    python benchmarks/atari_throughput.py [--steps 40000] [--env-steps 20000] [--skip-sb3] [--skip-pfrl]
+    python benchmarks/atari_throughput.py [--steps 40000] [--env-steps 20000] [--skip-sb3] [--skip-pfrl] [--pairs 4]
+
+--pairs N then runs N interleaved pairs of A2C (inline) against (d) with the paper's CNN and
+of A3C against (e), each run in a fresh interpreter, one right after the other (the order
+alternating, ABBA), as benchmarks/a3c_pairs.py --peer does: the ratios of these pairs hold
+up against the machine's drift, which the single rows above, minutes apart, do not.
 
 The peers come with `pip install -e '.[bench]'` (`make bench`).
 
@@ -42,7 +47,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import emit, header  # noqa: E402
+from _common import ROOT, emit, header  # noqa: E402
 
 from asyncrl.bench import random_actions_rate, steady_rate  # noqa: E402
 
@@ -248,6 +253,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="hogwild workers / env-alone processes")
     ap.add_argument("--skip-sb3", action="store_true")
     ap.add_argument("--skip-pfrl", action="store_true")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="then N interleaved pairs (ABBA, fresh interpreters) of each asyncrl row against its "
+                         "peer: A2C inline against (d) with the paper's CNN, A3C against (e)")
     ap.add_argument("--pfrl-child", nargs=2, type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help="also write the JSON here")
     args = ap.parse_args()
@@ -287,6 +295,18 @@ def main() -> None:
             if f"c_asyncrl_a2c_sync_{key}" in res:
                 ratios[f"a2c_{key}_over_sb3_paper_cnn"] = round(
                     res[f"c_asyncrl_a2c_sync_{key}"]["frames_per_s"] / res["d_sb3_a2c_paper_cnn"]["frames_per_s"], 2)
+    if args.pairs:
+        # the single rows above run minutes apart, and this machine's speed drifts by 20-30%
+        # within minutes: pairs of runs one right after the other spread the drift on both
+        from a3c_pairs import interleaved_pairs, one_run, peer_run
+
+        src = os.path.join(ROOT, "src")
+        for algo, skipped in (("a2c", args.skip_sb3), ("a3c", args.skip_pfrl)):
+            if not skipped:
+                got = interleaved_pairs(lambda: one_run(src, args.steps, algo), lambda: peer_run(args.steps, algo),
+                                        args.pairs, algo)
+                res[f"pairs_{algo}_against_peer"] = got
+                ratios[f"{algo}_over_peer_pairs_median"] = got["ratio_median"]
     res["ratios"] = ratios
     emit(res, args.out)
 
