@@ -97,6 +97,8 @@ def main() -> None:
     other_commit = subprocess.run(["git", "-C", args.other, "rev-parse", "--short", "HEAD"], capture_output=True,
                                   text=True, check=True).stdout.strip()
     this, other = settings(args.set), settings(args.other_set)
+    if args.pairs < 1:
+        raise SystemExit(f"--pairs must be at least 1, got {args.pairs}")
     if args.peer and (other or not os.path.samefile(args.other, ROOT)):
         raise SystemExit("--peer runs the peer as the other run: no --other or --other-set with it")
     if args.peer and importlib.util.find_spec(PEERS[args.algo][3]) is None:
@@ -106,6 +108,7 @@ def main() -> None:
     out = header("a3c_pairs")
     out.update(algo=args.algo, workers=WORKERS[args.algo], other=PEERS[args.algo][2] if args.peer else other_commit,
                other_settings=other, this_settings=this, steps=args.steps)
+
     def run_theirs() -> dict:
         if args.peer:
             return peer_run(args.steps, args.algo)

@@ -262,6 +262,8 @@ def main() -> None:
     if args.pfrl_child:
         _pfrl_child(*args.pfrl_child)
         return
+    if args.pairs < 0:
+        sys.exit(f"--pairs must be 0 (none) or more, got {args.pairs}")
     for name, skipped, flag in (("stable_baselines3", args.skip_sb3, "--skip-sb3"),
                                 ("pfrl", args.skip_pfrl, "--skip-pfrl")):
         if not skipped and importlib.util.find_spec(name) is None:
