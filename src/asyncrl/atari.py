@@ -240,10 +240,10 @@ class AtariPreprocessed(gym.Env):
         self._j = j
 
     def _stack(self, out: np.ndarray | None = None) -> np.ndarray:
-        """The last k frames, oldest first: a copy, or written into `out`."""
-        j, k = self._j, self.opts.frame_stack
+        """The last k frames, oldest first, written into `out` (a new array if None)."""
         if out is None:
-            return self._ring[j + 1:j + 1 + k].copy()
+            out = np.empty(self.observation_space.shape, np.uint8)
+        j, k = self._j, self.opts.frame_stack
         out[...] = self._ring[j + 1:j + 1 + k]
         return out
 

@@ -6,6 +6,7 @@ near-uniform, 1 on the value head).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -155,18 +156,14 @@ class AtariCNN(nn.Module):
                                 self.conv2.bias, self.fc.weight, self.fc.bias)
 
 
-_CV2: list = []
-
-
+@functools.cache
 def _opencv():
     """The cv2 module, or None without OpenCV (looked up once)."""
-    if not _CV2:
-        try:
-            import cv2
-        except ImportError:
-            cv2 = None
-        _CV2.append(cv2)
-    return _CV2[0]
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
 
 
 def _interleave_channels(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

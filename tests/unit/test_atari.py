@@ -785,7 +785,7 @@ def test_interleave_channels_equals_a_channels_last_copy(c, dtype, opencv, monke
     from asyncrl.models import _interleave_channels
 
     if not opencv:
-        monkeypatch.setattr(models, "_CV2", [None])
+        monkeypatch.setattr(models, "_opencv", lambda: None)
     x = torch.randint(0, 256, (5, c, 84, 84)).to(dtype)
     out = torch.empty(x.shape, dtype=dtype).contiguous(memory_format=torch.channels_last)
     got = _interleave_channels(x, out)
