@@ -33,7 +33,7 @@ VARIANTS = ("closed_form", "autograd")
 def inrun(steps: int, period: float) -> dict:
     """Fork-inherited patches: the learner's variant and a per-process step count by phase."""
     import asyncrl.algos.actor_critic as ac
-    import asyncrl.models as models
+    import asyncrl.nets as models
     from atari_throughput import run_asyncrl
 
     closed_form, act = ac.ActorCriticAlgorithm.gradients, models.NumpyCNN.__call__

@@ -23,7 +23,7 @@ from .algos import make_algorithm
 from .checkpoint import (load_checkpoint, nonfinite_parts, prune_step_checkpoints, save_checkpoint,
                          step_checkpoints)
 from .config import DEFAULT_SYNC_ENVS, Config
-from .envs import EnvFactory, check_same_spaces, probe_spaces, space_from_dict, space_to_dict
+from .envs import EnvFactory, check_same_spaces, probe_spaces
 from .errors import CheckpointError, ConfigError, EnvError
 from .evaluate import evaluate_policy
 from .executors import TrainJob, make_executor, math_threads
@@ -32,6 +32,7 @@ from .learner import check_finite_params
 from .metrics import RunLogger
 from .optim import build_optimizer
 from .rollout import ObsWriter
+from .spaces import space_from_dict, space_to_dict
 
 class Agent:
     """An agent of one algorithm: its model, optimiser state, global step and run folder."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import gymnasium as gym
-import numpy as np
 
 from .errors import EnvError
 
@@ -113,24 +112,6 @@ def probe_spaces(factory: EnvFactory) -> tuple[gym.Space, gym.Space]:
         env.close()
 
 
-def check_observation_space(space: gym.Space, env_name: str) -> None:
-    """Box observations (vectors: MLP; images [C, H, W], [H, W, C] or [H, W]: CNN) and
-    Discrete ones (one-hot) have a network; anything else is an EnvError."""
-    if isinstance(space, gym.spaces.Box):
-        if not np.issubdtype(space.dtype, np.number):
-            raise EnvError(f"environment {env_name!r}: Box observations of dtype {space.dtype} are not numeric")
-        if len(space.shape) > 3:
-            raise EnvError(f"environment {env_name!r} has {len(space.shape)}-D Box observations "
-                           f"{space.shape}; supported: vectors (1-D) and images (2-D or 3-D)")
-        return
-    if isinstance(space, gym.spaces.Discrete):
-        return  # one-hot encoded by the torso
-    raise EnvError(
-        f"environment {env_name!r} has a {type(space).__name__} observation space, which no network "
-        f"fits; supported: Box (vectors) and Discrete (one-hot); flatten it with a wrapper such as "
-        f"gymnasium.wrappers.FlattenObservation")
-
-
 def check_same_spaces(factory: EnvFactory, obs_space: gym.Space, action_space: gym.Space, source: str) -> None:
     """EnvError unless the env's spaces have the kinds and shapes of the saved ones (an agent
     loaded from `source` is to act in it)."""
@@ -140,38 +121,3 @@ def check_same_spaces(factory: EnvFactory, obs_space: gym.Space, action_space: g
                 or getattr(saved, "n", None) != getattr(got, "n", None):
             raise EnvError(f"environment {factory.name!r} has the {what} space {got}, but the agent in "
                            f"{source!r} was trained with {saved}")
-
-
-def require_discrete_actions(space: gym.Space, env_name: str, algo: str, why: str) -> None:
-    """EnvError naming the env, its action space and why `algo` needs Discrete actions."""
-    kind = action_space_kind(space)
-    if kind != "discrete":
-        raise EnvError(f"environment {env_name!r} has a {kind} action space ({space}); {algo} {why}")
-
-
-def action_space_kind(space: gym.Space) -> str:
-    if isinstance(space, gym.spaces.Discrete):
-        return "discrete"
-    if isinstance(space, gym.spaces.Box):
-        return "continuous"
-    return type(space).__name__
-
-
-def space_to_dict(space: gym.Space) -> dict:
-    """A weights_only-safe description of a space (checkpoints rebuild models without the env)."""
-    if isinstance(space, gym.spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    if isinstance(space, gym.spaces.Box):
-        import torch
-
-        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
-                "low": torch.as_tensor(space.low), "high": torch.as_tensor(space.high)}
-    raise EnvError(f"cannot save a {type(space).__name__} space in a checkpoint")
-
-
-def space_from_dict(d: dict) -> gym.Space:
-    if d["type"] == "Discrete":
-        return gym.spaces.Discrete(d["n"], start=d.get("start", 0))
-    if d["type"] == "Box":
-        return gym.spaces.Box(d["low"].numpy(), d["high"].numpy(), tuple(d["shape"]), np.dtype(d["dtype"]))
-    raise EnvError(f"unknown space type {d['type']!r} in checkpoint")

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .models import obs_dim, obs_dtype
+from .spaces import obs_dim, obs_dtype
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Rollout:
     state0:     recurrent policies: (h, c) [B, H] each, the state before obs[0], else None
     starts:     recurrent policies: [T+1, B] bool, obs[t] is an episode's first observation
                 (the state is zeroed before it), else None
-    tape:       the acting policy's models.ActivationTape (a CNN actor's forwards in this
+    tape:       the acting policy's nets.ActivationTape (a CNN actor's forwards in this
                 segment, hogwild or sync, for the learner to replay), else None
     """
 

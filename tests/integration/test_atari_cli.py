@@ -22,7 +22,7 @@ pytest.importorskip("cv2")
 
 import asyncrl  # noqa: E402
 from asyncrl.atari import REFERENCE_SCORES, AtariOptions, make_atari  # noqa: E402
-from asyncrl.models import AtariCNN, QNetwork  # noqa: E402
+from asyncrl.nets import AtariCNN, QNetwork  # noqa: E402
 from helpers import assert_refused_in_one_line, run_cli_forked  # noqa: E402
 from test_cli import run_cli  # noqa: E402  (tests/integration/test_cli.py)
 

@@ -15,7 +15,7 @@ import torch
 
 from asyncrl.algos.actor_critic import ActorCriticAlgorithm, actor_critic_loss, categorical_loss_grads
 from asyncrl.config import Config
-from asyncrl.models import ActorCritic
+from asyncrl.nets import ActorCritic
 from asyncrl.rollout import Rollout
 from helpers import spy_returns
 

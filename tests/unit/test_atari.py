@@ -35,9 +35,10 @@ from asyncrl.envs import EnvFactory  # noqa: E402
 from asyncrl.errors import ConfigError, EnvError  # noqa: E402
 from asyncrl.executors.sync import make_vector_env  # noqa: E402
 from asyncrl.executors.worker import make_worker_learner  # noqa: E402
-from asyncrl.models import AtariCNN, build_torso, is_image_space, obs_dtype  # noqa: E402
+from asyncrl.nets import AtariCNN, build_torso  # noqa: E402
 from asyncrl.optim import build_optimizer  # noqa: E402
 from asyncrl.rollout import EpisodeSegmentCollector, Rollout, VectorSegmentCollector  # noqa: E402
+from asyncrl.spaces import is_image_space, obs_dtype  # noqa: E402
 
 _register()
 
@@ -619,7 +620,7 @@ def test_learner_batches_laid_out_channels_last_give_the_same_outputs_and_gradie
     of the same batch laid out channels-first, for [C, H, W] and [H, W, C] images; the scratch
     is reused by a second pass; batches below the threshold and no-grad forwards (acting)
     stay channels-first."""
-    import asyncrl.models as models
+    import asyncrl.nets.cnn as models
 
     assert models.CHANNELS_LAST_MIN_BATCH <= 6          # a hogwild segment of t_max 5 is 6 rows
     torch.manual_seed(0)
@@ -781,8 +782,8 @@ def test_interleave_channels_equals_a_channels_last_copy(c, dtype, opencv, monke
     """The learner's byte images laid out channels-last (cv2.merge for 2-4 channels of
     bytes, else, or without OpenCV, torch's copy) equal torch's own channels-last copy,
     and land in `out`."""
-    import asyncrl.models as models
-    from asyncrl.models import _interleave_channels
+    import asyncrl.nets.cnn as models
+    from asyncrl.nets.cnn import _interleave_channels
 
     if not opencv:
         monkeypatch.setattr(models, "_opencv", lambda: None)

@@ -26,7 +26,7 @@ from asyncrl.algos.value_based import ValueBasedAlgorithm
 from asyncrl.api import A3C
 from asyncrl.config import Config
 from asyncrl.errors import EnvError
-from asyncrl.models import VAR_EPS, gaussian_mean_var
+from asyncrl.nets import VAR_EPS, gaussian_mean_var
 from asyncrl.rollout import ActionBuffer, EpisodeSegmentCollector, Rollout
 
 LOG_2PI = math.log(2.0 * math.pi)

@@ -22,7 +22,7 @@ from asyncrl.algos.actor_critic import (ActorCriticAlgorithm, categorical_log_pr
 from asyncrl.config import Config
 from asyncrl.envs import EnvFactory
 from asyncrl.executors.sync import make_vector_env
-from asyncrl.models import ActorCritic, RecurrentScores
+from asyncrl.nets import ActorCritic, RecurrentScores
 from asyncrl.rollout import EpisodeSegmentCollector, Rollout, VectorSegmentCollector
 from helpers import Wrapped, spy_returns
 

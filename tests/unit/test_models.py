@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from asyncrl.config import Config
-from asyncrl.models import ActorCritic, QNetwork, mlp_torso, numpy_scores
+from asyncrl.nets import ActorCritic, QNetwork, mlp_torso, numpy_scores
 from helpers import Wrapped
 
 
@@ -52,7 +52,7 @@ def test_actor_critic_default_torsos_separate_mlps_and_share_the_cnn():
     import gymnasium as gym
 
     from asyncrl.algos import make_algorithm
-    from asyncrl.models import AtariCNN
+    from asyncrl.nets import AtariCNN
 
     vec = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
     img = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
@@ -76,7 +76,7 @@ CNN_SHAPES = [((4, 84, 84), np.uint8), ((84, 84, 4), np.uint8), ((84, 84), np.ui
 
 
 def _cnn_models(shape, dtype):
-    from asyncrl.models import AtariCNN
+    from asyncrl.nets import AtariCNN
     torch.manual_seed(0)
     scale = 1.0 / 255.0 if dtype == np.uint8 else 1.0
     ac = ActorCritic(AtariCNN(shape, scale), 256, 6)
@@ -103,7 +103,7 @@ def test_numpy_cnn_mirror_equals_torch(shape, dtype):
     """One observation acts through NumPy (models.NumpyCNN), for every image layout the CNN
     takes ([C, H, W], [H, W, C], [H, W]; sizes not multiples of the strides), bytes and floats,
     and gives the torch forward's outputs to float32 rounding."""
-    from asyncrl.models import NumpyCNN
+    from asyncrl.nets import NumpyCNN
     ac, q = _cnn_models(shape, dtype)
     for model, f in ((ac, numpy_scores(ac.torso, ac.policy, ac.policy_out)), (q, numpy_scores(q.torso, q.q, q))):
         assert isinstance(f, NumpyCNN)
@@ -140,7 +140,7 @@ def test_numpy_cnn_keeps_the_activations_the_torch_forward_keeps():
     """With a tape, each batch-1 forward fills the tape's next row with conv1's, conv2's and
     the fc layer's ReLU outputs and the observation's address, as the torch forward does;
     a forward beyond the segment's rows makes the tape no record of one."""
-    from asyncrl.models import ActivationTape
+    from asyncrl.nets import ActivationTape
     ac, _ = _cnn_models((4, 84, 84), np.uint8)
     xs = _images((4, 84, 84), np.uint8, n=3, seed=5)
     tapes = [ActivationTape(ac.torso, 3), ActivationTape(ac.torso, 3)]

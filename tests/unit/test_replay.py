@@ -15,7 +15,7 @@ from asyncrl.algos import make_algorithm
 from asyncrl.config import Config
 from asyncrl.flat import attach_flat_grads_, flatten_params_
 from asyncrl.learner import compute_grads
-from asyncrl.models import ActorCritic
+from asyncrl.nets import ActorCritic
 from asyncrl.rollout import EpisodeSegmentCollector
 
 

@@ -28,7 +28,7 @@ from asyncrl.algos.value_based import (EpsilonGreedy, ValueBasedAlgorithm, draw_
 from asyncrl.config import Config
 from asyncrl.errors import EnvError
 from asyncrl.executors.counter import crossed_period
-from asyncrl.models import QNetwork
+from asyncrl.nets import QNetwork
 from asyncrl.rollout import EpisodeSegmentCollector, Rollout
 
 GAMMA = 0.9

@@ -11,12 +11,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..envs import check_observation_space, require_discrete_actions
 from ..errors import EnvError
-from ..models import (VAR_EPS, ActivationTape, ActorCritic, AtariCNN, RecurrentScores, build_torso,
-                      gaussian_mean_var, numpy_scores)
+from ..nets import (VAR_EPS, ActivationTape, ActorCritic, AtariCNN, RecurrentScores, build_torso,
+                    gaussian_mean_var, numpy_scores)
 from ..returns import n_step_returns, n_step_returns_np
 from ..rollout import Rollout
+from ..spaces import check_observation_space, require_discrete_actions
 from .base import Algorithm, Policy
 
 

@@ -25,8 +25,8 @@ class Policy:
     environment: collectors call `reset_state(mask)` when environments start an episode
     and read `get_state()` (None for feed-forward policies) as a segment's initial state."""
 
-    recurrent = None                    # models.RecurrentScores of a recurrent policy
-    tape = None                         # models.ActivationTape its forwards are kept in
+    recurrent = None                    # nets.RecurrentScores of a recurrent policy
+    tape = None                         # nets.ActivationTape its forwards are kept in
     #: each row's action depends on that row's observation only, and random numbers are drawn
     #: in row order: calls on consecutive groups of rows choose what one call on all would
     #: (vector envs that step a group while the next group's actions are chosen rely on it)

@@ -12,10 +12,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..envs import check_observation_space, require_discrete_actions
-from ..models import QNetwork, build_torso, numpy_scores
+from ..nets import QNetwork, build_torso, numpy_scores
 from ..returns import n_step_returns, one_step_targets
 from ..rollout import Rollout
+from ..spaces import check_observation_space, require_discrete_actions
 from .base import Algorithm, Policy
 
 VALUE_BASED = ("one-step-q", "one-step-sarsa", "n-step-q")
