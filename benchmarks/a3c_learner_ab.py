@@ -78,8 +78,8 @@ def segment(segments: int, block: int = 100) -> dict:
     from asyncrl.algos import make_algorithm
     from asyncrl.config import Config
     from asyncrl.envs import EnvFactory
-    from asyncrl.executors import single_threaded
-    from asyncrl.executors.worker import ActorLearner
+    from asyncrl.executors.actor import ActorLearner
+    from asyncrl.threads import single_threaded
     from asyncrl.flat import flatten_params_
     from asyncrl.optim import build_optimizer
     from asyncrl.presets import preset_values

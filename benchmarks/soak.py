@@ -30,7 +30,7 @@ ENV, CONFIG, WORKERS = "CartPole-v1", "cartpole-a3c", 2
 def own_workers() -> list[int]:
     """This process's children that are forks of it (the hogwild workers; not, say, a
     multiprocessing helper process, whose command line differs)."""
-    from asyncrl.executors.hogwild import child_pids
+    from asyncrl.procs import child_pids
 
     def cmdline(pid: int) -> bytes:
         try:

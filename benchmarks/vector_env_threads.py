@@ -28,7 +28,7 @@ from _common import emit, header  # noqa: E402
 
 from asyncrl.config import Config  # noqa: E402
 from asyncrl.envs import EnvFactory  # noqa: E402
-from asyncrl.executors.sync import make_vector_env  # noqa: E402
+from asyncrl.vector import make_vector_env  # noqa: E402
 from asyncrl.system import available_cores  # noqa: E402
 
 ENVS = ("Ant-v5", "HalfCheetah-v5", "ALE/Pong-v5")

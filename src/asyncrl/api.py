@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from typing import Any, Callable, ClassVar
@@ -20,19 +19,20 @@ import numpy as np
 import torch
 
 from .algos import make_algorithm
-from .checkpoint import (load_checkpoint, nonfinite_parts, prune_step_checkpoints, save_checkpoint,
-                         step_checkpoints)
-from .config import DEFAULT_SYNC_ENVS, Config
+from .checkpoint import load_checkpoint, nonfinite_parts, save_checkpoint
+from .config import Config
 from .envs import EnvFactory, check_same_spaces, probe_spaces
 from .errors import CheckpointError, ConfigError, EnvError
 from .evaluate import evaluate_policy
-from .executors import TrainJob, make_executor, math_threads
+from .executors import EXECUTORS, TrainJob, make_executor
 from .flat import flatten_params_
 from .learner import check_finite_params
 from .metrics import RunLogger
 from .optim import build_optimizer
 from .rollout import ObsWriter
+from .run import load_resumable, prepare_run_dir, save_run_checkpoint, write_config
 from .spaces import space_from_dict, space_to_dict
+from .threads import math_threads
 
 class Agent:
     """An agent of one algorithm: its model, optimiser state, global step and run folder."""
@@ -49,8 +49,10 @@ class Agent:
         if clash:
             raise ConfigError(f"{clash[0]!r} is set by {type(self).__name__} itself; do not pass it as a hyperparameter")
         cfg = Config.from_dict({**hyperparameters, **fixed}, source=type(self).__name__).resolved()
-        if workers is None and "workers" not in hyperparameters and cfg.executor == "sync":
-            cfg = cfg.replace(workers=DEFAULT_SYNC_ENVS)   # environments stepped in lockstep
+        executor = EXECUTORS.get(cfg.executor)           # None: an unknown name, refused by check()
+        default_workers = executor.default_workers if executor is not None else None
+        if workers is None and "workers" not in hyperparameters and default_workers is not None:
+            cfg = cfg.replace(workers=default_workers)     # e.g. sync: environments in lockstep
         cfg.check()
         factory = factory.configured(cfg)       # Atari games get the paper's preprocessing
         self.progress = progress
@@ -127,10 +129,9 @@ class Agent:
         # compiled here, before any worker starts (hogwild workers fork with it; only they
         # update theta while refreshing their own copy theta', the "mirror")
         t0 = time.perf_counter()
-        hogwild = self.resolved["executor"] == "hogwild"
+        mirror, threads = executor.update_layout()
         self.resolved["fused_optimizer"] = self.optimizer.use_fused(
-            cfg.fused_optimizer, self.params, self.resolved.get("device", "cpu"), mirror=hogwild,
-            threads=1 if hogwild else self.resolved.get("torch_threads", torch.get_num_threads()))
+            cfg.fused_optimizer, self.params, self.resolved.get("device", "cpu"), mirror=mirror, threads=threads)
         took = time.perf_counter() - t0
         if took > 2.0 and self.progress is not False:
             print(f"asyncrl: compiled the fused RMSProp update in {took:.0f} s (cached "
@@ -151,8 +152,8 @@ class Agent:
             if executor.step is not None:     # also when it failed: the step of the parameters
                 self.global_step = executor.step
             self.wall_time = time.time() - time_origin
-            self.worker_restarts = getattr(executor, "restarts", 0)
-            interrupted = getattr(executor, "interrupted", False)
+            self.worker_restarts = executor.restarts
+            interrupted = executor.interrupted
             # nothing already learned is lost, whatever happened (final.pt only for a finished run)
             self._checkpoint_run(final=not failed and not interrupted)
             if failed:
@@ -195,27 +196,17 @@ class Agent:
             else:
                 print(f"asyncrl: step {self.global_step:,}: {message}", file=sys.stderr, flush=True)
             return None
-        folder = os.path.join(self.config.run_dir, "checkpoints")
-        names = ["final.pt"] if final else []
-        if self.config.keep_checkpoints > 0:
-            names.append(f"step-{self.global_step}.pt")
-        names.append("latest.pt")
         measure = logger.mean_100 if logger is not None else float("nan")
-        if not math.isnan(measure) and not measure <= self.best_return:   # nan best: none yet
+        best = not math.isnan(measure) and not measure <= self.best_return   # nan best: none yet
+        if best:
             self.best_return = payload["best_return"] = measure
-            names.append("best.pt")
-        paths = [os.path.join(folder, n) for n in names]
-        save_checkpoint(paths[0], payload, also=tuple(paths[1:]))
-        prune_step_checkpoints(folder, self.config.keep_checkpoints)
-        return paths[0]
+        return save_run_checkpoint(self.config.run_dir, payload, self.global_step, self.config.keep_checkpoints,
+                                   final, best)
 
     def _write_config(self, target: int) -> None:
-        import yaml
-
         # the concrete choices behind `auto` values are recorded (executor, device, vec_env)
-        resolved = {**self.config.to_dict(), **getattr(self, "resolved", {}), "steps": target}
-        with open(os.path.join(self.config.run_dir, "config.yaml"), "w") as fh:
-            yaml.safe_dump(resolved, fh, sort_keys=False)
+        write_config(self.config.run_dir, {**self.config.to_dict(), **getattr(self, "resolved", {}),
+                                           "steps": target})
 
     # ------------------------------------------------------------------ using
     def act(self, obs: Any, deterministic: bool = True) -> Any:
@@ -376,40 +367,12 @@ def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: 
 
 
 def load_for_resume(run_dir: str, algo: str, env: str, progress: bool | None = False) -> Agent:
-    """The `algo` agent on `env` to continue a run folder with: checkpoints/latest.pt, or,
-    when that file is missing or unreadable, the newest readable step-<N>.pt. An unreadable
-    latest.pt is moved aside (latest.pt.corrupt-<time>), never overwritten, and a warning
-    names both files. ConfigError if the folder holds another algorithm or env."""
-    folder = os.path.join(run_dir, "checkpoints")
-    latest = os.path.join(folder, "latest.pt")
-    candidates = [(None, latest)] + [(step, path) for step, path in reversed(step_checkpoints(folder))]
-    problem = None
-    for step, path in candidates:
-        try:
-            agent = load(path, progress=progress)
-        except CheckpointError as exc:
-            problem = problem or exc
-            continue
+    """The `algo` agent on `env` to continue a run folder with (run.load_resumable: latest.pt,
+    or the newest readable step-<N>.pt). ConfigError if the folder holds another algorithm
+    or env."""
+    def check(agent: Agent) -> None:
         if agent.algo != algo or agent.config.env != env:
             raise ConfigError(f"--resume: {run_dir!r} holds a {agent.algo} run on {agent.config.env}, "
                               f"not {algo} on {env}")
-        if problem is not None:
-            moved = ""
-            if os.path.exists(latest):
-                aside = f"{latest}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
-                os.replace(latest, aside)
-                moved = f" (moved aside to {aside})"
-            print(f"asyncrl: warning: {problem}{moved}; resuming from {path} (step {step:,}) instead",
-                  file=sys.stderr, flush=True)
-        return agent
-    raise problem
 
-
-def prepare_run_dir(run_dir: str, overwrite: bool) -> None:
-    """A run folder that already holds a run is never reused silently."""
-    if os.path.exists(os.path.join(run_dir, "checkpoints")) or os.path.exists(os.path.join(run_dir, "episodes.csv")):
-        if not overwrite:
-            raise ConfigError(f"run folder {run_dir!r} already holds a run; choose another --run-dir "
-                              f"or pass --overwrite to replace it")
-        shutil.rmtree(run_dir)
-    os.makedirs(run_dir, exist_ok=True)
+    return load_resumable(run_dir, lambda path: load(path, progress=progress), check)

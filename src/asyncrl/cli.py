@@ -139,6 +139,7 @@ def _config_values(args: argparse.Namespace) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .api import AGENTS
+    from .executors import make_executor
 
     values = _config_values(args)
     if args.resume:
@@ -148,12 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     agent = AGENTS[args.algo](args.env, workers=workers, run_dir=run_dir, overwrite=args.overwrite,
                               progress=False if args.quiet else None, **values)
     cfg = agent.config
-    if cfg.executor == "sync":
-        how = f"{cfg.workers} environments in lockstep (sync executor, device {cfg.torch_device()})"
-    elif cfg.executor == "ray":
-        how = f"{cfg.workers} ray actor-learners ({cfg.ray_address or 'local Ray'})"
-    else:
-        how = f"{cfg.workers} hogwild workers"
+    how = make_executor(cfg).describe()
     frames = f" ({cfg.steps * agent.frames_per_step:,} emulator frames)" if agent.frames_per_step > 1 else ""
     print(f"asyncrl: training {cfg.algo} on {cfg.env} with {how} for {cfg.steps:,} agent steps{frames} "
           f"-> {run_dir}", file=sys.stderr, flush=True)

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import gymnasium as gym
 
+from .atari import AtariOptions, is_atari_id, looks_atari, make_atari, require_ale
 from .errors import EnvError
 
 
@@ -40,8 +41,6 @@ class EnvFactory:
 
     def configured(self, cfg: Any) -> "EnvFactory":
         """This recipe with the config's Atari preprocessing when the id is an Atari game."""
-        from .atari import AtariOptions, is_atari_id
-
         out = EnvFactory(self)
         if self.fn is None and is_atari_id(self.env_id):
             out.atari = AtariOptions.from_config(cfg)
@@ -62,15 +61,11 @@ class EnvFactory:
             return env
         try:
             if self.atari is not None:
-                from .atari import make_atari
-
                 return make_atari(self.env_id, self.atari, **{**self.make_kwargs, **kwargs})
             return gym.make(self.env_id, **{**self.make_kwargs, **kwargs})
         except gym.error.Error as exc:
-            from .atari import _looks_atari, _require_ale
-
-            if _looks_atari(self.env_id):
-                _require_ale(self.env_id)       # without ale-py: say what to install
+            if looks_atari(self.env_id):
+                require_ale(self.env_id)       # without ale-py: say what to install
             raise EnvError(f"unknown environment {self.env_id!r}: {_first_line(exc)}") from None
         except ModuleNotFoundError as exc:
             module = self.env_id.split(":", 1)[0] if ":" in self.env_id else exc.name

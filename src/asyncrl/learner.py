@@ -14,13 +14,21 @@ import math
 import torch
 from torch import nn
 
+from .algos import make_algorithm
 from .algos.base import Algorithm
 from .config import Config
 from .errors import NonFiniteError
-from .executors.counter import crossed_period
-from .flat import attach_flat_grads_
+from .flat import attach_flat_grads_, bind_params_, flatten_params_
 from .optim import FlatOptimizer, annealed_lr
 from .rollout import Rollout
+
+
+def crossed_period(T: int, used: int, period: int) -> bool:
+    """True if the commit that moved the counter from T - used to T crossed a multiple of
+    `period`. Commits are serialised, so across all workers this is True exactly once per
+    multiple (a commit spanning several multiples counts once): the rule for copying the
+    target network theta- <- theta every I_target global steps (paper, Algorithms 1-2)."""
+    return T // period > (T - used) // period
 
 
 def compute_grads(algo: Algorithm, model: nn.Module, rollout: Rollout, flat_grad: torch.Tensor,
@@ -159,3 +167,35 @@ class Learner:
         self.updates = self.skipped = 0
         self.norm_sum = 0.0
         self.sums = dict.fromkeys(self.algo.stat_keys, 0.0)
+
+
+def make_learner(cfg: Config, obs_space, action_space, params: torch.Tensor | None,
+                 target_params: torch.Tensor | None, optimizer: FlatOptimizer | None,
+                 schedule: tuple[int, int], rank: int = 0, *, local_copy: bool,
+                 device: "torch.device | str" = "cpu") -> Learner:
+    """The learner of every executor. theta- (when the algorithm has one) is always read in
+    place: a view of `target_params` (on `device`).
+
+    local_copy True: an actor-learner's (hogwild, ray): gradients on a private copy theta' of
+    the parameters, applied to the shared `params`; with params None a learner that only
+    computes gradients on theta', which its executor fills (a ray actor's; the driver
+    applies them). local_copy False: the model trains on `params` themselves (bound, not
+    copied: on the CPU they *are* the given tensor; on another device a copy there, which
+    the executor copies back), with the optimiser's state on that device too (the sync
+    executor's, and the ray driver's one per rank: `rank` picks the optimiser's per-worker
+    rows where it has them)."""
+    algo = make_algorithm(cfg)
+    model = algo.build_model(obs_space, action_space).to(device)
+    if local_copy:
+        local = flatten_params_(model)
+        params = local if params is None else params
+    else:
+        local = params = params.to(device)
+        bind_params_(model, params, requires_grad=True)
+        optimizer = optimizer.to(device)
+    target = None
+    if target_params is not None:
+        target_params = target_params.to(device)
+        target = algo.build_model(obs_space, action_space).to(device)
+        bind_params_(target, target_params)
+    return Learner(algo, model, local, params, optimizer, cfg, schedule, rank, target, target_params)

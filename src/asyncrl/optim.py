@@ -21,6 +21,7 @@ import torch
 
 from .config import Config
 from .errors import ConfigError
+from .threads import math_threads
 
 
 #: elements per slice of a CPU update. Shared statistics and parameters are written by every
@@ -125,7 +126,7 @@ class RMSprop(FlatOptimizer):
 
     On the CPU the update is either torch ops over 128K-element slices, or, once `use_fused`
     has compiled it, one loop over the elements (torch.compile: each element of g, grad and
-    theta read once, g and theta written once; about 3x faster with 2 workers, see README).
+    theta read once, g and theta written once; about 3x faster with 2 workers, see docs/algorithms.md).
     """
 
     def __init__(self, n: int, alpha: float = 0.99, eps: float = 0.1, shared: bool = True, workers: int = 1):
@@ -235,8 +236,6 @@ def _warm_kernel(opt: RMSprop, params: torch.Tensor, mirror: bool, threads: int)
     compiler's progress bars get no tqdm monitor thread: the main process starts no helper
     thread before hogwild workers fork."""
     import torch._inductor.config as inductor_config
-
-    from .executors import math_threads     # here: the executors import this module
 
     n = params.numel()
     g, grad, p = torch.zeros(n), torch.zeros(n), torch.zeros(n)

@@ -43,6 +43,6 @@ def preset_values(name: str, algo: str) -> dict:
         # averages over environments), so its gradient is 5x theirs: the same clip is 2.5.
         # With the paper's epsilon
         # 0.1 the step is about lr x g / 0.32: A3C makes 16x more updates per frame and learns
-        # Pong with it, A2C did not in 36M frames (README, "Learning Pong with A2C").
+        # Pong with it, A2C did not in 36M frames (docs/benchmarks.md, "Learning Pong with A2C").
         values.update(rms_eps=1e-5, value_coef=0.25, max_grad_norm=0.5 * values["t_max"])
     return values

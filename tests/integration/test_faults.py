@@ -15,7 +15,7 @@ import torch
 
 import asyncrl
 from asyncrl.errors import CheckpointError
-from asyncrl.executors.hogwild import child_pids
+from asyncrl.procs import child_pids
 from toy_envs import FaultOnThirdEpisode
 
 

@@ -21,7 +21,8 @@ import torch
 import asyncrl
 from asyncrl.api import AGENTS
 from asyncrl.errors import ConfigError, WorkerError
-from asyncrl.executors.ray_executor import RayExecutor, _other_cluster, _Slot
+from asyncrl.executors.ray_cluster import other_cluster as _other_cluster
+from asyncrl.executors.ray_executor import RayExecutor, _Slot
 from subprocess_signals import sigint_as_at_a_terminal  # noqa: E402  (tests/ is on sys.path)
 from toy_envs import FaultOnThirdEpisode
 
@@ -281,10 +282,10 @@ def test_starting_a_local_ray_keeps_the_callers_sigterm_handler():
     code = (
         "import signal, ray\n"
         "from asyncrl.config import Config\n"
-        "from asyncrl.executors.ray_executor import RayExecutor\n"
+        "from asyncrl.executors.ray_cluster import connect\n"
         "def mine(*a): pass\n"
         "signal.signal(signal.SIGTERM, mine)\n"
-        "assert RayExecutor(Config(env='CartPole-v1', executor='ray', workers=1))._connect(ray)\n"
+        "assert connect(ray, Config(env='CartPole-v1', executor='ray', workers=1))\n"
         "print(signal.getsignal(signal.SIGTERM) is mine)\n"
         "ray.shutdown()\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -272,7 +272,7 @@ SIGTERM_DRIVER = """
 import os, signal, sys, time
 import numpy as np
 from asyncrl.envs import EnvFactory
-from asyncrl.executors.sync import make_vector_env
+from asyncrl.vector import make_vector_env
 
 def as_interrupt(signum, frame):      # what `asyncrl train` installs (cli.main)
     raise KeyboardInterrupt

@@ -28,19 +28,20 @@ from ale_py.env import AtariEnv  # noqa: E402
 from asyncrl.algos import make_algorithm  # noqa: E402
 from asyncrl.api import AGENTS  # noqa: E402
 from asyncrl.atari import (REFERENCE_SCORES, AtariOptions, AtariPreprocessed, FireOnReset,  # noqa: E402
-                           LifeLossTerminal, _register, game_of, human_normalized, is_atari_id,
-                           make_ale_vector_env, make_atari, make_atari_reference)
+                           LifeLossTerminal, register, game_of, human_normalized, is_atari_id,
+                           make_atari, make_atari_reference)
 from asyncrl.config import Config, load_config_file  # noqa: E402
 from asyncrl.envs import EnvFactory  # noqa: E402
 from asyncrl.errors import ConfigError, EnvError  # noqa: E402
-from asyncrl.executors.sync import make_vector_env  # noqa: E402
-from asyncrl.executors.worker import make_worker_learner  # noqa: E402
+from asyncrl.vector import make_vector_env  # noqa: E402
+from asyncrl.vector.atari import make_ale_vector_env  # noqa: E402
+from asyncrl.learner import make_learner  # noqa: E402
 from asyncrl.nets import AtariCNN, build_torso  # noqa: E402
 from asyncrl.optim import build_optimizer  # noqa: E402
 from asyncrl.rollout import EpisodeSegmentCollector, Rollout, VectorSegmentCollector  # noqa: E402
 from asyncrl.spaces import is_image_space, obs_dtype  # noqa: E402
 
-_register()
+register()
 
 PONG, BREAKOUT = "ALE/Pong-v5", "ALE/Breakout-v5"
 OBS_SHAPE = (4, 84, 84)
@@ -443,8 +444,8 @@ def test_clips_rewards_auto_is_for_atari_games():
 def _learner(agent):
     """A hogwild worker's learner on a copy of the agent's parameters (theta' pulled from them)."""
     cfg = agent.config
-    learner = make_worker_learner(cfg, agent.observation_space, agent.action_space, agent.params.clone(), None,
-                                  build_optimizer(cfg, agent.params.numel()), (0, 100), 0)
+    learner = make_learner(cfg, agent.observation_space, agent.action_space, agent.params.clone(), None,
+                           build_optimizer(cfg, agent.params.numel()), (0, 100), 0, local_copy=True)
     learner.pull()
     return learner
 
@@ -729,7 +730,7 @@ def test_atari_sync_vector_env_equals_gymnasiums_sync_vector_env(life_loss):
     SAME_STEP autoreset returns over the same games: observations, rewards, flags and infos
     (final_obs, final_info with life_loss, their masks), through game overs and lost lives
     of 3 Breakout games fed the same random actions; its batch stays the same array."""
-    from asyncrl.atari import AtariSyncVectorEnv
+    from asyncrl.vector.atari import AtariSyncVectorEnv
 
     cfg = Config.from_dict({"env": BREAKOUT, "life_loss_terminal": life_loss})
     factory = EnvFactory(BREAKOUT).configured(cfg)
@@ -765,7 +766,7 @@ def test_atari_sync_vector_env_equals_gymnasiums_sync_vector_env(life_loss):
 
 
 def test_atari_sync_vector_env_takes_atari_preprocessed_games_only():
-    from asyncrl.atari import AtariSyncVectorEnv
+    from asyncrl.vector.atari import AtariSyncVectorEnv
 
     with pytest.raises(TypeError, match="AtariPreprocessed"):
         AtariSyncVectorEnv([lambda: make_atari_reference(PONG, NO_NOOPS)])
@@ -918,7 +919,7 @@ def test_envpool_equals_make_atari_step_for_step_in_games_without_fire(env_id):
     no FIRE in the game, the whole stacks (the first one included: both repeat the first
     frame), the rewards and the flags are identical for 300 random actions."""
     _envpool()
-    from asyncrl.atari import EnvPoolAtari
+    from asyncrl.vector.atari import EnvPoolAtari
 
     opts = AtariOptions(noop_max=1)
     v = EnvPoolAtari(env_id, opts, 1, 1)
@@ -949,7 +950,7 @@ def test_envpool_resets_a_finished_env_within_the_step(monkeypatch):
     frame) for that env only, puts its true final stack in info['final_obs'], and the env
     then goes on stepping. Env 0 is restarted 4 steps in, so env 1 finishes alone."""
     _envpool()
-    from asyncrl.atari import EnvPoolAtari
+    from asyncrl.vector.atari import EnvPoolAtari
 
     monkeypatch.setattr(EnvPoolAtari, "_max_steps", staticmethod(lambda env_id, opts: 10))
     v = EnvPoolAtari(PONG, AtariOptions(), 2, 1)
@@ -979,7 +980,7 @@ def test_envpool_missing_is_a_clear_error_and_leaves_no_traceback(monkeypatch, c
     import gc
     import sys
 
-    from asyncrl.atari import EnvPoolAtari
+    from asyncrl.vector.atari import EnvPoolAtari
 
     monkeypatch.setitem(sys.modules, "envpool", None)       # import envpool -> ImportError
     with pytest.raises(EnvError, match=r"vec-env 'envpool' needs EnvPool: pip install 'asyncrl\[envpool\]'"):
@@ -995,14 +996,14 @@ def test_envpool_missing_is_a_clear_error_and_leaves_no_traceback(monkeypatch, c
     (AtariOptions(), None),
 ])
 def test_envpool_option_problems(opts, expected):
-    from asyncrl.atari import envpool_option_problem
+    from asyncrl.vector.atari import envpool_option_problem
 
     problem = envpool_option_problem(opts)
     assert (problem is None) if expected is None else (expected in problem)
 
 
 def test_envpool_time_limit_is_gymnasiums_in_agent_steps():
-    from asyncrl.atari import EnvPoolAtari, envpool_task
+    from asyncrl.vector.atari import EnvPoolAtari, envpool_task
 
     assert EnvPoolAtari._max_steps(PONG, AtariOptions()) == 27_000     # 108,000 frames / 4
     assert EnvPoolAtari._max_steps("PongNoFrameskip-v4", AtariOptions(frame_skip=3)) == 36_000

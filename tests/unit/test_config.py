@@ -235,7 +235,7 @@ def test_cores_are_those_this_process_may_run_on(monkeypatch):
     import gymnasium as gym
 
     from asyncrl.envs import EnvFactory
-    from asyncrl.executors.sync import choose_vec_env
+    from asyncrl.vector import choose_vec_env
     from asyncrl.presets import preset_values
     from asyncrl.system import available_cores
 

@@ -20,8 +20,8 @@ import torch
 
 from asyncrl.api import AGENTS
 from asyncrl.envs import EnvFactory
-from asyncrl.executors.sync import make_sync_learner, make_vector_env
-from asyncrl.executors.worker import make_worker_learner
+from asyncrl.learner import make_learner
+from asyncrl.vector import make_vector_env
 from asyncrl.optim import build_optimizer
 from asyncrl.rollout import EpisodeSegmentCollector, Rollout, VectorSegmentCollector
 
@@ -78,11 +78,11 @@ def twin_learners(agent, target_seed: int = 1, fused: bool = False):
         if fused:
             assert opt.use_fused("on", params, "cpu", mirror=make == "hogwild") == "on"
         if make == "hogwild":
-            ln = make_worker_learner(cfg, agent.observation_space, agent.action_space, params, target, opt,
-                                     SCHEDULE, 0)
+            ln = make_learner(cfg, agent.observation_space, agent.action_space, params, target, opt,
+                              SCHEDULE, 0, local_copy=True)
         else:
-            ln = make_sync_learner(cfg, agent.observation_space, agent.action_space, params, target, opt,
-                                   SCHEDULE, "cpu")
+            ln = make_learner(cfg, agent.observation_space, agent.action_space, params, target, opt,
+                              SCHEDULE, local_copy=False, device="cpu")
         learners.append(ln)
         states.append((params, target, opt))
     return learners, states

@@ -21,7 +21,7 @@ from asyncrl.algos.actor_critic import (ActorCriticAlgorithm, categorical_log_pr
                                         gaussian_log_prob_entropy, policy_gradient_loss)
 from asyncrl.config import Config
 from asyncrl.envs import EnvFactory
-from asyncrl.executors.sync import make_vector_env
+from asyncrl.vector import make_vector_env
 from asyncrl.nets import ActorCritic, RecurrentScores
 from asyncrl.rollout import EpisodeSegmentCollector, Rollout, VectorSegmentCollector
 from helpers import Wrapped, spy_returns

@@ -167,7 +167,7 @@ def test_workers_run_numpy_blas_on_one_thread():
     import sys
     code = ("from threadpoolctl import threadpool_info\n"
             "import torch\n"
-            "from asyncrl.executors import math_threads, single_threaded\n"
+            "from asyncrl.threads import math_threads, single_threaded\n"
             "blas = lambda: [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
             "before = blas()\n"
             "with math_threads(1):\n"

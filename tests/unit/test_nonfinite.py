@@ -9,7 +9,7 @@ import torch
 
 import asyncrl
 from asyncrl.errors import NonFiniteError
-from asyncrl.executors.sync import make_sync_learner
+from asyncrl.learner import make_learner
 from asyncrl.rollout import EpisodeSegmentCollector
 
 
@@ -17,8 +17,8 @@ def learner_and_rollouts(n: int = 4, **hp):
     """A sync learner on a fresh A3C agent's CartPole parameters, and n random segments
     (cloned: the collector reuses its buffers)."""
     agent = asyncrl.A3C("CartPole-v1", workers=1, eval_episodes=0, **hp)
-    ln = make_sync_learner(agent.config, agent.observation_space, agent.action_space, agent.params, None,
-                           agent.optimizer, (0, 1000))
+    ln = make_learner(agent.config, agent.observation_space, agent.action_space, agent.params, None,
+                      agent.optimizer, (0, 1000), local_copy=False)
     env = gym.make("CartPole-v1")
     rng = np.random.default_rng(0)
     col = EpisodeSegmentCollector(env, agent.algorithm.segment_length, 0)
@@ -133,11 +133,11 @@ def test_a_hogwild_update_refreshes_theta_prime_and_a_skipped_one_leaves_the_pul
     nothing (theta' is theta as of this worker's update, microseconds before the next segment;
     a later write reaches it with the next update). A skipped (non-finite) update refreshes
     nothing, so the next pull() copies theta."""
-    from asyncrl.executors.worker import make_worker_learner
+    from asyncrl.learner import make_learner
 
     agent, _, ros = learner_and_rollouts(3)
-    ln = make_worker_learner(agent.config, agent.observation_space, agent.action_space, agent.params, None,
-                             agent.optimizer, (0, 1000), 0)
+    ln = make_learner(agent.config, agent.observation_space, agent.action_space, agent.params, None,
+                      agent.optimizer, (0, 1000), 0, local_copy=True)
     assert ln.local is not ln.params
     ln.pull()
     assert torch.equal(ln.local, agent.params)

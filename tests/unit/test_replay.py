@@ -313,7 +313,7 @@ def _image_env(i: int, length: int, truncate: bool) -> ImageEnv:
 
 
 def _sync_setup(B: int = 4, t_max: int = 5, length: int = 7, truncate: bool = False, split: bool = False):
-    from asyncrl.executors.split_vec import SplitVectorEnv
+    from asyncrl.vector import SplitVectorEnv
     from asyncrl.rollout import VectorSegmentCollector
 
     fns = [lambda i=i: _image_env(i, length, truncate) for i in range(B)]

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from asyncrl.envs import EnvFactory
-from asyncrl.executors.split_vec import SplitVectorEnv, group_bounds
-from asyncrl.executors.sync import make_vector_env
+from asyncrl.vector import SplitVectorEnv, group_bounds, make_vector_env
 from asyncrl.system import available_cores
 
 SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
@@ -295,7 +294,7 @@ def test_workers_die_with_the_main_process():
 import os, sys, time
 sys.path.insert(0, %r)
 from test_split_vector_env import DrawEnv
-from asyncrl.executors.split_vec import SplitVectorEnv
+from asyncrl.vector import SplitVectorEnv
 v = SplitVectorEnv([DrawEnv] * 3, 3)
 v.reset(seed=0)
 print(" ".join(str(p.pid) for p in v.processes), flush=True)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from asyncrl.envs import EnvFactory
-from asyncrl.executors.sync import ThreadedVectorEnv, make_vector_env
+from asyncrl.vector import ThreadedVectorEnv, make_vector_env
 from asyncrl.system import available_cores
 
 SAME_STEP = gym.vector.AutoresetMode.SAME_STEP

@@ -27,7 +27,7 @@ from asyncrl.algos.value_based import (EpsilonGreedy, ValueBasedAlgorithm, draw_
                                        epsilon_at)
 from asyncrl.config import Config
 from asyncrl.errors import EnvError
-from asyncrl.executors.counter import crossed_period
+from asyncrl.learner import crossed_period
 from asyncrl.nets import QNetwork
 from asyncrl.rollout import EpisodeSegmentCollector, Rollout
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from asyncrl.envs import EnvFactory
-from asyncrl.executors.sync import make_vector_env
+from asyncrl.vector import make_vector_env
 from asyncrl.rollout import VectorSegmentCollector
 
 

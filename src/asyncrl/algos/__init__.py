@@ -9,7 +9,7 @@ from .value_based import VALUE_BASED, ValueBasedAlgorithm
 
 REGISTRY: dict[str, type[Algorithm]] = {
     "a3c": ActorCriticAlgorithm,
-    "a2c": ActorCriticAlgorithm,     # the same loss; the sync executor makes it A2C
+    "a2c": ActorCriticAlgorithm,     # the same loss over B environments in lockstep
     **{name: ValueBasedAlgorithm for name in VALUE_BASED},
 }
 

@@ -1,4 +1,5 @@
-"""Advantage actor-critic: A3C under the hogwild executor, A2C under sync (paper, Alg. 3).
+"""Advantage actor-critic (paper, Alg. 3): A3C when each actor-learner steps one environment,
+A2C when B environments step in lockstep into one batched update.
 
 Softmax policies for Discrete actions, Gaussian policies (linear mean, softplus variance)
 for continuous ones; feed-forward or with an LSTM core (truncated BPTT over a segment)."""
@@ -153,8 +154,8 @@ class ActorCriticAlgorithm(Algorithm):
         recurrent = RecurrentScores(model, n_envs) if model.recurrent else None
         tape = None
         if model.replayable and not greedy and model.value.weight.device.type == "cpu":
-            # a learner's actor (hogwild: one env; sync: n_envs in lockstep): keep the acting
-            # forwards for the learner to replay
+            # a learner's actor (one env, or n_envs in lockstep): keep the acting forwards
+            # for the learner to replay
             tape = ActivationTape(model.torso, self.segment_length * n_envs)
             out_of = numpy_scores(model.torso, model.policy, lambda x: model.policy_out(x, tape), tape)
         else:
@@ -182,13 +183,13 @@ class ActorCriticAlgorithm(Algorithm):
 
     @classmethod
     def _replays_one_env(cls, model: ActorCritic, ro: Rollout) -> bool:
-        """_replays for one env (a hogwild CNN actor-learner, or a sync run of one env) whose
-        segment cut no episode mid-way: its V(s_T) then bootstraps every row (a sync
-        collector's truncation inside the segment brings final_obs, which this path ignores)."""
+        """_replays for a rollout of one environment whose segment cut no episode mid-way: its
+        V(s_T) then bootstraps every row (a vector collector's truncation inside the segment
+        brings final_obs, which this path ignores)."""
         return ro.rewards.shape[1] == 1 and ro.final_obs is None and cls._replays(model, ro)
 
     def gradients(self, model: ActorCritic, ro: Rollout, target: None = None) -> dict[str, float] | None:
-        """The hogwild CNN actor-learner's gradient in closed form: a softmax policy, one
+        """One environment's CNN gradient in closed form: a softmax policy, one
         environment and a tape that holds the segment's acting forwards (as `loss` replays
         them). The heads, the loss and its gradient run in NumPy with no autograd graph (on
         Pong, one process: 2.6 against 3.6 ms for the learner's part of a segment,
@@ -225,8 +226,8 @@ class ActorCriticAlgorithm(Algorithm):
                 next_values = next_values.clone()
                 next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = v_final.detach()
         elif self._replays_one_env(model, ro):
-            # one env (a hogwild CNN actor-learner, or a sync run of one env unless an episode
-            # was cut mid-segment): the acting forwards ran on these rows at these
+            # one environment, replaying the acting forwards (unless an episode was cut
+            # mid-segment): the acting forwards ran on these rows at these
             # parameters (theta'), so the backward replays their activations; only V(s_T)
             # needs a forward (none when s_T is terminal: its value is never read)
             out, values = model.replay(ro.tape, ro.obs[:T, 0])
@@ -236,9 +237,9 @@ class ActorCriticAlgorithm(Algorithm):
             if not ro.terminated[T - 1, 0]:
                 next_values[T - 1] = model.bootstrap_value(ro.tape, ro.obs[T])
         elif model.costly_torso and B > 1:
-            # the CNN on a batch (sync): only s_0..s_{T-1} need gradients; V(s_T) and
+            # a batch of images through the CNN: only s_0..s_{T-1} need gradients; V(s_T) and
             # V(final_obs) are computed apart without a graph (a sixth fewer rows through the
-            # backward pass at t_max 5). For one env (hogwild) the extra call costs more.
+            # backward pass at t_max 5). For one environment the extra call costs more.
             # The acting forwards ran on s_0..s_{T-1} at these parameters: replayed when kept.
             x = ro.obs[:T].reshape(T * B, -1)
             out, values = model.replay(ro.tape, x) if self._replays(model, ro) else model(x)

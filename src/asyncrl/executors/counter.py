@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import time
 
+from ..errors import WorkerError
+
 _RESERVED, _DONE, _TARGET, _STOP, _OWNER = range(5)
 _HEADER = 5          # then per rank r: outstanding reservation at _HEADER + 2r, heartbeat at +1
 
@@ -131,8 +133,6 @@ class StepCounter:
         while not self._lock.acquire(timeout=0.05) and a[_OWNER] != rank + 1:
             if time.monotonic() >= deadline:
                 if a[_OWNER] != 0:
-                    from ..errors import WorkerError
-
                     raise WorkerError(f"the global step counter's lock has been held by worker "
                                       f"{a[_OWNER] - 1} for more than {timeout:g} s")
                 break                   # it died between taking the lock and writing its rank
@@ -145,10 +145,3 @@ class StepCounter:
             self._lock.release()
         return lost
 
-
-def crossed_period(T: int, used: int, period: int) -> bool:
-    """True if the commit that moved the counter from T - used to T crossed a multiple of
-    `period`. Commits are serialised, so across all workers this is True exactly once per
-    multiple (a commit spanning several multiples counts once): the rule for copying the
-    target network theta- <- theta every I_target global steps (paper, Algorithms 1-2)."""
-    return T // period > (T - used) // period

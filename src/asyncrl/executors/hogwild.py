@@ -7,80 +7,26 @@ from __future__ import annotations
 
 import os
 import queue as queue_mod
-import signal
-import sys
 import time
 
 import torch.multiprocessing as mp
 
 from ..config import Config
-from ..errors import NonFiniteError, WorkerError
-from . import TrainJob
+from ..errors import NonFiniteError
+from ..procs import JOIN_TIMEOUT_S, POLL_S, resolve_start_method, signal_name, single_threaded_children
+from .base import ActorExecutor, TrainJob
 from .counter import StepCounter
+from .supervise import Supervisor
 from .worker import WorkerSpec, worker_main
 
-JOIN_TIMEOUT_S = 10.0
-#: how often the main process looks at the workers and their queues
-POLL_S = 0.05
 
-
-def resolve_start_method(name: str) -> str:
-    if name != "auto":
-        return name
-    # fork: user scripts need no __main__ guard and workers start in milliseconds. It is
-    # safe because a worker's first act is torch.set_num_threads(1) (a forked OpenMP pool
-    # otherwise deadlocks: reproduced here) and the main process starts no helper thread
-    # (TensorBoard, tqdm) before the workers exist.
-    return "fork" if sys.platform.startswith("linux") else "spawn"
-
-
-def signal_name(signum: int) -> str:
-    """'SIGKILL' for 9; 'signal N' for a number Python has no name for."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-def child_pids(pid: int) -> list[int]:
-    """The pids of a process's children, from Linux's /proc (empty if it is gone): a training
-    process's hogwild workers (or the sync executor's env subprocesses), for operators and
-    for the fault-injection tests and soak benchmark that kill one."""
-    pids: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                pids.extend(int(c) for c in fh.read().split())
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return sorted(pids)
-
-
-def _context(method: str):
+def mp_context(method: str):
+    """The multiprocessing context of the workers."""
     ctx = mp.get_context(method)
     if method == "forkserver":
         # import torch and asyncrl once in the server; each worker is then a cheap fork
         ctx.set_forkserver_preload(["asyncrl.executors.worker"])
     return ctx
-
-
-class _single_threaded_children:
-    """Children must not start OpenMP/MKL thread pools (a forked pool deadlocks, and N
-    workers x M threads oversubscribe the cores): set the variables while they start."""
-
-    VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-    def __enter__(self):
-        self.saved = {k: os.environ.get(k) for k in self.VARS}
-        for k in self.VARS:
-            os.environ[k] = "1"
-
-    def __exit__(self, *exc):
-        for k, v in self.saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class _Worker:
@@ -97,7 +43,7 @@ class _Worker:
                                 name=f"asyncrl-worker-{rank}", daemon=True)
 
     def start(self) -> "_Worker":
-        with _single_threaded_children():
+        with single_threaded_children():
             self.proc.start()
         return self
 
@@ -110,17 +56,24 @@ class _Worker:
         return self.proc.exitcode == 0 or self.settled
 
 
-class HogwildExecutor:
+class HogwildExecutor(ActorExecutor):
+    name = "hogwild"
+    noun = "actor-learners"
+
     def __init__(self, cfg: Config):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.method = resolve_start_method(cfg.start_method)
-        self.interrupted = False
-        self.step: int | None = None    # global step reached (set when run() returns or fails)
-        self.restarts = 0               # worker processes replaced during the last run()
 
     def resolve(self, factory) -> dict:
         """The concrete choices behind `auto` values (written to the run's config.yaml)."""
         return {"executor": "hogwild", "device": "cpu", "start_method": self.method}
+
+    def describe(self) -> str:
+        return f"{self.cfg.workers} hogwild workers"
+
+    def update_layout(self) -> tuple[bool, int]:
+        # each worker's update refreshes its theta' as it writes theta; one thread per worker
+        return True, 1
 
     def run(self, job: TrainJob) -> int:
         """Start the workers and supervise them until the counter reaches the target: collect
@@ -128,7 +81,7 @@ class HogwildExecutor:
         `max_worker_restarts` times) on the current shared parameters, giving its reserved
         steps back first so that T still ends exactly on the target."""
         cfg, log = job.cfg, job.logger
-        ctx = _context(self.method)
+        ctx = mp_context(self.method)
         job.params.share_memory_()
         if job.target_params is not None:
             job.target_params.share_memory_()
@@ -136,22 +89,17 @@ class HogwildExecutor:
         counter = StepCounter(ctx, job.start_step, job.target_step, cfg.workers)
         spec = WorkerSpec(cfg, job.env_factory, job.params, job.target_params, job.optimizer, counter,
                           job.schedule, job.time_origin, os.getpid())
-        self.restarts, self._errors = 0, {}
+        self.supervisor, self._errors = Supervisor(job), {}
         workers = [_Worker(ctx, rank, spec, 0) for rank in range(cfg.workers)]
         for w in workers:
             w.start()
-        last_ckpt = time.monotonic()
         try:
             while True:
                 time.sleep(POLL_S)
                 self._drain(workers, log)
-                step = counter.done
-                log.tick(step)
-                if log.solved(cfg.stop_return) and not counter.stopped:
+                self.supervisor.tick(counter.done)
+                if self.supervisor.solved() and not counter.stopped:
                     counter.stop()
-                if time.monotonic() - last_ckpt >= cfg.checkpoint_interval:
-                    job.checkpoint(step)
-                    last_ckpt = time.monotonic()
                 for i, w in enumerate(workers):
                     if w.failed:
                         workers[i] = self._replace(w, ctx, spec, log)
@@ -186,25 +134,17 @@ class HogwildExecutor:
         step = counter.done
         detail = f"\n{tb.rstrip()}" if tb else ""
         if counter.finished:                # nothing left to do: no replacement needed
-            log.fault(f"worker {w.rank} {why} after training had ended{detail}", step)
+            self.supervisor.after_end(w.rank, why, step, detail)
             w.settled = True
             return w
-        limit = self.cfg.max_worker_restarts
-        if self.restarts >= limit:
-            message = (f"worker {w.rank} {why} at step {step:,}; the run stops: {self.restarts} worker "
-                       f"restart{'s' * (self.restarts != 1)} already (max-worker-restarts {limit})")
-            log.fault(message + detail, step, echo=False)
-            raise WorkerError(message + detail)
-        self.restarts += 1
-        log.fault(f"worker {w.rank} {why}; restarting it on the current parameters (restart "
-                  f"{self.restarts} of at most {limit}){detail}", step, restart=True)
+        self.supervisor.failed(w.rank, why, step, detail)
         w.queue.close()
         return _Worker(ctx, w.rank, spec, w.life + 1).start()
 
     def _cause(self, w: _Worker, tb: str | None) -> str:
         code = w.proc.exitcode
         if w.hung:
-            return f"finished no segment for {self.cfg.worker_timeout:g} s (hung; killed)"
+            return self.supervisor.hung
         if tb:
             return f"failed: {tb.strip().splitlines()[-1]}"
         if code < 0:

@@ -1,6 +1,6 @@
 """The ray executor: actor-learners as Ray actors, on this machine or across a Ray cluster.
 
-Each actor is a hogwild worker's actor-learner (executors.worker.ActorLearner: the same
+Each actor is a hogwild worker's actor-learner (executors.actor.ActorLearner: the same
 seeds, env, collector, policy and gradient code) without shared memory: it receives theta
 (and theta- when it changed) with each segment, acts for up to t_max steps, and returns
 the clipped gradient of its segment's loss. This process is the parameter server: it
@@ -12,34 +12,30 @@ worker a run is bit-for-bit the hogwild run with one worker.
 
 The cost is the traffic: theta out and a gradient back per segment (2.7 MB each way for
 the paper's Atari CNN), which Ray's object store carries; on one machine hogwild is
-faster (README). Faults: an actor that dies (its process killed, its node lost), raises,
+faster (docs/executors.md). Faults: an actor that dies (its process killed, its node lost), raises,
 or finishes no segment within worker-timeout is killed and replaced on the current
 parameters, its reserved steps given back, up to max-worker-restarts times per run.
 """
 from __future__ import annotations
 
-import logging
+import importlib.util
 import os
 import re
-import signal
-import socket
-import sys
-import threading
 import time
 import warnings
-from typing import Any
 
 import numpy as np
 import torch
 
 from ..config import Config
-from ..errors import ConfigError, WorkerError
-from ..learner import Learner
-from . import TrainJob, single_threaded
-from .hogwild import JOIN_TIMEOUT_S, POLL_S
-from .sync import _DeferredInterrupt, make_sync_learner
-from .worker import ActorLearner
-from ..system import available_cores
+from ..errors import WorkerError
+from ..learner import Learner, make_learner
+from ..procs import JOIN_TIMEOUT_S, POLL_S, DeferredInterrupt
+from ..threads import single_threaded
+from .actor import ActorLearner
+from .base import ActorExecutor, TrainJob
+from .ray_cluster import check_capacity, connect, import_ray, ray_address_problem
+from .supervise import Supervisor
 
 #: seconds an actor may take to start (import torch, build its env and model) when
 #: worker-timeout is shorter; a segment's own time is bounded by worker-timeout
@@ -93,14 +89,6 @@ def remote_error(exc: BaseException) -> tuple[str, str]:
     return (lines[-1].strip() if lines else type(exc).__name__), text
 
 
-def _ray():
-    try:
-        import ray
-    except ImportError as exc:      # Config.check says so first; this is for direct callers
-        raise ConfigError("executor 'ray' needs the ray package: pip install 'asyncrl[ray]'") from exc
-    return ray
-
-
 class _Slot:
     """One rank's current Ray actor and its segment in flight."""
 
@@ -114,84 +102,39 @@ class _Slot:
         self.hung = False
 
 
-def _other_cluster(ray, address: str) -> str | None:
-    """The GCS address of the Ray this process is connected to, when `address` (a HOST:PORT
-    ray-address) names another one (another port, or a host that resolves elsewhere); else
-    None. 'auto', empty and Ray Client (ray://) addresses are not compared."""
-    if not address or address == "auto" or address.startswith("ray://"):
-        return None
-    try:
-        current = ray.get_runtime_context().gcs_address
-    except Exception:             # no GCS address to compare with
-        return None
-    host, _, port = address.rpartition(":")
-    chost, _, cport = current.rpartition(":")
-    if port != cport:
-        return current
-    try:
-        ip = socket.gethostbyname(host)
-        # a loopback host is this machine, whose Ray reports its node's address instead
-        same = ip.startswith("127.") or ip == socket.gethostbyname(chost)
-    except OSError:
-        return None
-    return None if same else current
+class RayExecutor(ActorExecutor):
+    name = "ray"
 
+    @classmethod
+    def option_problems(cls, cfg: Config) -> list[str]:
+        p = super().option_problems(cfg)
+        if cfg.ray_address:
+            if cfg.executor != "ray":
+                p.append(f"ray-address {cfg.ray_address!r} needs --executor ray")
+            problem = ray_address_problem(cfg.ray_address, probe=False)
+            if problem:
+                p.append(problem)
+        if cfg.executor == "ray" and importlib.util.find_spec("ray") is None:
+            p.append("executor 'ray' needs the ray package, which is not installed: pip install "
+                     "'asyncrl[ray]' (ray==2.60.0)")
+        return p
 
-class RayExecutor:
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
-        self.interrupted = False
-        self.step: int | None = None
-        self.restarts = 0
+    @classmethod
+    def probe_problems(cls, cfg: Config) -> list[str]:
+        """Nothing listening at ray-address is a bad input, said at once (Ray itself would
+        retry for minutes)."""
+        if cfg.executor != "ray" or not cfg.ray_address:
+            return []
+        problem = ray_address_problem(cfg.ray_address, probe=True)
+        return [problem] if problem else []
 
     def resolve(self, factory) -> dict:
         return {"executor": "ray", "device": "cpu"}
 
+    def describe(self) -> str:
+        return f"{self.cfg.workers} ray actor-learners ({self.cfg.ray_address or 'local Ray'})"
+
     # ------------------------------------------------------------------ set-up
-    def _connect(self, ray) -> bool:
-        """Join the configured cluster, or start a local Ray; True when this run started it
-        (and so shuts it down at the end). A Ray the caller already started is used as is,
-        with a warning if ray-address names another cluster."""
-        if ray.is_initialized():
-            other = _other_cluster(ray, self.cfg.ray_address)
-            if other:
-                warnings.warn(f"ray-address {self.cfg.ray_address!r} is not used: this process is already "
-                              f"connected to the Ray at {other}, which the run uses; call ray.shutdown() "
-                              f"first to run on the other cluster", UserWarning, stacklevel=2)
-            return False
-        address = self.cfg.ray_address or "local"      # "local": not RAY_ADDRESS nor a `ray start`
-        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
-        if address == "local":
-            # hogwild's rule: the workers may outnumber the cores (they then take turns); and the
-            # actors import what this process can (a forked hogwild worker inherits sys.path): the
-            # modules of `module:Id` env ids and of env factories, from the current folder too
-            path = os.pathsep.join(p or os.getcwd() for p in sys.path)
-            kwargs.update(num_cpus=max(available_cores(), self.cfg.workers), include_dashboard=False,
-                          runtime_env={"env_vars": {"PYTHONPATH": path}})
-        sigterm = signal.getsignal(signal.SIGTERM)   # ray.init installs its own: keep the CLI's
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = "start a local Ray" if address == "local" else \
-                f"connect to the Ray cluster at ray-address {self.cfg.ray_address!r}"
-            hint = ""
-            if address not in ("local", "auto") and not os.environ.get("RAY_AUTH_MODE"):
-                # Ray sends its token to an explicit address only when told to (`auto` finds it)
-                hint = ("; a cluster started by `ray start` checks a token by default: set "
-                        "RAY_AUTH_MODE=token (the token is in ~/.ray/auth_token or RAY_AUTH_TOKEN), "
-                        "or use --ray-address auto on its head node")
-            raise ConfigError(f"could not {where}: {str(exc).splitlines()[0]}{hint}") from exc
-        finally:
-            if sigterm is not None and threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, sigterm)
-        return True
-
-    def _check_capacity(self, ray) -> None:
-        cpus = ray.cluster_resources().get("CPU", 0)
-        if cpus < self.cfg.workers:
-            raise ConfigError(f"workers {self.cfg.workers}: the Ray cluster has {cpus:g} CPUs and each "
-                              f"actor-learner takes one; use --workers {int(cpus)} or fewer, or add nodes")
-
     def _spawn(self, ray, job: TrainJob, s: _Slot) -> None:
         """Start slot s's actor (its life-th), and wait until it has built its env and model."""
         global _REMOTE_CLASS
@@ -234,17 +177,17 @@ class RayExecutor:
 
     # ------------------------------------------------------------------ training
     def run(self, job: TrainJob) -> int:
-        ray = _ray()
-        started = self._connect(ray)
+        ray = import_ray()
+        started = connect(ray, self.cfg)
         slots = [_Slot(rank) for rank in range(job.cfg.workers)]
         finished = False
         try:
-            self._check_capacity(ray)
-            self.restarts = 0
+            check_capacity(ray, job.cfg.workers)
+            self.supervisor = Supervisor(job)
             self.step = job.start_step
             self._start_all(ray, job, slots)
-            appliers = [make_sync_learner(job.cfg, job.observation_space, job.action_space, job.params,
-                                          job.target_params, job.optimizer, job.schedule, "cpu", rank)
+            appliers = [make_learner(job.cfg, job.observation_space, job.action_space, job.params,
+                                     job.target_params, job.optimizer, job.schedule, rank, local_copy=False)
                         for rank in range(job.cfg.workers)]
             self._train(ray, job, slots, appliers)
             finished = True
@@ -270,14 +213,14 @@ class RayExecutor:
                 pass
 
     def _train(self, ray, job: TrainJob, slots: list[_Slot], appliers: list[Learner]) -> None:
-        cfg, log = job.cfg, job.logger
+        log = job.logger
         seg = appliers[0].algo.segment_length
         self.reserved = job.start_step          # steps handed out (committed + in flight)
         stopping = False
-        last_ckpt = time.monotonic()
-        with _DeferredInterrupt() as interrupt:
+        supervisor = self.supervisor
+        with DeferredInterrupt() as interrupt:
             while True:
-                if interrupt.requested or (not stopping and log.solved(cfg.stop_return)):
+                if interrupt.requested or (not stopping and supervisor.solved()):
                     stopping = True             # the segments in flight are applied, no new ones sent
                 if not stopping:
                     for s in slots:
@@ -296,10 +239,7 @@ class RayExecutor:
                             continue
                     if not stopping:
                         self._replace(ray, job, s, result, appliers[s.rank])
-                log.tick(self.step)
-                if time.monotonic() - last_ckpt >= cfg.checkpoint_interval:
-                    job.checkpoint(self.step)
-                    last_ckpt = time.monotonic()
+                supervisor.tick(self.step)
                 self._kill_hung(ray, slots)
             self.interrupted = interrupt.requested
         log.tick(self.step, force=True)
@@ -351,10 +291,9 @@ class RayExecutor:
         """Slot s's actor failed (exc) or hung: kill it and start a replacement on the current
         parameters, within max-worker-restarts (a replacement that cannot start is another
         failure); past that, WorkerError stops the run."""
-        cfg, log = job.cfg, job.logger
         detail = ""
         if s.hung:
-            why = f"finished no segment for {cfg.worker_timeout:g} s (hung; killed)"
+            why = self.supervisor.hung
         elif isinstance(exc, ray.exceptions.RayTaskError):
             summary, text = remote_error(exc)
             why, detail = f"failed: {summary}", f"\n{text}"
@@ -367,16 +306,7 @@ class RayExecutor:
                 ray.kill(s.handle, no_restart=True)
             except Exception:
                 pass
-            if self.restarts >= cfg.max_worker_restarts:
-                message = (f"worker {s.rank} {why} at step {self.step:,}; the run stops: {self.restarts} "
-                           f"worker restart{'s' * (self.restarts != 1)} already (max-worker-restarts "
-                           f"{cfg.max_worker_restarts})")
-                log.fault(message + detail, self.step, echo=False)
-                raise WorkerError(message + detail)
-            self.restarts += 1
-            log.fault(f"worker {s.rank} {why}; restarting it on the current parameters (restart "
-                      f"{self.restarts} of at most {cfg.max_worker_restarts}){detail}", self.step,
-                      restart=True)
+            self.supervisor.failed(s.rank, why, self.step, detail)
             s.life += 1
             self._spawn(ray, job, s)
             why = self._started(ray, s, self._start_deadline())

@@ -6,40 +6,30 @@ with the shared optimiser, lock-free. Nothing else happens per environment step.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import sys
 import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..algos import make_algorithm
 from ..config import Config
-from ..envs import EnvFactory
 from ..errors import NonFiniteError
-from ..flat import bind_params_, flatten_params_
-from ..learner import Learner
 from ..optim import FlatOptimizer
-from ..rollout import EpisodeSegmentCollector
-from . import single_threaded
+from ..procs import EXIT_FAILED, die_with
+from ..threads import single_threaded
+from .actor import ActorLearner
 from .counter import StepCounter
 
 STATS_EVERY_S = 1.0
-#: a replacement worker's seeds: seed + rank + RESEED_STRIDE * (how many it replaces)
-RESEED_STRIDE = 1000
-#: exit code of a worker that failed (its traceback is on its queue)
-EXIT_FAILED = 1
 
 
 @dataclass
 class WorkerSpec:
     cfg: Config
-    env_factory: EnvFactory
+    env_factory: Any              # envs.EnvFactory
     params: torch.Tensor          # flat shared parameters
     target_params: torch.Tensor | None  # flat shared target network theta- (value-based methods)
     optimizer: FlatOptimizer      # statistics in shared memory
@@ -58,7 +48,7 @@ def worker_main(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:
     single_threaded()
     # Ctrl-C reaches the whole process group; the main process decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with(spec.supervisor_pid)
+    die_with(spec.supervisor_pid)
     try:
         run_worker(rank, spec, queue, life)
     except BaseException as exc:
@@ -67,68 +57,6 @@ def worker_main(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:
         queue.close()
         queue.join_thread()
         os._exit(EXIT_FAILED)
-
-
-def _die_with(supervisor: int) -> None:
-    """On Linux, have the kernel SIGKILL this worker when the main process dies, even by
-    SIGKILL (no orphan trains on, or blocks on a queue nobody reads). Only for a direct
-    child (not under forkserver); if the main process is already gone, exit."""
-    if not sys.platform.startswith("linux") or os.getppid() != supervisor:
-        return
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)    # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != supervisor:      # it died before the prctl
-        os._exit(EXIT_FAILED)
-
-
-def make_worker_learner(cfg: Config, obs_space, action_space, params: torch.Tensor | None,
-                        target_params: torch.Tensor | None, optimizer: FlatOptimizer | None,
-                        schedule: tuple[int, int], rank: int) -> Learner:
-    """A hogwild actor-learner's learner: gradients on a local copy theta' of the shared
-    parameters, applied to the shared ones; theta- read in place from shared memory.
-    params None: a learner that only computes gradients on theta', which its executor fills
-    (a ray actor's; the driver applies them)."""
-    algo = make_algorithm(cfg)
-    model = algo.build_model(obs_space, action_space)
-    local = flatten_params_(model)
-    target = None
-    if target_params is not None:    # theta-: a view of the shared target, never copied locally
-        target = algo.build_model(obs_space, action_space)
-        bind_params_(target, target_params)
-    return Learner(algo, model, local, local if params is None else params, optimizer, cfg, schedule,
-                   rank, target, target_params)
-
-
-@dataclass
-class ActorLearner:
-    """What one actor-learner acts and learns with, under any executor that runs one environment
-    per worker (hogwild's processes, ray's actors): the same seeds, env, learner, collector and
-    policy, so that the same rollouts give the same gradients."""
-
-    env: Any
-    learner: Learner
-    collector: EpisodeSegmentCollector
-    policy: Any
-
-    @classmethod
-    def build(cls, cfg: Config, env_factory: EnvFactory, rank: int, life: int, params: torch.Tensor | None,
-              target_params: torch.Tensor | None, optimizer: FlatOptimizer | None,
-              schedule: tuple[int, int]) -> "ActorLearner":
-        seed = cfg.seed + rank + RESEED_STRIDE * life     # a replacement does not replay the same episodes
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        env = env_factory()
-        env.action_space.seed(seed)
-        learner = make_worker_learner(cfg, env.observation_space, env.action_space, params,
-                                      target_params, optimizer, schedule, rank)
-        algo = learner.algo
-        collector = EpisodeSegmentCollector(env, algo.segment_length, seed, next_action=algo.needs_next_action)
-        policy = algo.make_policy(learner.model, np.random.default_rng(seed))
-        if policy.tape is not None:     # replayed by the learner while theta' is what the actor used
-            policy.tape.watch(learner.local)
-        return cls(env, learner, collector, policy)
 
 
 def run_worker(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:

@@ -8,14 +8,15 @@ fields, so `--help`, config files and the Python API share one source of truth.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .errors import ConfigError
-from .presets import PRESETS, preset_values
-from .system import available_cores
+from ..atari.registry import is_atari_id
+from ..errors import ConfigError
+from ..presets import PRESETS, preset_values
+from ..system import available_cores
+from .coerce import coerce_value
+from .validate import probe_problems, problems
 
 ALGOS = ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q")
 OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam", "sgd")
@@ -79,7 +80,7 @@ class Config:
     fused_optimizer: str = _f("auto", "RMSProp on the CPU as one compiled loop (torch.compile; needs a "
                                       "C++ compiler; the first compile for a model size takes 5-30 s, "
                                       "then it is cached): 3x faster updates, 1.17-1.22x frames/s for "
-                                      "A3C on Pong with 2 workers (README); auto: on from 250,000 parameters when a "
+                                      "A3C on Pong with 2 workers (docs/algorithms.md); auto: on from 250,000 parameters when a "
                                       "compiler is found", choices=FUSED)
     adam_beta1: float = _f(0.9, "Adam beta1")
     adam_beta2: float = _f(0.999, "Adam beta2")
@@ -91,7 +92,7 @@ class Config:
     lstm_size: int = _f(256, "cells of the LSTM core with --net lstm (paper: 256)")
     activation: str = _f("tanh", "MLP activation (the CNN is ReLU, as the paper's); tanh by default: "
                                  "with ReLU and the gradient clip the value estimate diverged on "
-                                 "CartPole (README)", choices=ACTIVATIONS)
+                                 "CartPole (docs/algorithms.md)", choices=ACTIVATIONS)
     shared_torso: str = _f("auto", "policy and value share the torso; auto: shared for the CNN and "
                                    "the LSTM (paper, Atari), separate MLPs for vector observations "
                                    "(as SB3's MlpPolicy)", choices=SHARED_TORSO, flag=True)
@@ -214,150 +215,22 @@ class Config:
         return cls(**{**preset_values(preset, coerced.get("algo", "a3c")), **coerced})
 
     def validate(self) -> list[str]:
-        """Every problem with this configuration, one line each (empty when valid)."""
-        p: list[str] = []
-        for f in fields(self):
-            choices = f.metadata.get("choices")
-            val = getattr(self, f.name)
-            if choices and val not in choices:
-                p.append(f"{f.name.replace('_', '-')} {val!r} is not one of: {', '.join(choices)}")
-        if not self.env:
-            p.append("env is empty; give a Gymnasium id such as CartPole-v1")
-        actors = self.executor in ("hogwild", "ray")     # one environment per actor-learner
-        if self.algo == "a2c" and actors:
-            p.append(f"a2c is A3C's loss under the sync executor; for {self.executor} actor-learners "
-                     f"use a3c (or drop --executor {self.executor})")
-        if actors and self.vec_env != "auto":
-            p.append(f"vec-env {self.vec_env!r} applies to --executor sync only ({self.executor} "
-                     f"actor-learners each step one environment)")
-        if actors and self.device == "cuda":
-            p.append(f"device 'cuda' needs --executor sync ({self.executor} actor-learners run on "
-                     f"the CPU)")
-        elif self.device == "cuda" and not cuda_available():
-            p.append("device 'cuda' was asked for but CUDA is not available (no GPU, or torch "
-                     "built without CUDA); use --device cpu or --device auto")
-        if self.workers < 1:
-            p.append(f"workers must be >= 1, got {self.workers}")
-        if self.steps < 1:
-            p.append(f"steps must be a positive integer, got {self.steps}")
-        if self.t_max < 1:
-            p.append(f"t-max must be >= 1, got {self.t_max}")
-        if self.async_update < 1:
-            p.append(f"async-update must be >= 1, got {self.async_update}")
-        if self.target_update < 1:
-            p.append(f"target-update must be >= 1 global steps, got {self.target_update}")
-        if self.epsilon_steps < 0:
-            p.append(f"epsilon-steps must be >= 0, got {self.epsilon_steps}")
-        if not self.epsilon_finals or any(not 0 <= e <= 1 for e in self.epsilon_finals):
-            p.append(f"epsilon-finals must be values in [0, 1], got {self.epsilon_finals}")
-        if len(self.epsilon_probs) != len(self.epsilon_finals) or any(q < 0 for q in self.epsilon_probs) \
-                or abs(sum(self.epsilon_probs) - 1.0) > 1e-6:
-            p.append(f"epsilon-probs must be {len(self.epsilon_finals)} non-negative numbers summing to 1 "
-                     f"(one per epsilon-finals value), got {self.epsilon_probs}")
-        if not 0 < self.lr < float("inf"):
-            p.append(f"lr must be a finite number > 0, got {self.lr}")
-        if not 0 < self.gamma <= 1:
-            p.append(f"gamma must be in (0, 1], got {self.gamma}")
-        if not self.entropy_beta >= 0:
-            p.append(f"entropy-beta must be >= 0, got {self.entropy_beta}")
-        if not self.value_coef >= 0:
-            p.append(f"value-coef must be >= 0, got {self.value_coef}")
-        if not self.max_grad_norm >= 0:
-            p.append(f"max-grad-norm must be >= 0 (0 disables clipping), got {self.max_grad_norm}")
-        if not 0 <= self.rms_alpha < 1:
-            p.append(f"rms-alpha must be in [0, 1), got {self.rms_alpha}")
-        if not 0 <= self.sgd_momentum < 1:
-            p.append(f"sgd-momentum must be in [0, 1), got {self.sgd_momentum}")
-        if not self.rms_eps > 0:
-            p.append(f"rms-eps must be > 0, got {self.rms_eps}")
-        if self.fused_optimizer == "on" and self.optimizer not in ("shared-rmsprop", "rmsprop"):
-            p.append(f"fused-optimizer on is for optimizer shared-rmsprop or rmsprop, got optimizer "
-                     f"{self.optimizer!r} (use fused-optimizer auto or off)")
-        for name in ("adam_beta1", "adam_beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                p.append(f"{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
-        if not self.adam_eps > 0:
-            p.append(f"adam-eps must be > 0, got {self.adam_eps}")
-        if self.lstm_size < 1:
-            p.append(f"lstm-size must be >= 1, got {self.lstm_size}")
-        if self.net == "lstm" and self.algo not in ("a3c", "a2c"):
-            p.append(f"net 'lstm' is available for a3c and a2c, not {self.algo}")
-        elif self.net == "lstm" and self.shared_torso in (False, "no"):
-            p.append("net 'lstm' shares its torso and core between policy and value (the paper's "
-                     "A3C-LSTM); drop --no-shared-torso")
-        if not self.hidden or any((not isinstance(h, int)) or h < 1 for h in self.hidden):
-            p.append(f"hidden must be one or more positive integers, got {self.hidden}")
-        if not self.log_interval > 0:
-            p.append(f"log-interval must be > 0 seconds, got {self.log_interval}")
-        if not self.checkpoint_interval > 0:
-            p.append(f"checkpoint-interval must be > 0 seconds, got {self.checkpoint_interval}")
-        if self.log_steps < 0:
-            p.append(f"log-steps must be >= 0 (0: log by time), got {self.log_steps}")
-        for name, low in (("noop_max", 0), ("frame_skip", 1), ("frame_stack", 1), ("screen_size", 8)):
-            if getattr(self, name) < low:
-                p.append(f"{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
-        if not 0 <= self.sticky_actions <= 1:
-            p.append(f"sticky-actions must be a probability in [0, 1], got {self.sticky_actions}")
-        if not 0 <= self.eval_epsilon <= 1:
-            p.append(f"eval-epsilon must be in [0, 1], got {self.eval_epsilon}")
-        if self.vec_env in ("ale", "envpool") and not is_atari_id(self.env):
-            p.append(f"vec-env {self.vec_env!r} steps Atari games only (ALE/Pong-v5, PongNoFrameskip-v4, ...), "
-                     f"not {self.env!r}")
-        elif self.vec_env == "ale" and self.life_loss_terminal:
-            p.append("vec-env 'ale' cannot end episodes on a lost life for learning only; use "
-                     "--vec-env inline, split, threads or subprocess with --life-loss-terminal")
-        elif self.vec_env == "envpool":
-            from .atari import AtariOptions, envpool_option_problem
-
-            problem = envpool_option_problem(AtariOptions.from_config(self))
-            if problem:
-                p.append(problem)
-        if self.torch_threads < 0:
-            p.append(f"torch-threads must be >= 0 (0: auto), got {self.torch_threads}")
-        elif self.torch_threads and actors:
-            p.append(f"torch-threads applies to --executor sync (each {self.executor} actor-learner "
-                     f"uses one thread)")
-        if self.ray_address:
-            if self.executor != "ray":
-                p.append(f"ray-address {self.ray_address!r} needs --executor ray")
-            problem = ray_address_problem(self.ray_address, probe=False)
-            if problem:
-                p.append(problem)
-        if self.executor == "ray" and importlib.util.find_spec("ray") is None:
-            p.append("executor 'ray' needs the ray package, which is not installed: pip install "
-                     "'asyncrl[ray]' (ray==2.60.0)")
-        if self.keep_checkpoints < 0:
-            p.append(f"keep-checkpoints must be >= 0 (0: latest.pt only), got {self.keep_checkpoints}")
-        if self.max_worker_restarts < 0:
-            p.append(f"max-worker-restarts must be >= 0, got {self.max_worker_restarts}")
-        if not self.worker_timeout >= 0:
-            p.append(f"worker-timeout must be >= 0 seconds (0: no timeout), got {self.worker_timeout}")
-        if self.max_nonfinite_updates < 0:
-            p.append(f"max-nonfinite-updates must be >= 0 (0: never stop), got {self.max_nonfinite_updates}")
-        if self.eval_episodes < 0:
-            p.append(f"eval-episodes must be >= 0, got {self.eval_episodes}")
-        return p
+        """Every problem with this configuration, one line each (empty when valid): its own
+        fields', then each executor's options' (config.validate)."""
+        return problems(self)
 
     def check(self) -> "Config":
-        """Raise ConfigError with the first problem (all of them are listed after it). A ray
-        cluster's address is also probed here: nothing listening there is a bad input, said
-        at once (Ray itself would retry for minutes)."""
-        problems = self.validate()
-        if not problems and self.executor == "ray" and self.ray_address:
-            problems = [p for p in [ray_address_problem(self.ray_address, probe=True)] if p]
-        if problems:
-            more = f" (+{len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
-            raise ConfigError(problems[0] + more)
+        """Raise ConfigError with the first problem (all of them are listed after it). Once
+        nothing else is wrong, the checks that touch the outside run too (a Ray cluster's
+        address is probed: nothing listening there is a bad input, said at once)."""
+        found = self.validate() or probe_problems(self)
+        if found:
+            more = f" (+{len(found) - 1} more: {'; '.join(found[1:])})" if len(found) > 1 else ""
+            raise ConfigError(found[0] + more)
         return self
 
 
 _FIELDS = {f.name: f for f in fields(Config)}
-
-
-def is_atari_id(env_id: str) -> bool:
-    from .atari import is_atari_id as check
-
-    return check(env_id)
 
 
 def cuda_available() -> bool:
@@ -367,105 +240,5 @@ def cuda_available() -> bool:
 
 
 def coerce_field(name: str, value: Any, source: str = "config") -> Any:
-    """Convert a value (from YAML or a keyword argument) to the field's type, or fail clearly."""
-    f = _FIELDS[name]
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    kind = type(default)
-    original = value
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
-                return value.lower() in ("true", "yes", "1")
-            raise ValueError
-        if kind is int:
-            if isinstance(value, str):
-                value = float(value) if any(c in value for c in ".eE") and "x" not in value else int(value)
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if kind is list:
-            items = value if isinstance(value, (list, tuple)) else [value]
-            item_type = f.metadata.get("item_type", str)
-            return [coerce_item(v, item_type) for v in items]
-        if kind is str:
-            if isinstance(value, bool) and "yes" in f.metadata.get("choices", ()):
-                return "yes" if value else "no"      # YAML 1.1 reads yes/no/on/off as booleans
-            if not isinstance(value, str):
-                raise ValueError
-            return value
-    except (TypeError, ValueError, OverflowError):
-        pass
-    else:
-        return value
-    expected = f"a list of {f.metadata.get('item_type', str).__name__}" if kind is list else kind.__name__
-    raise ConfigError(f"{source}: {name.replace('_', '-')} must be {expected}, got {original!r}")
-
-
-def coerce_item(value: Any, item_type: type) -> Any:
-    """One list item: ints must be whole numbers (no silent truncation of 1.5 or True)."""
-    if item_type is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(value)
-        return int(value)
-    return item_type(value)
-
-
-def load_config_file(path: str) -> dict:
-    """Read a YAML config file into a dict of field values (keys may use - or _)."""
-    import yaml
-
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file {path!r} does not exist")
-    try:
-        with open(path) as fh:
-            data = yaml.safe_load(fh) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path!r} must hold a mapping of option: value")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
-#: seconds ray_address_problem waits for a TCP connection to a Ray cluster's address
-RAY_PROBE_TIMEOUT_S = 5.0
-
-
-def ray_address_problem(address: str, probe: bool) -> str | None:
-    """What is wrong with a --ray-address ('auto', HOST:PORT or ray://HOST:PORT), or None.
-    probe: also open a TCP connection to HOST:PORT ('auto': to the cluster Ray would find,
-    from RAY_ADDRESS or the last `ray start` on this machine)."""
-    import socket
-
-    if address == "auto":
-        if not probe:
-            return None
-        try:    # what ray.init(address="auto") does first (a private helper; skipped if it moved)
-            from ray._private.services import canonicalize_bootstrap_address
-        except Exception:
-            return None
-        try:
-            found = canonicalize_bootstrap_address("auto")
-        except Exception as exc:
-            return (f"ray-address 'auto': no running Ray cluster was found ({str(exc).split('.')[0]}); "
-                    f"start one with `ray start --head`, or leave ray-address empty for a local Ray")
-        return ray_address_problem(found, probe=True) if found else None
-    hostport = address[len("ray://"):] if address.startswith("ray://") else address
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        return (f"ray-address {address!r} is not an address of a Ray cluster; give 'auto', HOST:PORT "
-                f"(the GCS, as `ray start --head` prints it) or ray://HOST:PORT (Ray Client)")
-    if not probe:
-        return None
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_PROBE_TIMEOUT_S).close()
-    except OSError as exc:
-        return (f"ray-address {address!r}: could not connect to a Ray cluster there "
-                f"({exc.strerror or exc}); start one with `ray start --head` and give the address "
-                f"it prints, or leave ray-address empty for a local Ray")
-    return None
+    """Convert a value (from YAML or a keyword argument) to field `name`'s type, or fail clearly."""
+    return coerce_value(_FIELDS[name], value, source)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import traceback
 from copy import deepcopy
 
@@ -23,53 +22,10 @@ import numpy as np
 from gymnasium.vector.utils import (batch_space, create_shared_memory, iterate, read_from_shared_memory,
                                     write_to_shared_memory)
 
+from ..procs import die_with, leave_process_group
+from .common import call_envs, group_bounds, merged_infos, raise_first, step_env
+
 _SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
-
-
-def group_bounds(n: int, groups: int) -> list[range]:
-    """n environments in `groups` contiguous groups of (nearly) equal size, none empty."""
-    cuts = np.linspace(0, n, max(1, min(groups, n)) + 1).round().astype(int)
-    return [range(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
-
-
-def step_env(env: gym.Env, action):
-    """One env's step with SAME_STEP autoreset: (obs, reward, terminated, truncated, info,
-    (final obs, final info) or None)."""
-    obs, reward, term, trunc, info = env.step(action)
-    final = None
-    if term or trunc:
-        final = (obs, info)
-        obs, info = env.reset()
-    return obs, reward, term, trunc, info, final
-
-
-def call_envs(envs, name: str, args: tuple, kwargs: dict) -> list:
-    """Each env's attribute `name`, called with the arguments if it is callable."""
-    out = []
-    for env in envs:
-        attr = env.get_wrapper_attr(name)
-        out.append(attr(*args, **kwargs) if callable(attr) else attr)
-    return out
-
-
-def merged_infos(venv: gym.vector.VectorEnv, env_infos: list[dict], finals: dict[int, tuple]) -> dict:
-    """The vector info of one SAME_STEP step: each env's info in env order, preceded by
-    final_obs/final_info where its episode ended (finals: env -> (final obs, final info))."""
-    infos: dict = {}
-    for i, info in enumerate(env_infos):
-        if i in finals:
-            final_obs, final_info = finals[i]
-            infos = venv._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
-        infos = venv._add_info(infos, info, i)
-    return infos
-
-
-def raise_first(errors: list[BaseException]) -> None:
-    """Raise the first error, the others noted on it (none: return)."""
-    if errors:
-        for other in errors[1:]:
-            errors[0].add_note(f"another environment group failed too: {type(other).__name__}: {other}")
-        raise errors[0]
 
 
 def _worker(conn, parent_end, parent_pid: int, env_fns, first: int, space: gym.Space, shm) -> None:
@@ -78,14 +34,10 @@ def _worker(conn, parent_end, parent_pid: int, env_fns, first: int, space: gym.S
     the kernel also kills it when the parent dies). It leaves the process group first, so
     that Ctrl-C and a SIGTERM to the group reach the main process only, which stops at the
     end of an update and closes the environments."""
-    from .worker import _die_with
-
     if parent_end is not None:          # forked: the parent's end of the pipe is ours too
         parent_end.close()
-    _die_with(parent_pid)
-    os.setpgid(0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with(parent_pid)
+    leave_process_group()
     envs: list[gym.Env] = []
     try:
         envs = [fn() for fn in env_fns]

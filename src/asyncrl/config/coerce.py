@@ -1,0 +1,76 @@
+"""Values from YAML files, flags and keyword arguments, converted to the fields' types."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import Field
+from typing import Any
+
+from ..errors import ConfigError
+
+
+def coerce_value(f: Field, value: Any, source: str = "config") -> Any:
+    """Convert a value (from YAML or a keyword argument) to dataclass field f's type, or fail
+    clearly."""
+    name = f.name
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    kind = type(default)
+    original = value
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+                return value.lower() in ("true", "yes", "1")
+            raise ValueError
+        if kind is int:
+            if isinstance(value, str):
+                value = float(value) if any(c in value for c in ".eE") and "x" not in value else int(value)
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind is list:
+            items = value if isinstance(value, (list, tuple)) else [value]
+            item_type = f.metadata.get("item_type", str)
+            return [coerce_item(v, item_type) for v in items]
+        if kind is str:
+            if isinstance(value, bool) and "yes" in f.metadata.get("choices", ()):
+                return "yes" if value else "no"      # YAML 1.1 reads yes/no/on/off as booleans
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError, OverflowError):
+        pass
+    else:
+        return value
+    expected = f"a list of {f.metadata.get('item_type', str).__name__}" if kind is list else kind.__name__
+    raise ConfigError(f"{source}: {name.replace('_', '-')} must be {expected}, got {original!r}")
+
+
+def coerce_item(value: Any, item_type: type) -> Any:
+    """One list item: ints must be whole numbers (no silent truncation of 1.5 or True)."""
+    if item_type is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(value)
+        return int(value)
+    return item_type(value)
+
+
+def load_config_file(path: str) -> dict:
+    """Read a YAML config file into a dict of field values (keys may use - or _)."""
+    import yaml
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path!r} must hold a mapping of option: value")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
