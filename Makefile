@@ -1,6 +1,6 @@
 # asyncrl: two commands do everything from a fresh clone.
 #   make demo   set up .venv, train A3C on CartPole-v1 (2 workers) until solved, evaluate, plot
-#   make test   set up .venv, run the whole test suite
+#   make test   set up .venv, run the whole test suite (make test-fast: unit and CLI tests only)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -25,8 +25,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -ra --durations=25
 
+# the fast tier: unit and CLI tests, no learning runs (about 2-3 minutes on 2 cores)
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" tests/unit tests/integration/test_cli.py
 
 # Benchmarks are out of CI: they need the peer (Stable-Baselines3) and quiet cores.
 bench: $(STAMP)
