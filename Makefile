@@ -12,8 +12,14 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mujoco,atari,envpool,video,ray]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mujoco,atari,envpool,video,ray,docs]'
 	@touch $(STAMP)
+
+# the documentation site, built into site/ (--strict: a warning, such as a broken link, fails it)
+.PHONY: docs
+docs: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 demo: $(STAMP)
 	$(VENV)/bin/asyncrl train a3c --env CartPole-v1 --workers 2 --config configs/cartpole-a3c.yaml \
