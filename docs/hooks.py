@@ -26,12 +26,11 @@ from mkdocs.structure.files import File, Files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src")
-if SRC not in sys.path:          # the checkout's asyncrl, installed or not
-    sys.path.insert(0, SRC)
 
 CONFIG_MARKER = "<!-- generated: configuration-table -->"
 PRESET_MARKER = "<!-- generated: preset-table -->"
 CLI_MARKER = "<!-- generated: cli-help -->"
+ERRORS_MARKER = "<!-- generated: error-classes -->"
 
 README_PAGE = "readme.md"        # the README, as a page of the site
 REPO_COPIES = "repo"             # files of the repository outside docs/, copied for the site
@@ -115,6 +114,14 @@ def _readme() -> str:
         return f.read()
 
 
+def on_config(config: Any) -> Any:
+    """The checkout's asyncrl, installed or not, is the one documented (MkDocs restores
+    sys.path after loading this file, so it is put first here)."""
+    if SRC not in sys.path:
+        sys.path.insert(0, SRC)
+    return config
+
+
 def on_files(files: Files, config: Any) -> Files:
     files.append(File.generated(config, README_PAGE, content=_readme()))
     wanted: set[str] = _outside_files(_readme(), "README.md")
@@ -137,6 +144,8 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         markdown = markdown.replace(PRESET_MARKER, preset_table())
     if CLI_MARKER in markdown:
         markdown = markdown.replace(CLI_MARKER, cli_reference())
+    if ERRORS_MARKER in markdown:
+        markdown = markdown.replace(ERRORS_MARKER, error_classes())
     return markdown
 
 
@@ -284,3 +293,17 @@ def cli_reference() -> str:
         else:
             os.environ["COLUMNS"] = old
     return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------- the errors, for mkdocstrings
+def error_classes() -> str:
+    """A mkdocstrings directive for every AsyncRLError class that asyncrl.errors defines, the
+    base first, in the order they are written."""
+    import inspect
+
+    from asyncrl import errors
+
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass)
+               if issubclass(c, errors.AsyncRLError) and c.__module__ == errors.__name__]
+    classes.sort(key=lambda c: inspect.getsourcelines(c)[1])
+    return "\n".join(f"::: asyncrl.errors.{c.__name__}\n" for c in classes)
