@@ -163,3 +163,36 @@ gym.register("NaNRewardOnce-v0", entry_point=NaNRewardCartPole, kwargs={"at": 30
 gym.register("NaNRewardAlways-v0", entry_point=NaNRewardCartPole, kwargs={"every": 1})
 gym.register("Chain-v0", entry_point=ChainEnv, max_episode_steps=50)
 gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=20)
+
+
+class FaultAfterFileCartPole(gym.Wrapper):
+    """CartPole that misbehaves at an instance's 3rd step once the file named by the
+    environment variable TOY_FAULT_FILE exists (e.g. a run's checkpoints/final.pt: the final
+    evaluation, or a later `asyncrl eval`, but no training worker, meets the fault).
+    TOY_FAULT: "hang" sleeps for an hour, "sigint" sends SIGINT to this process (once),
+    "sleep:S" sleeps S seconds (once per instance)."""
+
+    metadata = {"render_modes": []}     # read from the class by gym.make
+
+    def __init__(self):
+        super().__init__(gym.make("CartPole-v1"))
+        self.n, self.done = 0, False
+
+    def step(self, action):
+        self.n += 1
+        path = os.environ.get("TOY_FAULT_FILE", "")
+        if self.n >= 3 and not self.done and path and os.path.exists(path):
+            self.done = True
+            fault = os.environ.get("TOY_FAULT", "hang")
+            if fault == "hang":
+                time.sleep(3600)
+            elif fault == "sigint":
+                import signal
+
+                os.kill(os.getpid(), signal.SIGINT)
+            elif fault.startswith("sleep:"):
+                time.sleep(float(fault[6:]))
+        return super().step(action)
+
+
+gym.register("FaultAfterFile-v0", entry_point=FaultAfterFileCartPole, max_episode_steps=500)

@@ -2,8 +2,8 @@
 (Mnih et al., 2016), fast and faithful."""
 from .api import A2C, A3C, Agent, NStepQ, OneStepQ, OneStepSarsa, load
 from .config import Config
-from .errors import AsyncRLError, CheckpointError, ConfigError, EnvError, WorkerError
+from .errors import AsyncRLError, CheckpointError, ConfigError, EnvError, StorageError, WorkerError
 
 __version__ = "0.1.0"
 __all__ = ["A3C", "A2C", "OneStepQ", "OneStepSarsa", "NStepQ", "Agent", "load", "Config", "AsyncRLError", "CheckpointError", "ConfigError",
-           "EnvError", "WorkerError", "__version__"]
+           "EnvError", "StorageError", "WorkerError", "__version__"]

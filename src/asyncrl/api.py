@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -19,20 +18,21 @@ import numpy as np
 import torch
 
 from .algos import make_algorithm
-from .checkpoint import load_checkpoint, nonfinite_parts, save_checkpoint
+from .checkpoint import (agent_payload, clean_temp_files, load_checkpoint, nonfinite_parts, restore_agent,
+                         save_checkpoint)
 from .config import Config
 from .envs import EnvFactory, check_same_spaces, probe_spaces
-from .errors import CheckpointError, ConfigError, EnvError
-from .evaluate import evaluate_policy
+from .errors import ConfigError, EnvError, StorageError
+from .evaluate import run_evaluation
 from .executors import EXECUTORS, TrainJob, make_executor
 from .flat import flatten_params_
 from .learner import check_finite_params
 from .metrics import RunLogger
 from .optim import build_optimizer
 from .rollout import ObsWriter
-from .run import load_resumable, prepare_run_dir, save_run_checkpoint, write_config
-from .spaces import space_from_dict, space_to_dict
-from .threads import math_threads
+from .run import RunLock, hold_run_dir, load_resumable, prepare_run_dir, save_run_checkpoint, write_config, write_eval
+from .spaces import space_from_dict
+
 
 class Agent:
     """An agent of one algorithm: its model, optimiser state, global step and run folder."""
@@ -57,8 +57,10 @@ class Agent:
         factory = factory.configured(cfg)       # Atari games get the paper's preprocessing
         self.progress = progress
         self._setup(cfg, factory, *probe_spaces(factory))
-        if cfg.run_dir:     # only once everything is checked: --overwrite must not delete a run for nothing
-            prepare_run_dir(cfg.run_dir, overwrite)
+        # last, once everything is checked: --overwrite must not delete a run for nothing.
+        # The folder stays locked until the end of this agent's next learn().
+        if cfg.run_dir:
+            self._run_lock = prepare_run_dir(cfg.run_dir, overwrite)
 
     def _setup(self, cfg: Config, factory: EnvFactory | None, obs_space: gym.Space, action_space: gym.Space) -> None:
         self.config = cfg
@@ -72,12 +74,18 @@ class Agent:
         # theta- starts as a copy of theta (value-based methods only)
         self.target_params = self.params.clone() if self.algorithm.uses_target_network else None
         self.optimizer = build_optimizer(cfg, self.params.numel())
-        self.global_step = 0
-        self.wall_time = 0.0
+        self.global_step, self.wall_time = 0, 0.0
         self.schedule = (0, cfg.steps)
         self.best_return = float("nan")   # the run's measure at its best checkpoint (best.pt)
         self.worker_restarts = 0          # worker processes replaced during the last learn()/resume()
         self.last_eval: dict | None = None
+        # what the last learn()/resume() did, for status lines that must be true
+        self.finished = False             # training reached its target (final.pt written, if it could be)
+        self.train_seconds = 0.0          # its time, the final evaluation left out
+        self.checkpoints_written = 0      # checkpoints it wrote into the run folder
+        self.checkpoint_step: int | None = None   # the step of the run folder's newest good checkpoint, if known
+        self._run_lock: RunLock | None = None
+        self._untrusted_env: str | None = None    # a module:Id id a loaded checkpoint named, not trusted
         self._write_obs = ObsWriter(obs_space)
         self._obs_buf = self._write_obs.rows(1).numpy()
         self._act_rng = np.random.default_rng(cfg.seed + 20_000)
@@ -104,7 +112,9 @@ class Agent:
         """Train for `steps` more global environment steps (default: the config's `steps`).
 
         The learning rate anneals to 0 over this call. Ctrl-C stops the workers, saves a
-        checkpoint and re-raises KeyboardInterrupt.
+        checkpoint and re-raises KeyboardInterrupt (Ctrl-C during the final evaluation too:
+        then `finished` is True and final.pt is saved). A checkpoint that cannot be written
+        (a full disk) is a warning while training and a StorageError at the end.
         """
         steps = self.config.steps if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
@@ -120,23 +130,29 @@ class Agent:
         return self._train()
 
     def _train(self) -> "Agent":
-        cfg = self.config
         factory = self._require_env("train")
+        # the run folder is this run's alone (a loaded agent takes its folder's lock here)
+        lock = self._run_lock = hold_run_dir(self.config.run_dir, self._run_lock) if self.config.run_dir else None
+        try:
+            return self._train_locked(self.config, factory)
+        finally:
+            if lock is not None:        # the folder is free again once this run is over
+                lock.release()
+                self._run_lock = None
+
+    def _train_locked(self, cfg: Config, factory: EnvFactory) -> "Agent":
+        started = time.time()           # wall_time 0 (earlier runs included) is this long ago
+        self.finished, self.checkpoints_written, self.last_eval = False, 0, None
         start, target = self.global_step, self.schedule[1]
-        time_origin = time.time() - self.wall_time
+        self._time_origin = time_origin = started - self.wall_time
         executor = make_executor(cfg)
         self.resolved = executor.resolve(factory)
-        # compiled here, before any worker starts (hogwild workers fork with it; only they
-        # update theta while refreshing their own copy theta', the "mirror")
-        t0 = time.perf_counter()
-        mirror, threads = executor.update_layout()
-        self.resolved["fused_optimizer"] = self.optimizer.use_fused(
-            cfg.fused_optimizer, self.params, self.resolved.get("device", "cpu"), mirror=mirror, threads=threads)
-        took = time.perf_counter() - t0
-        if took > 2.0 and self.progress is not False:
-            print(f"asyncrl: compiled the fused RMSProp update in {took:.0f} s (cached "
-                  f"for later runs; --fused-optimizer off skips it)", file=sys.stderr, flush=True)
-        if cfg.run_dir:
+        self.resolved["fused_optimizer"] = executor.prepare_update(
+            self.optimizer, self.params, cfg.fused_optimizer, self.resolved.get("device", "cpu"),
+            announce=self.progress is not False)
+        clock = time.time()             # the rate's clock: from here (the update compiled) to the last step
+        if cfg.run_dir:     # what a process that died mid-write left (the folder is locked: not in use)
+            clean_temp_files(cfg.run_dir, os.path.join(cfg.run_dir, "checkpoints"))
             self._write_config(target)
         logger = RunLogger(cfg.run_dir or None, self.algorithm.stat_keys, start, target, time_origin,
                            cfg.log_interval, self.progress, cfg.log_steps, self.frames_per_step)
@@ -144,45 +160,70 @@ class Agent:
         job = TrainJob(cfg, factory, self.observation_space, self.action_space, self.params,
                        self.target_params, self.optimizer, start, target, self.schedule, time_origin,
                        logger, self._periodic_checkpoint)
-        failed = True
         try:
             self.global_step = executor.run(job)
-            failed = False
+        except BaseException:
+            self._stopped(executor, logger, clock, failed=True)
+            raise
+        self._stopped(executor, logger, clock, failed=False)
+        try:
+            if executor.interrupted:
+                raise KeyboardInterrupt
+            if cfg.eval_episodes > 0:   # final.pt is saved: a hang or Ctrl-C here loses no training
+                self.last_eval = self.evaluate(cfg.eval_episodes)
+                logger.scalar("eval/mean_return", self.last_eval["mean_return"], self.global_step)
+                if cfg.run_dir:
+                    write_eval(cfg.run_dir, {**self.last_eval, "step": self.global_step})
         finally:
-            if executor.step is not None:     # also when it failed: the step of the parameters
-                self.global_step = executor.step
-            self.wall_time = time.time() - time_origin
-            self.worker_restarts = executor.restarts
-            interrupted = executor.interrupted
-            # nothing already learned is lost, whatever happened (final.pt only for a finished run)
-            self._checkpoint_run(final=not failed and not interrupted)
-            if failed:
-                logger.close()
-        if not interrupted and cfg.eval_episodes > 0:
-            self.last_eval = self.evaluate(cfg.eval_episodes)
-            logger.scalar("eval/mean_return", self.last_eval["mean_return"], self.global_step)
-            if cfg.run_dir:
-                with open(os.path.join(cfg.run_dir, "eval.json"), "w") as fh:
-                    json.dump({**self.last_eval, "step": self.global_step}, fh, indent=2)
-        logger.close()
-        if interrupted:
-            raise KeyboardInterrupt
+            logger.close()
         return self
 
+    def _stopped(self, executor, logger: RunLogger, started: float, failed: bool) -> None:
+        """Training stopped (done, interrupted or failed): its step, time and restarts recorded,
+        the run folder checkpointed (final.pt if finished): nothing learned is lost. A checkpoint
+        that cannot be written is a StorageError (the last good one kept) unless training failed."""
+        if executor.step is not None:     # also when it failed: the step of the parameters
+            self.global_step = executor.step
+        self.wall_time = time.time() - self._time_origin
+        self.worker_restarts = executor.restarts
+        self.finished = not failed and not executor.interrupted
+        try:
+            self._checkpoint_run(final=self.finished)
+        except OSError as exc:
+            message = (f"could not write the {'final ' if self.finished else ''}checkpoint at step "
+                       f"{self.global_step:,}: {exc.strerror or exc}; {self._kept()}")
+            logger.fault(message, self.global_step, echo=failed)
+            if not failed:
+                self.finished = False   # no final.pt
+                logger.close()
+                raise StorageError(message) from None
+        finally:
+            self.train_seconds = time.time() - started
+            if failed:
+                logger.close()
+
+    def _kept(self) -> str:
+        step = self.checkpoint_step
+        return "there is no earlier checkpoint" if step is None else f"the last good checkpoint (step {step:,}) is kept"
+
     def _periodic_checkpoint(self, step: int) -> None:
-        """Every checkpoint_interval: checkpoint the run folder, and stop training if the
-        parameters are no longer finite (a gradient step that overflowed; a non-finite
-        gradient is caught at once, an inf weight that gets finite gradients only here)."""
+        """Every checkpoint_interval: checkpoint the run folder (one that cannot be written is a
+        warning, and training goes on), and stop training if the parameters are no longer finite
+        (a gradient step that overflowed; a non-finite gradient is caught at once)."""
         self.global_step = step
-        self._checkpoint_run()
+        self.wall_time = time.time() - self._time_origin
+        try:
+            self._checkpoint_run()
+        except OSError as exc:
+            self._logger.fault(f"could not write a periodic checkpoint at step {step:,}: {exc.strerror or exc}; "
+                               f"{self._kept()} and training goes on", step)
         check_finite_params(self.params, step)
 
     def _checkpoint_run(self, final: bool = False) -> str | None:
-        """Checkpoint the run folder: latest.pt; also step-<N>.pt (the newest
-        `keep_checkpoints` kept), best.pt when the mean return of the last 100 training
-        episodes is the best so far, and final.pt at the end. One file is written, the
-        other names link to it. Parameters, target network or optimiser state that are not
-        finite are never written: the last good checkpoint stays (returns None)."""
+        """Checkpoint the run folder (run.save_run_checkpoint): latest.pt, step-<N>.pt, best.pt when
+        the mean return of the last 100 training episodes is the best so far, final.pt at the end.
+        A non-finite model, optimiser or target network is never written (returns None); an
+        OSError (a full disk) leaves the last good checkpoint as it was."""
         if not self.config.run_dir:
             return None
         logger = getattr(self, "_logger", None)
@@ -199,14 +240,17 @@ class Agent:
         measure = logger.mean_100 if logger is not None else float("nan")
         best = not math.isnan(measure) and not measure <= self.best_return   # nan best: none yet
         if best:
-            self.best_return = payload["best_return"] = measure
-        return save_run_checkpoint(self.config.run_dir, payload, self.global_step, self.config.keep_checkpoints,
+            payload["best_return"] = measure
+        path = save_run_checkpoint(self.config.run_dir, payload, self.global_step, self.config.keep_checkpoints,
                                    final, best)
+        if best:
+            self.best_return = measure
+        self.checkpoint_step = self.global_step
+        self.checkpoints_written += 1
+        return path
 
-    def _write_config(self, target: int) -> None:
-        # the concrete choices behind `auto` values are recorded (executor, device, vec_env)
-        write_config(self.config.run_dir, {**self.config.to_dict(), **getattr(self, "resolved", {}),
-                                           "steps": target})
+    def _write_config(self, target: int) -> None:      # with the choices behind `auto` values (executor, ...)
+        write_config(self.config.run_dir, {**self.config.to_dict(), **getattr(self, "resolved", {}), "steps": target})
 
     # ------------------------------------------------------------------ using
     def act(self, obs: Any, deterministic: bool = True) -> Any:
@@ -235,43 +279,28 @@ class Agent:
         return policy
 
     def evaluate(self, episodes: int = 10, seed: int | None = None, deterministic: bool = True,
-                 epsilon: float | None = None, video: str | None = None, video_episodes: int = 1) -> dict:
+                 epsilon: float | None = None, video: str | None = None, video_episodes: int = 1,
+                 timeout: float | None = None) -> dict:
         """Mean/std/min/max return over `episodes` full episodes (greedy by default; with
         probability `epsilon` a uniformly random action instead, default: the config's
         eval_epsilon). Atari games are played whole (all lives, up to noop_max no-ops at
         the start) and the result adds the human-normalised score where the game has
-        reference scores (asyncrl.atari.REFERENCE_SCORES). `video`: an .mp4 or .gif file
-        that gets the first `video_episodes` episodes as the env renders them."""
-        if episodes < 1:
-            raise ConfigError(f"episodes must be >= 1, got {episodes}")
-        recorder = None
-        if video is not None:
-            from .video import VideoRecorder
-
-            if not 1 <= video_episodes <= episodes:
-                raise ConfigError(f"video episodes must be between 1 and the {episodes} episodes "
-                                  f"evaluated, got {video_episodes}")
-            recorder = VideoRecorder(video, video_episodes)
-        epsilon = self.config.eval_epsilon if epsilon is None else epsilon
-        if not 0 <= epsilon <= 1:
-            raise ConfigError(f"epsilon must be in [0, 1], got {epsilon}")
-        seed = self.config.seed + 10_000 if seed is None else seed
+        reference scores (asyncrl.atari.REFERENCE_SCORES). `video`: an .mp4 or .gif file that gets
+        the first `video_episodes` episodes as rendered. An env that finishes no step for `timeout`
+        s (default: the config's worker_timeout; 0: no limit) stops it with WorkerError."""
         factory = self._require_env("evaluate").for_evaluation()
-        # acting is a batch-1 forward: one thread (a second one spinning on a busy core
-        # made a CNN evaluation of Pong 9x slower here)
-        with math_threads(1):
-            result = evaluate_policy(lambda o: self.act(o, deterministic), factory, episodes, seed,
-                                     on_reset=self.reset_state, epsilon=epsilon, recorder=recorder)
-        if factory.atari is not None:
-            from .atari import REFERENCE_SOURCE, game_of, human_normalized
-
-            game = game_of(factory.env_id)
-            hns = human_normalized(game, result["mean_return"])
-            result.update(game=game, human_normalized=hns,
-                          reference_scores=REFERENCE_SOURCE if hns is not None else None)
-        return result
+        return run_evaluation(lambda o: self.act(o, deterministic), self.reset_state, factory, episodes,
+                              self.config.seed + 10_000 if seed is None else seed,
+                              self.config.eval_epsilon if epsilon is None else epsilon, video, video_episodes,
+                              self.config.worker_timeout if timeout is None else timeout)
 
     def _require_env(self, what: str) -> EnvFactory:
+        env = self._untrusted_env
+        if env is not None:
+            raise EnvError(f"the checkpoint names the env {env!r}, which would import module "
+                           f"{env.split(':', 1)[0]!r} (and run its code); a checkpoint is data and loading one "
+                           f"imports nothing it names: if you trust that module, name the env yourself to {what} "
+                           f"(asyncrl eval --env {env}, or asyncrl.load(..., env={env!r}) or trust_env_module=True)")
         if self.env_factory is None:
             raise EnvError(f"this agent was trained on a custom env factory ({self.config.env}); "
                            f"pass env=... to asyncrl.load() to {what}")
@@ -279,19 +308,7 @@ class Agent:
 
     # ------------------------------------------------------------------ persistence
     def checkpoint_payload(self) -> dict:
-        return {
-            "algo": self.algo,
-            "config": self.config.to_dict(),
-            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-            "optimizer": {k: v.detach().clone() for k, v in self.optimizer.state_dict().items()},
-            "target": None if self.target_params is None else self.target_params.detach().clone(),
-            "global_step": int(self.global_step),
-            "wall_time": float(self.wall_time),
-            "best_return": float(self.best_return),
-            "schedule": [int(self.schedule[0]), int(self.schedule[1])],
-            "observation_space": space_to_dict(self.observation_space),
-            "action_space": space_to_dict(self.action_space),
-        }
+        return agent_payload(self)
 
     def save(self, path: str) -> str:
         """Write an atomic checkpoint (model, optimiser statistics, step, config)."""
@@ -332,9 +349,15 @@ class NStepQ(Agent):
 AGENTS: dict[str, type[Agent]] = {cls.algo: cls for cls in (A3C, A2C, OneStepQ, OneStepSarsa, NStepQ)}
 
 
-def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: bool | None = False) -> Agent:
+def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: bool | None = False,
+         trust_env_module: bool = False) -> Agent:
     """Load an agent from a checkpoint file or a run folder. `env` overrides the saved env
-    (required to evaluate or train an agent that was made with a custom env factory)."""
+    (required to evaluate or train an agent that was made with a custom env factory).
+
+    A checkpoint is data: loading one never imports a module it names. A saved env id
+    `module:Id` would import `module` (run its code) once the env is made, so the agent
+    loads and acts, but evaluate() and learn() refuse (EnvError) unless you name the env
+    (`env=...`) or pass `trust_env_module=True`."""
     data = load_checkpoint(path)
     cfg = Config.from_dict(data["config"], source=data["path"])
     cls = AGENTS.get(data["algo"])
@@ -343,36 +366,32 @@ def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: 
     agent = cls.__new__(cls)
     agent.progress = progress
     obs_space, action_space = space_from_dict(data["observation_space"]), space_from_dict(data["action_space"])
+    untrusted = None
     if env is not None:
         factory: EnvFactory | None = EnvFactory(env).configured(cfg)
         check_same_spaces(factory, obs_space, action_space, data["path"])
+    elif cfg.env.startswith("<"):
+        factory = None
+    elif ":" in cfg.env and not trust_env_module:
+        factory, untrusted = None, cfg.env
     else:
-        factory = None if cfg.env.startswith("<") else EnvFactory(cfg.env).configured(cfg)
+        factory = EnvFactory(cfg.env).configured(cfg)
     agent._setup(cfg, factory, obs_space, action_space)
-    try:
-        agent.model.load_state_dict(data["model"])
-        agent.optimizer.load_state_dict(data["optimizer"])
-        if agent.target_params is not None:
-            saved = data.get("target")
-            if saved is None or saved.shape != agent.target_params.shape:
-                raise ValueError("its target network is missing or has the wrong size")
-            agent.target_params.copy_(saved)
-    except (RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{data['path']!r} does not match its own config: {str(exc).splitlines()[0]}") from None
-    agent.global_step = int(data["global_step"])
-    agent.wall_time = float(data.get("wall_time", 0.0))
-    agent.schedule = tuple(data.get("schedule", (0, cfg.steps)))
-    agent.best_return = float(data.get("best_return", float("nan")))
+    agent._untrusted_env = untrusted
+    restore_agent(agent, data)
     return agent
 
 
 def load_for_resume(run_dir: str, algo: str, env: str, progress: bool | None = False) -> Agent:
     """The `algo` agent on `env` to continue a run folder with (run.load_resumable: latest.pt,
-    or the newest readable step-<N>.pt). ConfigError if the folder holds another algorithm
-    or env."""
+    or the newest readable step-<N>.pt), holding the folder's lock (ConfigError naming the
+    process that holds it); ConfigError if the folder holds another algorithm or env. The
+    caller named `env` (--env), so a saved `module:Id` equal to it is trusted."""
     def check(agent: Agent) -> None:
         if agent.algo != algo or agent.config.env != env:
             raise ConfigError(f"--resume: {run_dir!r} holds a {agent.algo} run on {agent.config.env}, "
                               f"not {algo} on {env}")
 
-    return load_resumable(run_dir, lambda path: load(path, progress=progress), check)
+    agent, lock = load_resumable(run_dir, lambda path: load(path, progress=progress, trust_env_module=True), check)
+    agent._run_lock = lock
+    return agent

@@ -4,7 +4,8 @@ Every bad input ends in one line `asyncrl <cmd>: error: ...`, exit code 2, no tr
 before any worker starts. Ctrl-C / SIGTERM during training saves a checkpoint and exits
 with code 130. A run that fails keeps its latest checkpoint and exits with code 3 (a
 worker kept failing: max-worker-restarts used up, or an env failure under sync) or 4 (too
-many non-finite updates in a row, or parameters no longer finite).
+many non-finite updates in a row, or parameters no longer finite); one whose run folder
+cannot be written (a full disk) exits with code 5, its last good checkpoint intact.
 """
 from __future__ import annotations
 
@@ -17,10 +18,9 @@ import sys
 import time
 from dataclasses import fields
 
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-EXIT_WORKER_FAILED = 3
-EXIT_NONFINITE = 4
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_IO_FAILED, EXIT_NONFINITE, EXIT_WORKER_FAILED
+from .status import describe_eval as _describe_eval
+from .status import run_and_report
 
 # Training flags come from the Config fields; these are positional or set elsewhere.
 _NOT_FLAGS = {"algo", "env"}
@@ -138,6 +138,16 @@ def _config_values(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """`asyncrl train`; an OSError wherever it comes from (the run folder cannot be written:
+    a full disk, a file-size limit, permissions) is one line and exit code 5."""
+    try:
+        return _train(args)
+    except OSError as exc:
+        print(f"asyncrl train: error: {exc}", file=sys.stderr)
+        return EXIT_IO_FAILED
+
+
+def _train(args: argparse.Namespace) -> int:
     from .api import AGENTS
     from .executors import make_executor
 
@@ -153,7 +163,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     frames = f" ({cfg.steps * agent.frames_per_step:,} emulator frames)" if agent.frames_per_step > 1 else ""
     print(f"asyncrl: training {cfg.algo} on {cfg.env} with {how} for {cfg.steps:,} agent steps{frames} "
           f"-> {run_dir}", file=sys.stderr, flush=True)
-    return _run(agent.learn, agent, run_dir)
+    return run_and_report(agent.learn, agent, run_dir)
 
 
 #: options that a --resume may change: how faults and checkpoints are handled, not what is learned
@@ -182,62 +192,7 @@ def _resume(args: argparse.Namespace, values: dict) -> int:
     start, target = agent.global_step, agent.schedule[1]
     print(f"asyncrl: resuming {agent.algo} on {agent.config.env} at step {start:,} of {target:,} "
           f"-> {run_dir}", file=sys.stderr, flush=True)
-    return _run(agent.resume, agent, run_dir)
-
-
-def _run(train, agent, run_dir: str) -> int:
-    """Train (learn or resume), then report; Ctrl-C/SIGTERM -> exit 130 with the checkpoint
-    kept; a failed run names its checkpoint and how to continue (exit 3 or 4, from main)."""
-    from .errors import NonFiniteError, WorkerError
-
-    start, t0 = agent.global_step, time.time()
-    latest = os.path.join(run_dir, "checkpoints", "latest.pt")
-    try:
-        train()
-    except KeyboardInterrupt:
-        print(f"\nasyncrl: interrupted at step {agent.global_step:,}; checkpoint saved to {latest}",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (WorkerError, NonFiniteError) as exc:
-        print(f"asyncrl train: error: {exc}", file=sys.stderr)
-        how = f"continue with: asyncrl train {agent.algo} --env {agent.config.env} --run-dir {run_dir} --resume"
-        if isinstance(exc, NonFiniteError):
-            how = "it holds the last parameters that were finite"
-        print(f"asyncrl: the latest checkpoint is {latest} (step {_saved_step(latest)}); {how}", file=sys.stderr)
-        return EXIT_WORKER_FAILED if isinstance(exc, WorkerError) else EXIT_NONFINITE
-    elapsed = time.time() - t0
-    done = agent.global_step - start
-    where = f", global step {agent.global_step:,}" if start else ""
-    k = agent.frames_per_step
-    frames = f" = {done * k:,} frames ({done * k / max(elapsed, 1e-9):,.0f} frames/s)" if k > 1 else ""
-    restarts = f"; {agent.worker_restarts} worker restart{'s' * (agent.worker_restarts != 1)} " \
-               f"(see faults.log)" if agent.worker_restarts else ""
-    print(f"asyncrl: {done:,} steps in {elapsed:.1f} s ({done / max(elapsed, 1e-9):,.0f} steps/s){frames}{where}"
-          f"; last-100 training episodes: mean return {agent.recent_return:.1f}{restarts}")
-    if agent.last_eval:
-        print(f"asyncrl: evaluation over {_describe_eval(agent.last_eval)}")
-    print(f"asyncrl: run folder {run_dir}: config.yaml episodes.csv metrics.csv tb/ checkpoints/final.pt")
-    return 0
-
-
-def _describe_eval(ev: dict, greedy: bool = True) -> str:
-    how = ("greedy" if greedy else "stochastic") + (f", epsilon {ev['epsilon']:g}" if ev.get("epsilon") else "")
-    episodes = f"{ev['episodes']} episode{'s' if ev['episodes'] != 1 else ''}"
-    text = (f"{episodes} ({how}): mean return {ev['mean_return']:.2f} +/- {ev['std_return']:.2f} "
-            f"(min {ev['min_return']:.1f}, max {ev['max_return']:.1f})")
-    if ev.get("human_normalized") is not None:
-        text += f"; human-normalised {100 * ev['human_normalized']:.1f}%"
-    return text
-
-
-def _saved_step(path: str) -> str:
-    from .checkpoint import load_checkpoint
-    from .errors import CheckpointError
-
-    try:
-        return f"{load_checkpoint(path)['global_step']:,}"
-    except CheckpointError:
-        return "unknown: the file is not readable"
+    return run_and_report(agent.resume, agent, run_dir)
 
 
 def _default_run_dir(algo: str, env: str) -> str:

@@ -1,7 +1,7 @@
 """The one exception family users see. Each message is one line naming the bad value
 and what would be accepted; the CLI prints it without a traceback and exits 2 for bad
-input, 3 for a worker failure (WorkerError) and 4 for a run stopped by non-finite
-updates (NonFiniteError)."""
+input, 3 for a worker failure (WorkerError), 4 for a run stopped by non-finite
+updates (NonFiniteError) and 5 for a run folder that could not be written (StorageError)."""
 
 
 class AsyncRLError(Exception):
@@ -28,3 +28,17 @@ class NonFiniteError(AsyncRLError):
     """Training stopped: too many non-finite (inf/nan) updates in a row, or parameters that
     are no longer finite. The last good parameters are the ones kept (nothing non-finite is
     ever applied or checkpointed)."""
+
+
+class StorageError(AsyncRLError, OSError):
+    """The run folder could not be written (a full disk, a file-size limit, permissions):
+    what was already saved stays (the last good checkpoint is never replaced by part of
+    one). The CLI prints one line and exits 5."""
+
+
+#: the command line's exit codes (asyncrl --help lists them)
+EXIT_BAD_INPUT = 2          # ConfigError, EnvError, CheckpointError: one line, nothing started
+EXIT_WORKER_FAILED = 3      # WorkerError
+EXIT_NONFINITE = 4          # NonFiniteError
+EXIT_IO_FAILED = 5          # StorageError or any OSError: the last good checkpoint kept
+EXIT_INTERRUPTED = 130      # Ctrl-C or SIGTERM

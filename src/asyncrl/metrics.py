@@ -11,6 +11,8 @@ import sys
 import time
 from collections import deque
 
+from .checkpoint import write_atomically
+
 EPISODE_COLUMNS = ("step", "wall_time", "worker", "return", "length")
 BASE_METRIC_COLUMNS = ("step", "wall_time", "steps_per_s", "episodes", "return_mean_100",
                        "lr", "updates", "skipped_updates", "grad_norm")
@@ -42,6 +44,8 @@ class RunLogger:
             + (("frames_per_s",) if frames else ()) + BASE_METRIC_COLUMNS[3:] + self.stat_keys
         if run_dir:
             os.makedirs(run_dir, exist_ok=True)
+            for name in ("episodes.csv", "metrics.csv"):     # a resume continues from start_step
+                cut_back(os.path.join(run_dir, name), start_step)
             self._continue_episodes(os.path.join(run_dir, "episodes.csv"))
             self._ep_file, self._ep_csv = self._open_csv("episodes.csv", self.episode_columns)
             self._metrics_file, self._metrics_csv = self._open_csv("metrics.csv", self.metric_columns)
@@ -51,17 +55,19 @@ class RunLogger:
 
     def _start(self) -> None:
         """TensorBoard's writer and tqdm's monitor are threads: they are created here, on
-        first use, which executors guarantee is after their worker processes are forked."""
-        self._started = True
-        if self.run_dir:
+        first use, which executors guarantee is after their worker processes are forked. Marked
+        started only once both exist: a Ctrl-C that lands in the middle (importing TensorBoard
+        takes a second) leaves the rest to the next call."""
+        if self.run_dir and self._tb is None:
             from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(os.path.join(self.run_dir, "tb"), purge_step=self._start_step or None)
-        if self._progress is not False:
+        if self._progress is not False and self._bar is None:
             from tqdm import tqdm
 
             self._bar = tqdm(total=self._target_step, initial=self._start_step, unit="step", dynamic_ncols=True,
                              disable=None if self._progress is None else not self._progress, smoothing=0.1)
+        self._started = True
 
     def _continue_episodes(self, path: str) -> None:
         """A resumed run goes on from its episodes.csv: the episode count and the last 100
@@ -117,8 +123,11 @@ class RunLogger:
         elif echo:
             print(line, file=sys.stderr, flush=True)
         if self.run_dir:
-            with open(os.path.join(self.run_dir, "faults.log"), "a") as fh:
-                fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {step}: {message}\n")
+            try:                        # a full disk must not turn a warning into a crash
+                with open(os.path.join(self.run_dir, "faults.log"), "a") as fh:
+                    fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {step}: {message}\n")
+            except OSError:
+                pass
         if restart and self._tb:
             self._tb.add_scalar("faults/worker_restarts", self.worker_restarts, step)
 
@@ -198,3 +207,38 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     return str(v)
+
+
+def cut_back(path: str, step: int) -> str | None:
+    """A run continues from global step `step` (a resume from a checkpoint there): the rows
+    of its CSV `path` logged past that step belong to a stretch that a crash discarded, and
+    are moved (not deleted) into a file beside it, `<name>.after-<step>-<time>`, with the
+    header; a last line cut short by the crash goes with them. The episode count, the
+    last-100 mean and best.pt's measure then go on from the checkpoint's state. Returns the
+    file the rows were moved to (None: nothing to move)."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, newline="") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    if len(lines) < 2:
+        return None
+    keep, moved = [lines[0]], []
+    for line in lines[1:]:
+        try:
+            ok = line.endswith("\n") and int(line.split(",", 1)[0]) <= step
+        except ValueError:
+            ok = False
+        (keep if ok else moved).append(line)
+    if not moved:
+        return None
+    stem = f"{path}.after-{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside, n = stem, 1
+    while os.path.exists(aside):
+        n += 1
+        aside = f"{stem}-{n}"
+    rows = [line if line.endswith("\n") else line + "\n" for line in moved]
+    write_atomically(aside, "".join([lines[0], *rows]).encode())
+    write_atomically(path, "".join(keep).encode())
+    print(f"asyncrl: {len(moved):,} row{'s' * (len(moved) != 1)} of {os.path.basename(path)} logged past step "
+          f"{step:,} (the stretch after the checkpoint resumed from) moved to {aside}", file=sys.stderr, flush=True)
+    return aside

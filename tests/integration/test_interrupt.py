@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -97,3 +98,98 @@ def test_interrupt_then_resume_reaches_the_target_with_continuous_state(tmp_path
     counts = [int(row[3]) for row in rows[1:]]          # the `episodes` column
     assert counts == sorted(counts) and counts[-1] == len(episodes) - 1
     assert any(s <= saved.global_step for s in steps) and any(s > saved.global_step for s in steps)
+
+
+# --------------------------------------------------------------------------- every status line true
+def _train_fault_after_final(tmp_path, fault: str, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
+    """`asyncrl train` on toy_envs:FaultAfterFile-v0: `fault` strikes in the final evaluation
+    (the env misbehaves once checkpoints/final.pt exists). Returns the process and its wall time."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "TOY_FAULT": fault, "TOY_FAULT_FILE": str(run_dir / "checkpoints" / "final.pt")}
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-m", "asyncrl", "train", "a3c", "--env", "toy_envs:FaultAfterFile-v0",
+                        "--workers", "1", "--steps", "600", "--run-dir", str(run_dir), "--quiet", *extra],
+                       capture_output=True, text=True, timeout=120, env=env, preexec_fn=sigint_as_at_a_terminal)
+    return r, time.time() - t0
+
+
+def test_sigint_during_the_final_evaluation_reports_a_finished_run(tmp_path):
+    """Ctrl-C during the final evaluation: the training had finished (final.pt, the summary
+    of its steps on stdout), and that is what is said; only the evaluation was interrupted
+    (no eval.json), exit 130 as for any Ctrl-C."""
+    r, _ = _train_fault_after_final(tmp_path, "sigint", "--eval-episodes", "3")
+    assert r.returncode == 130, r.stderr
+    assert "Traceback" not in r.stderr and "interrupted at step" not in r.stderr, r.stderr
+    assert "600 steps in" in r.stdout, r.stdout
+    final = tmp_path / "run" / "checkpoints" / "final.pt"
+    assert f"training finished: {final} (step 600); the final evaluation was interrupted (no eval.json" \
+        in r.stderr, r.stderr
+    assert asyncrl.load(str(final)).global_step == 600
+    assert not (tmp_path / "run" / "eval.json").exists()
+
+
+def test_the_summary_rate_leaves_the_evaluation_out(tmp_path):
+    """'N steps in T s (R steps/s)' times the training alone: an evaluation that takes 8 s
+    (its env sleeps) is not in T."""
+    r, _ = _train_fault_after_final(tmp_path, "sleep:8", "--eval-episodes", "1")
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"600 steps in ([\d.]+) s \(([\d,]+) steps/s\)", r.stdout)
+    assert m, r.stdout
+    assert float(m.group(1)) < 7.0, r.stdout
+    assert (tmp_path / "run" / "eval.json").exists()
+
+
+def test_sigint_before_training_starts_says_nothing_was_saved(tmp_path):
+    """Ctrl-C right after start, before the first step or checkpoint (here: as the run's logger
+    is made): exit 130, and the message does not claim a checkpoint that was never written."""
+    run_dir = tmp_path / "run"
+    script = f"""
+import os, signal, sys
+import asyncrl.metrics as metrics
+real = metrics.RunLogger.__init__
+def early(self, *a, **k):
+    os.kill(os.getpid(), signal.SIGINT)
+    real(self, *a, **k)
+metrics.RunLogger.__init__ = early
+from asyncrl.cli import main
+sys.exit(main(["train", "a3c", "--env", "CartPole-v1", "--workers", "1", "--steps", "1000",
+               "--run-dir", {str(run_dir)!r}, "--quiet"]))
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                       preexec_fn=sigint_as_at_a_terminal)
+    assert r.returncode == 130, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    latest = run_dir / "checkpoints" / "latest.pt"
+    assert not latest.exists()
+    assert "checkpoint saved" not in r.stderr, r.stderr
+    assert "interrupted at step 0 before any checkpoint was written; nothing to resume" in r.stderr, r.stderr
+
+
+def test_sigterm_as_the_workers_start_stops_them_and_says_what_was_saved(tmp_path):
+    """SIGTERM while the hogwild workers are being started (here: right after the first one):
+    the started ones are stopped and the run exits 130 promptly, saying which checkpoint it
+    saved, and no worker outlives it."""
+    run_dir = tmp_path / "run"
+    script = f"""
+import os, signal, sys
+import asyncrl.executors.hogwild as hogwild
+real = hogwild._Worker.start
+def start(self):
+    out = real(self)
+    if self.rank == 0:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return out
+hogwild._Worker.start = start
+from asyncrl.cli import main
+sys.exit(main(["train", "a3c", "--env", "CartPole-v1", "--workers", "2", "--steps", "10000000",
+               "--run-dir", {str(run_dir)!r}, "--quiet"]))
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
+    assert r.returncode == 130, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    latest = run_dir / "checkpoints" / "latest.pt"
+    step = asyncrl.load(str(latest)).global_step
+    assert f"interrupted at step {step:,}; checkpoint saved to {latest} (step {step:,})" in r.stderr, r.stderr
+    time.sleep(1.0)
+    left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout
+    assert left.strip() == "", left

@@ -29,7 +29,7 @@ LAYERS = [
     ["metrics", "checkpoint", "evaluate", "plot", "run"],           # what a run writes and reads
     ["api"],                                                        # the Agent facade
     ["bench"],
-    ["cli", "__main__", ""],
+    ["cli", "status", "__main__", ""],                              # the command line; what `train` says at the end
 ]
 MAX_LINES = 400
 

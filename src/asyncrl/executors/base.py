@@ -18,6 +18,8 @@ the Learner are the same under every executor.
     .update_layout()         -> (bool, int) how the optimiser is stepped: whether each update
                                             also refreshes a worker's private copy of theta
                                             (hogwild's theta'), and on how many threads
+    .prepare_update(...)     -> str         the optimiser's update chosen (the fused one compiled)
+                                            for that layout, before any worker starts
     .run(job: TrainJob)      -> int         train from job.start_step to job.target_step (or
                                             until stopped); returns the global step reached
     .step                    int | None     the global step of the parameters, also after a
@@ -27,6 +29,8 @@ the Learner are the same under every executor.
 """
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -87,6 +91,22 @@ class Executor:
 
     def update_layout(self) -> tuple[bool, int]:
         return False, torch.get_num_threads()
+
+    def prepare_update(self, optimizer: FlatOptimizer, params: torch.Tensor, choice: str, device: str,
+                       announce: bool) -> str:
+        """The optimiser's update for this executor's layout (update_layout): the fused one where
+        `choice` (the fused_optimizer option) and the machine allow it, compiled here, before any
+        worker starts (hogwild workers fork with it; only they update theta while refreshing
+        their own copy theta', the "mirror"). `announce`: say so when compiling took long.
+        Returns what was chosen, for config.yaml."""
+        t0 = time.perf_counter()
+        mirror, threads = self.update_layout()
+        chosen = optimizer.use_fused(choice, params, device, mirror=mirror, threads=threads)
+        took = time.perf_counter() - t0
+        if took > 2.0 and announce:
+            print(f"asyncrl: compiled the fused RMSProp update in {took:.0f} s (cached for later runs; "
+                  f"--fused-optimizer off skips it)", file=sys.stderr, flush=True)
+        return chosen
 
     def run(self, job: TrainJob) -> int:
         raise NotImplementedError

@@ -12,7 +12,7 @@ import time
 import torch.multiprocessing as mp
 
 from ..config import Config
-from ..errors import NonFiniteError
+from ..errors import NonFiniteError, StorageError
 from ..procs import JOIN_TIMEOUT_S, POLL_S, resolve_start_method, signal_name, single_threaded_children
 from .base import ActorExecutor, TrainJob
 from .counter import StepCounter
@@ -29,6 +29,20 @@ def mp_context(method: str):
     return ctx
 
 
+def share_memory(job: TrainJob) -> None:
+    """Parameters, target network and optimiser statistics into shared memory (/dev/shm), where
+    the workers update them; a StorageError (exit code 5) when there is no room for them."""
+    try:
+        job.params.share_memory_()
+        if job.target_params is not None:
+            job.target_params.share_memory_()
+        job.optimizer.share_memory_()
+    except RuntimeError as exc:         # torch's "unable to resize file <...> to the right size: ..."
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StorageError(f"cannot put the parameters in shared memory (/dev/shm): {reason}; free room there "
+                           f"(or use --executor sync)") from None
+
+
 class _Worker:
     """One rank's current process and its own message queue (one writer per queue: a worker
     killed mid-message can hold no lock that the others need)."""
@@ -37,6 +51,7 @@ class _Worker:
         self.rank, self.life = rank, life
         self.hung = False               # killed by the supervisor for finishing no segment in time
         self.settled = False            # died after training had ended: nothing to replace
+        self.started = False
         self.queue = ctx.Queue()
         spec.counter.beat(rank)
         self.proc = ctx.Process(target=worker_main, args=(rank, spec, self.queue, life),
@@ -45,6 +60,7 @@ class _Worker:
     def start(self) -> "_Worker":
         with single_threaded_children():
             self.proc.start()
+        self.started = True
         return self
 
     @property
@@ -82,18 +98,15 @@ class HogwildExecutor(ActorExecutor):
         steps back first so that T still ends exactly on the target."""
         cfg, log = job.cfg, job.logger
         ctx = mp_context(self.method)
-        job.params.share_memory_()
-        if job.target_params is not None:
-            job.target_params.share_memory_()
-        job.optimizer.share_memory_()
+        share_memory(job)
         counter = StepCounter(ctx, job.start_step, job.target_step, cfg.workers)
         spec = WorkerSpec(cfg, job.env_factory, job.params, job.target_params, job.optimizer, counter,
                           job.schedule, job.time_origin, os.getpid())
         self.supervisor, self._errors = Supervisor(job), {}
         workers = [_Worker(ctx, rank, spec, 0) for rank in range(cfg.workers)]
-        for w in workers:
-            w.start()
         try:
+            for w in workers:               # in the try: a Ctrl-C as they start stops those started
+                w.start()
             while True:
                 time.sleep(POLL_S)
                 self._drain(workers, log)
@@ -177,7 +190,8 @@ class HogwildExecutor(ActorExecutor):
         for w in workers:
             if w.proc.is_alive():
                 w.proc.terminate()
-            w.proc.join(timeout=2.0)
+            if w.started:
+                w.proc.join(timeout=2.0)
         self._drain(workers, log)            # what the last workers sent as they exited
         for w in workers:
             w.queue.close()

@@ -48,6 +48,9 @@ def worker_main(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:
     single_threaded()
     # Ctrl-C reaches the whole process group; the main process decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # terminate() (the main process giving up on it, or exiting) kills at once: not the main
+    # process's SIGTERM handler, which a forked worker inherits
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with(spec.supervisor_pid)
     try:
         run_worker(rank, spec, queue, life)
