@@ -7,10 +7,6 @@
 """
 from __future__ import annotations
 
-import math
-import os
-import sys
-import time
 from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
@@ -18,23 +14,23 @@ import numpy as np
 import torch
 
 from .algos import make_algorithm
-from .checkpoint import (agent_payload, clean_temp_files, load_checkpoint, nonfinite_parts, restore_agent,
-                         save_checkpoint)
+from .checkpoint import agent_payload, load_checkpoint, restore_agent, save_checkpoint
 from .config import Config
+from .atari import is_atari_id
 from .envs import EnvFactory, check_same_spaces, probe_spaces
-from .errors import ConfigError, EnvError, StorageError
+from .errors import ConfigError, EnvError
 from .evaluate import run_evaluation
-from .executors import EXECUTORS, TrainJob, make_executor
+from .executors import EXECUTORS
+from .presets import FAMILY_PRESETS, preset_values
 from .flat import flatten_params_
-from .learner import check_finite_params
-from .metrics import RunLogger
 from .optim import build_optimizer
 from .rollout import ObsWriter
-from .run import RunLock, hold_run_dir, load_resumable, prepare_run_dir, save_run_checkpoint, write_config, write_eval
-from .spaces import space_from_dict
+from .run import RunLock, load_resumable, prepare_run_dir
+from .spaces import env_family, space_from_dict
+from .training import TrainingMixin
 
 
-class Agent:
+class Agent(TrainingMixin):
     """An agent of one algorithm: its model, optimiser state, global step and run folder."""
 
     algo: ClassVar[str] = ""
@@ -49,9 +45,14 @@ class Agent:
         if clash:
             raise ConfigError(f"{clash[0]!r} is set by {type(self).__name__} itself; do not pass it as a hyperparameter")
         cfg = Config.from_dict({**hyperparameters, **fixed}, source=type(self).__name__).resolved()
+        if cfg.preset == "auto":        # the env family's preset, under the values given
+            family = FAMILY_PRESETS[family_of(factory)]
+            cfg = Config.from_dict({**hyperparameters, **fixed, "preset": family},
+                                   source=type(self).__name__).resolved()
         executor = EXECUTORS.get(cfg.executor)           # None: an unknown name, refused by check()
         default_workers = executor.default_workers if executor is not None else None
-        if workers is None and "workers" not in hyperparameters and default_workers is not None:
+        if workers is None and "workers" not in hyperparameters and default_workers is not None \
+                and "workers" not in preset_values(cfg.preset, self.algo):
             cfg = cfg.replace(workers=default_workers)     # e.g. sync: environments in lockstep
         cfg.check()
         factory = factory.configured(cfg)       # Atari games get the paper's preprocessing
@@ -107,150 +108,6 @@ class Agent:
         """Mean return of the last 100 training episodes of the last learn() (nan before)."""
         logger = getattr(self, "_logger", None)
         return logger.recent_mean if logger is not None else float("nan")
-
-    def learn(self, steps: int | None = None) -> "Agent":
-        """Train for `steps` more global environment steps (default: the config's `steps`).
-
-        The learning rate anneals to 0 over this call. Ctrl-C stops the workers, saves a
-        checkpoint and re-raises KeyboardInterrupt (Ctrl-C during the final evaluation too:
-        then `finished` is True and final.pt is saved). A checkpoint that cannot be written
-        (a full disk) is a warning while training and a StorageError at the end.
-        """
-        steps = self.config.steps if steps is None else steps
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
-        self.schedule = (self.global_step, self.global_step + int(steps))
-        return self._train()
-
-    def resume(self) -> "Agent":
-        """Continue an interrupted learn() to the global step it was aiming at, on the same
-        learning-rate schedule (a loaded checkpoint remembers both); no-op if it got there."""
-        if self.global_step >= self.schedule[1]:
-            return self
-        return self._train()
-
-    def _train(self) -> "Agent":
-        factory = self._require_env("train")
-        # the run folder is this run's alone (a loaded agent takes its folder's lock here)
-        lock = self._run_lock = hold_run_dir(self.config.run_dir, self._run_lock) if self.config.run_dir else None
-        try:
-            return self._train_locked(self.config, factory)
-        finally:
-            if lock is not None:        # the folder is free again once this run is over
-                lock.release()
-                self._run_lock = None
-
-    def _train_locked(self, cfg: Config, factory: EnvFactory) -> "Agent":
-        started = time.time()           # wall_time 0 (earlier runs included) is this long ago
-        self.finished, self.checkpoints_written, self.last_eval = False, 0, None
-        start, target = self.global_step, self.schedule[1]
-        self._time_origin = time_origin = started - self.wall_time
-        executor = make_executor(cfg)
-        self.resolved = executor.resolve(factory)
-        self.resolved["fused_optimizer"] = executor.prepare_update(
-            self.optimizer, self.params, cfg.fused_optimizer, self.resolved.get("device", "cpu"),
-            announce=self.progress is not False)
-        clock = time.time()             # the rate's clock: from here (the update compiled) to the last step
-        if cfg.run_dir:     # what a process that died mid-write left (the folder is locked: not in use)
-            clean_temp_files(cfg.run_dir, os.path.join(cfg.run_dir, "checkpoints"))
-            self._write_config(target)
-        logger = RunLogger(cfg.run_dir or None, self.algorithm.stat_keys, start, target, time_origin,
-                           cfg.log_interval, self.progress, cfg.log_steps, self.frames_per_step)
-        self._logger = logger
-        job = TrainJob(cfg, factory, self.observation_space, self.action_space, self.params,
-                       self.target_params, self.optimizer, start, target, self.schedule, time_origin,
-                       logger, self._periodic_checkpoint)
-        try:
-            self.global_step = executor.run(job)
-        except BaseException:
-            self._stopped(executor, logger, clock, failed=True)
-            raise
-        self._stopped(executor, logger, clock, failed=False)
-        try:
-            if executor.interrupted:
-                raise KeyboardInterrupt
-            if cfg.eval_episodes > 0:   # final.pt is saved: a hang or Ctrl-C here loses no training
-                self.last_eval = self.evaluate(cfg.eval_episodes)
-                logger.scalar("eval/mean_return", self.last_eval["mean_return"], self.global_step)
-                if cfg.run_dir:
-                    write_eval(cfg.run_dir, {**self.last_eval, "step": self.global_step})
-        finally:
-            logger.close()
-        return self
-
-    def _stopped(self, executor, logger: RunLogger, started: float, failed: bool) -> None:
-        """Training stopped (done, interrupted or failed): its step, time and restarts recorded,
-        the run folder checkpointed (final.pt if finished): nothing learned is lost. A checkpoint
-        that cannot be written is a StorageError (the last good one kept) unless training failed."""
-        if executor.step is not None:     # also when it failed: the step of the parameters
-            self.global_step = executor.step
-        self.wall_time = time.time() - self._time_origin
-        self.worker_restarts = executor.restarts
-        self.finished = not failed and not executor.interrupted
-        try:
-            self._checkpoint_run(final=self.finished)
-        except OSError as exc:
-            message = (f"could not write the {'final ' if self.finished else ''}checkpoint at step "
-                       f"{self.global_step:,}: {exc.strerror or exc}; {self._kept()}")
-            logger.fault(message, self.global_step, echo=failed)
-            if not failed:
-                self.finished = False   # no final.pt
-                logger.close()
-                raise StorageError(message) from None
-        finally:
-            self.train_seconds = time.time() - started
-            if failed:
-                logger.close()
-
-    def _kept(self) -> str:
-        step = self.checkpoint_step
-        return "there is no earlier checkpoint" if step is None else f"the last good checkpoint (step {step:,}) is kept"
-
-    def _periodic_checkpoint(self, step: int) -> None:
-        """Every checkpoint_interval: checkpoint the run folder (one that cannot be written is a
-        warning, and training goes on), and stop training if the parameters are no longer finite
-        (a gradient step that overflowed; a non-finite gradient is caught at once)."""
-        self.global_step = step
-        self.wall_time = time.time() - self._time_origin
-        try:
-            self._checkpoint_run()
-        except OSError as exc:
-            self._logger.fault(f"could not write a periodic checkpoint at step {step:,}: {exc.strerror or exc}; "
-                               f"{self._kept()} and training goes on", step)
-        check_finite_params(self.params, step)
-
-    def _checkpoint_run(self, final: bool = False) -> str | None:
-        """Checkpoint the run folder (run.save_run_checkpoint): latest.pt, step-<N>.pt, best.pt when
-        the mean return of the last 100 training episodes is the best so far, final.pt at the end.
-        A non-finite model, optimiser or target network is never written (returns None); an
-        OSError (a full disk) leaves the last good checkpoint as it was."""
-        if not self.config.run_dir:
-            return None
-        logger = getattr(self, "_logger", None)
-        payload = self.checkpoint_payload()
-        bad = nonfinite_parts(payload)
-        if bad:
-            message = (f"not checkpointing: the {' and '.join(bad)} state is not finite (inf/nan); "
-                       f"the last good checkpoint is kept")
-            if logger is not None:
-                logger.fault(message, self.global_step)
-            else:
-                print(f"asyncrl: step {self.global_step:,}: {message}", file=sys.stderr, flush=True)
-            return None
-        measure = logger.mean_100 if logger is not None else float("nan")
-        best = not math.isnan(measure) and not measure <= self.best_return   # nan best: none yet
-        if best:
-            payload["best_return"] = measure
-        path = save_run_checkpoint(self.config.run_dir, payload, self.global_step, self.config.keep_checkpoints,
-                                   final, best)
-        if best:
-            self.best_return = measure
-        self.checkpoint_step = self.global_step
-        self.checkpoints_written += 1
-        return path
-
-    def _write_config(self, target: int) -> None:      # with the choices behind `auto` values (executor, ...)
-        write_config(self.config.run_dir, {**self.config.to_dict(), **getattr(self, "resolved", {}), "steps": target})
 
     # ------------------------------------------------------------------ using
     def act(self, obs: Any, deterministic: bool = True) -> Any:
@@ -344,6 +201,21 @@ class NStepQ(Agent):
     """Asynchronous n-step Q-learning (paper, Algorithm 2)."""
 
     algo = "n-step-q"
+
+
+def family_of(factory: EnvFactory) -> str:
+    """The env's family (spaces.env_family) for `--preset auto`: Atari ids by name, others by
+    the spaces of one instance (an env that cannot be made is reported by the checks after)."""
+    if factory.fn is None and is_atari_id(factory.env_id):
+        return "images"
+    try:
+        env = factory()
+    except Exception:
+        return "classic"
+    try:
+        return env_family(env.observation_space, env.action_space)
+    finally:
+        env.close()
 
 
 AGENTS: dict[str, type[Agent]] = {cls.algo: cls for cls in (A3C, A2C, OneStepQ, OneStepSarsa, NStepQ)}

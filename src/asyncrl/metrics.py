@@ -52,6 +52,10 @@ class RunLogger:
         self._bar = None
         self._progress, self._start_step, self._target_step = progress, start_step, target_step
         self._started = False
+        #: training.TrainingSession of the learn() call: told each episode, row and tick; its
+        #: stop_requested and checkpoint_requested are what the executors see (through here)
+        self.observer = None
+        self.last_eval: float | None = None    # the last periodic evaluation's mean, for the bar
 
     def _start(self) -> None:
         """TensorBoard's writer and tqdm's monitor are threads: they are created here, on
@@ -102,6 +106,9 @@ class RunLogger:
             self._ep_csv.writerow((step, *frames, f"{wall_time:.3f}", worker, f"{ret:.6g}", length))
             self._tb.add_scalar("episode/return", ret, step)
             self._tb.add_scalar("episode/length", length, step)
+        if self.observer is not None:
+            self.observer.episode({"step": step, "wall_time": wall_time, "worker": worker, "return": ret,
+                                   "length": length})
 
     def stats(self, worker: int, updates: int, skipped: int, norm_sum: float, sums: dict, lr: float) -> None:
         self._updates += updates
@@ -145,13 +152,36 @@ class RunLogger:
         """Mean of the last 100 training episodes has reached `threshold` (inf: never)."""
         return not math.isinf(threshold) and self.mean_100 >= threshold
 
+    @property
+    def stop_requested(self) -> bool:
+        """A callback or an evaluation asked training to stop."""
+        return self.observer is not None and self.observer.stop_requested
+
+    def take_checkpoint_request(self) -> bool:
+        """A callback asked for a checkpoint now (the request is taken: once)."""
+        if self.observer is None or not self.observer.checkpoint_requested:
+            return False
+        self.observer.checkpoint_requested = False
+        return True
+
     def tick(self, step: int, force: bool = False) -> None:
+        """The training loop's heartbeat: the progress bar, a metrics row when one is due,
+        and the observer's tick (not for the forced tick after training)."""
+        row = self._row(step, force)
+        if self.observer is not None:
+            if row is not None:
+                self.observer.metrics(row)
+            if not force:
+                self.observer.tick(step)
+
+    def _row(self, step: int, force: bool) -> dict | None:
         if not self._started:
             self._start()
         now = time.monotonic()
         if self._bar is not None:
             self._bar.n = step
-            self._bar.set_postfix_str(f"ret={self.recent_mean:.1f} eps={self.episodes}", refresh=False)
+            evaluated = "" if self.last_eval is None else f" eval={self.last_eval:.1f}"
+            self._bar.set_postfix_str(f"ret={self.recent_mean:.1f} eps={self.episodes}{evaluated}", refresh=False)
             self._bar.refresh() if force else self._bar.update(0)
         dt = now - self._last_time
         if self.log_steps > 0:
@@ -159,9 +189,9 @@ class RunLogger:
         else:
             due = dt >= self.log_interval
         if not force and not due:
-            return
+            return None
         if step == self._last_step and self._updates == 0 and self._skipped == 0:
-            return                      # nothing new since the last row (forced or not)
+            return None                 # nothing new since the last row (forced or not)
         sps = (step - self._last_step) / dt if dt > 0 else 0.0
         n = max(self._updates, 1)
         row = {"step": step, "wall_time": time.time() - self.time_origin, "steps_per_s": sps,
@@ -186,6 +216,7 @@ class RunLogger:
         self._updates = self._skipped = 0
         self._norm_sum = 0.0
         self._last_step, self._last_time = step, now
+        return row
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         if not self._started:

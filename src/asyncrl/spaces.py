@@ -91,3 +91,14 @@ def space_from_dict(d: dict) -> gym.Space:
     if d["type"] == "Box":
         return gym.spaces.Box(d["low"].numpy(), d["high"].numpy(), tuple(d["shape"]), np.dtype(d["dtype"]))
     raise EnvError(f"unknown space type {d['type']!r} in checkpoint")
+
+
+def env_family(obs_space: gym.Space, action_space: gym.Space) -> str:
+    """The family whose preset `--preset auto` picks: 'images' (image observations: the
+    paper's Atari settings), 'continuous' (vector observations, Box actions) or 'classic'
+    (vector observations, discrete actions)."""
+    if isinstance(obs_space, gym.spaces.Box) and is_image_space(obs_space):
+        return "images"
+    if isinstance(action_space, gym.spaces.Box):
+        return "continuous"
+    return "classic"

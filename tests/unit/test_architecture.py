@@ -17,16 +17,17 @@ PACKAGE = "asyncrl"
 #: entry that matches a module decides ("atari.registry" before "atari"). "" is asyncrl's
 #: own __init__.
 LAYERS = [
-    ["errors", "system", "procs", "threads", "flat", "returns"],    # foundations: no asyncrl imports but these
+    ["errors", "system", "procs", "threads", "flat", "returns", "paths"],   # foundations: no asyncrl imports but these
     ["presets", "atari.registry"],                                  # data the config's defaults need
     ["config"],                                                     # fields, coercion, rules
-    ["spaces", "atari", "envs", "pomdp", "video"],                  # environments and their spaces
+    ["spaces", "atari", "envs", "pomdp", "video", "budget"],        # environments, their spaces, what a run needs
     ["nets", "rollout"],                                            # networks; rollouts and collectors
     ["vector"],                                                     # environments stepped in batches
     ["algos"],                                                      # the math of each method
     ["optim", "learner"],                                           # optimisers; rollout -> gradient -> update
     ["executors"],                                                  # processes, ray, the sync loop
-    ["metrics", "checkpoint", "evaluate", "plot", "run"],           # what a run writes and reads
+    ["metrics", "checkpoint", "evaluate", "plot", "run", "acting"], # what a run writes and reads; acting
+    ["evaluator", "callbacks", "training"],                         # evaluation in the background, callbacks
     ["api"],                                                        # the Agent facade
     ["bench"],
     ["cli", "status", "__main__", ""],                              # the command line; what `train` says at the end

@@ -43,9 +43,11 @@ def _f(default: Any, help: str, **meta: Any) -> Any:
 class Config:
     """Everything that defines a training run (saved as config.yaml in the run folder)."""
 
-    preset: str = _f("none", "start from a preset's values (atari: the paper's Atari settings, "
-                             "see asyncrl/presets.py); --config and flags override them",
-                     choices=PRESETS)
+    preset: str = _f("auto", "start from a preset's values; auto: by the env's family (classic: vector "
+                             "observations and discrete actions; continuous: continuous actions; paper: "
+                             "images, the paper's Atari settings), none: the fields' own defaults (the "
+                             "paper's Atari values); --config and flags override them (asyncrl/presets.py "
+                             "names each value's source)", choices=PRESETS)
     algo: str = _f("a3c", "algorithm", choices=ALGOS, cli=False)
     env: str = _f("", "Gymnasium id (module:Id imports module first)", cli=False)
     workers: int = field(default_factory=available_cores,
@@ -157,7 +159,13 @@ class Config:
     max_nonfinite_updates: int = _f(100, "stop the run once this many updates in a row (per worker) had "
                                          "an inf/nan loss or gradient (each is skipped, never applied); "
                                          "0: never stop")
-    eval_episodes: int = _f(10, "greedy evaluation episodes at the end of training; 0 skips")
+    eval_episodes: int = _f(10, "greedy evaluation episodes at the end of training, and of each periodic "
+                                "evaluation (--eval-every); 0 skips the final one")
+    eval_every: int = _f(0, "evaluate a snapshot of the parameters every this many global steps, in a "
+                            "separate process while training goes on (evaluations.csv, TensorBoard eval/; "
+                            "best.pt is then the best evaluation's); 0: only at the end")
+    stop_eval_return: float = _f(float("inf"), "with --eval-every: stop once an evaluation's mean return "
+                                               "reaches this (inf: never)")
     stop_return: float = _f(float("inf"), "stop early once the mean return of the last 100 "
                                           "training episodes reaches this (inf: never)")
     start_method: str = _f("auto", "multiprocessing start method (auto: fork on Linux, spawn elsewhere)",

@@ -57,6 +57,8 @@ class TrainJob:
     time_origin: float              # time.time() for wall_time = 0 (earlier runs included)
     logger: "object"                # metrics.RunLogger
     checkpoint: Callable[[int], None]  # save a checkpoint at global step T
+    live_params: torch.Tensor | None = None  # the parameters being trained, where not `params`
+                                        # (the sync executor's on a device): what evaluation reads
 
 
 class Executor:

@@ -43,14 +43,16 @@ class Supervisor:
         self.log.fault(f"worker {rank} {why} after training had ended{detail}", step)
 
     def solved(self) -> bool:
-        """The mean of the last 100 training returns reached stop-return."""
-        return self.log.solved(self.cfg.stop_return)
+        """Time to stop: the mean of the last 100 training returns reached stop-return, or a
+        callback or an evaluation asked (metrics.RunLogger.stop_requested)."""
+        return self.log.solved(self.cfg.stop_return) or self.log.stop_requested
 
     def tick(self, step: int, before_checkpoint=None) -> None:
-        """Log at global step `step`, and checkpoint every checkpoint-interval seconds
-        (`before_checkpoint()` first: e.g. copying parameters back from a device)."""
+        """Log at global step `step`, and checkpoint every checkpoint-interval seconds or when a
+        callback asks (`before_checkpoint()` first: e.g. copying parameters back from a device)."""
         self.log.tick(step)
-        if time.monotonic() - self._last_checkpoint >= self.cfg.checkpoint_interval:
+        asked = self.log.take_checkpoint_request()
+        if asked or time.monotonic() - self._last_checkpoint >= self.cfg.checkpoint_interval:
             if before_checkpoint is not None:
                 before_checkpoint()
             self.job.checkpoint(step)

@@ -148,6 +148,7 @@ class SyncExecutor(Executor):
                 learner = make_learner(cfg, venv.single_observation_space, venv.single_action_space,
                                        job.params, job.target_params, job.optimizer, job.schedule,
                                        local_copy=False, device=self.device)
+                job.live_params = learner.params
                 self._train(job, venv, learner)
                 failed = False
             finally:
