@@ -27,7 +27,8 @@ _NOT_FLAGS = {"algo", "env"}
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump
+    def error(self, message: str) -> None:  # one line (even when an argument holds a newline), no usage dump
+        message = " ".join(message.splitlines())
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -57,12 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .config import ALGOS
 
+    exit_codes = ("exit codes:\n"
+                  "  0    done\n"
+                  "  2    bad input: one line on stderr naming the bad value and what is accepted;\n"
+                  "       nothing started, nothing written\n"
+                  "  3    workers failed past the restart budget (--max-worker-restarts), or an\n"
+                  "       environment failed under the sync executor\n"
+                  "  4    non-finite: too many inf/nan updates in a row, or parameters no longer finite\n"
+                  "  5    I/O failure: the operating system refused a read or a write (disk full,\n"
+                  "       permissions); the last good checkpoint is kept\n"
+                  "  130  interrupted (Ctrl-C or SIGTERM); the latest checkpoint is kept")
+    raw = argparse.RawDescriptionHelpFormatter
     parser = _Parser(prog="asyncrl", description="Asynchronous Methods for Deep Reinforcement Learning "
-                                                 "(A3C and friends), fast and faithful.")
+                                                 "(A3C and friends), fast and faithful.",
+                     epilog=exit_codes, formatter_class=raw)
     parser.add_argument("--version", action="version", version=f"asyncrl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train an agent; writes a run folder")
+    t = sub.add_parser("train", help="train an agent; writes a run folder", epilog=exit_codes, formatter_class=raw)
     t.add_argument("algo", metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
     t.add_argument("--env", required=True, help="Gymnasium id, e.g. CartPole-v1 or my_module:MyEnv-v0")
     t.add_argument("--config", metavar="FILE", help="YAML file of options (flags given here override it)")
@@ -202,10 +215,16 @@ def _default_run_dir(algo: str, env: str) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .api import load
+    from .config.limits import MAX_EVAL_EPISODES, MAX_SEED
     from .errors import ConfigError
 
     episodes = _int_arg("--episodes", args.episodes, 1)
     seed = None if args.seed is None else _int_arg("--seed", args.seed, 0)
+    if episodes > MAX_EVAL_EPISODES:
+        raise ConfigError(f"--episodes must be at most {MAX_EVAL_EPISODES:,}, got {episodes}")
+    if seed is not None and seed + episodes - 1 > MAX_SEED:
+        raise ConfigError(f"--seed must be at most {MAX_SEED - episodes + 1:,} with --episodes {episodes} (episode "
+                          f"i is seeded with seed + i; NumPy takes seeds up to 2**32 - 1), got {seed}")
     epsilon = None
     if args.epsilon is not None:
         try:
@@ -283,9 +302,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from .config.limits import MAX_STEPS
+    from .errors import ConfigError
     from .plot import plot_runs
 
     window = _int_arg("--window", args.window, 1)
+    if window > MAX_STEPS:
+        raise ConfigError(f"--window must be at most {MAX_STEPS:,} episodes, got {window}")
     out = args.out or os.path.join(args.runs[0], "learning_curve.png")
     plot_runs(args.runs, out, window=window)
     print(f"asyncrl: wrote {out}")
@@ -309,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     except (WorkerError, NonFiniteError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_WORKER_FAILED if isinstance(exc, WorkerError) else EXIT_NONFINITE
-    except AsyncRLError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    except AsyncRLError as exc:      # bad input: one line, whatever the message holds
+        print(f"{prog}: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -2,9 +2,14 @@
 factories from the Python API, made picklable so worker processes can build their own."""
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import warnings
 from typing import Any, Callable
 
 import gymnasium as gym
+import numpy as np
 
 from .atari import AtariOptions, is_atari_id, looks_atari, make_atari, require_ale
 from .errors import EnvError
@@ -92,19 +97,20 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def probe_spaces(factory: EnvFactory) -> tuple[gym.Space, gym.Space]:
-    """Build the env once in this process to read its spaces (closing it again),
-    so that every space problem is reported before any worker starts."""
+def probe_spaces(factory: EnvFactory, check: bool = True) -> tuple[gym.Space, gym.Space]:
+    """Build the env once in this process to read its spaces and (check) hold it to the
+    Gymnasium API (env_api_problem: a reset and a few random steps, for at most
+    CHECK_TIMEOUT_S: an env that hangs is left to the workers' timeout), closing it again,
+    so that every space or API problem is reported before any worker starts."""
+    env = _build(factory)
     try:
-        env = factory()
-    except EnvError:
-        raise
-    except Exception as exc:  # a user's factory or env constructor failed
-        raise EnvError(f"environment {factory.name!r} failed to build: {type(exc).__name__}: {_first_line(exc)}") from None
-    try:
-        return env.observation_space, env.action_space
+        problem = _within(CHECK_TIMEOUT_S, lambda: env_api_problem(env)) if check else None
+        spaces = env.observation_space, env.action_space
     finally:
-        env.close()
+        _close(env)
+    if problem:
+        raise EnvError(f"environment {factory.name!r} breaks the Gymnasium API: {problem}")
+    return spaces
 
 
 def check_same_spaces(factory: EnvFactory, obs_space: gym.Space, action_space: gym.Space, source: str) -> None:
@@ -116,3 +122,207 @@ def check_same_spaces(factory: EnvFactory, obs_space: gym.Space, action_space: g
                 or getattr(saved, "n", None) != getattr(got, "n", None):
             raise EnvError(f"environment {factory.name!r} has the {what} space {got}, but the agent in "
                            f"{source!r} was trained with {saved}")
+
+
+#: random steps check_env takes after the first reset
+CHECK_STEPS = 10
+#: seconds the check may take: past them it gives up (the workers' --worker-timeout is for hangs)
+CHECK_TIMEOUT_S = 30.0
+
+
+def check_env(factory: EnvFactory, steps: int = CHECK_STEPS) -> None:
+    """Build the env once in this process and hold it to the Gymnasium API before any worker
+    starts (reset, then `steps` random steps): EnvError names the first problem in one line
+    (see env_api_problem). probe_spaces runs the same check on the env it builds."""
+    env = _build(factory)
+    try:
+        problem = _within(CHECK_TIMEOUT_S, lambda: env_api_problem(env, steps))
+    finally:
+        _close(env)
+    if problem:
+        raise EnvError(f"environment {factory.name!r} breaks the Gymnasium API: {problem}")
+
+
+def env_api_problem(env: Any, steps: int = CHECK_STEPS) -> str | None:
+    """The first way `env` breaks the Gymnasium API within a reset and `steps` random steps
+    (None: none seen): reset() must return (observation, info) and step() (observation,
+    reward, terminated, truncated, info), with observations of the observation space's
+    shape and kind of dtype, finite and inside its bounds, a number for the reward, bools
+    for the flags, dicts for info. An exception the env's own code raises is not judged
+    here: it is a fault, which the workers' restart budget is for."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ok, result, problem = _call(env.reset, "reset()", seed=0)
+        if not ok:
+            return problem
+        problem = _reset_problem(result, env.observation_space, "reset()")
+        if problem:
+            return problem
+        space = env.action_space
+        for i in range(1, steps + 1):
+            where = f"step() (random action {i} of {steps})"
+            try:
+                if i == 1:
+                    space.seed(0)
+                action = space.sample()
+            except Exception:       # a space no algorithm takes: refused by check_spaces, not here
+                return None
+            ok, result, problem = _call(env.step, where, action)
+            if not ok:
+                return problem
+            problem = _step_problem(result, env.observation_space, where)
+            if problem:
+                return problem
+            if result[2] or result[3]:
+                ok, result, problem = _call(env.reset, "reset()")
+                if not ok:
+                    return problem
+                problem = _reset_problem(result, env.observation_space, "reset()")
+                if problem:
+                    return problem
+    return None
+
+
+def _call(fn: Callable, where: str, *args: Any, **kwargs: Any) -> tuple[bool, Any, str | None]:
+    """(True, fn's result, None), or (False, None, the API problem it raised: None for a fault
+    of the env's own code, which is not judged here)."""
+    try:
+        return True, fn(*args, **kwargs), None
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc) and kwargs:
+            return False, None, (f"{where} does not take {', '.join(kwargs)}= ({_first_line(exc)}); Gymnasium's "
+                                 f"is reset(*, seed=None, options=None)")
+        return False, None, _api_fault(exc, where)
+    except Exception as exc:
+        return False, None, _api_fault(exc, where)
+
+
+def _api_fault(exc: BaseException, where: str) -> str | None:
+    """What an exception raised inside Gymnasium's own code (its env checker, its wrappers:
+    TimeLimit unpacking a step's result) says about the env's API; None when it was raised
+    elsewhere (the env's own code, Gymnasium's bundled envs included)."""
+    tb, last = exc.__traceback__, ""
+    while tb is not None:
+        last, tb = tb.tb_frame.f_code.co_filename, tb.tb_next
+    home = os.path.dirname(os.path.abspath(gym.__file__)) + os.sep
+    if not last.startswith(home) or last.startswith(os.path.join(home, "envs") + os.sep):
+        return None
+    text = _first_line(exc)
+    if isinstance(exc, ValueError) and "expected 5, got 4" in text:
+        return (f"{where} returned 4 values (observation, reward, done, info), the API of gym before 0.26; "
+                f"Gymnasium's step returns 5: (observation, reward, terminated, truncated, info)")
+    return f"{where} failed inside Gymnasium ({os.path.relpath(last, os.path.dirname(home.rstrip(os.sep)))}): " \
+           f"{type(exc).__name__}: {text}"
+
+
+def _reset_problem(result: Any, space: gym.Space, where: str) -> str | None:
+    if not (isinstance(result, tuple) and len(result) == 2):
+        return f"{where} returned {_shape_of(result)}, not (observation, info)"
+    return _obs_problem(result[0], space, where) or _info_problem(result[1], where)
+
+
+def _step_problem(result: Any, space: gym.Space, where: str) -> str | None:
+    if not (isinstance(result, tuple) and len(result) == 5):
+        if isinstance(result, tuple) and len(result) == 4:
+            return (f"{where} returned 4 values (observation, reward, done, info), the API of gym before "
+                    f"0.26; Gymnasium's step returns 5: (observation, reward, terminated, truncated, info)")
+        return f"{where} returned {_shape_of(result)}, not (observation, reward, terminated, truncated, info)"
+    obs, reward, terminated, truncated, info = result
+    problem = _obs_problem(obs, space, where)
+    if problem:
+        return problem
+    if isinstance(reward, (str, bytes)) or np.ndim(reward) != 0 or not np.issubdtype(np.asarray(reward).dtype, np.number):
+        return f"{where} returned the reward {_short(reward)}, not a number"
+    for name, flag in (("terminated", terminated), ("truncated", truncated)):
+        if not isinstance(flag, (bool, np.bool_)):
+            return f"{where} returned {name} {_short(flag)} of type {type(flag).__name__}, not a bool"
+    return _info_problem(info, where)
+
+
+def _info_problem(info: Any, where: str) -> str | None:
+    return None if isinstance(info, dict) else f"{where} returned info of type {type(info).__name__}, not a dict"
+
+
+def _obs_problem(obs: Any, space: gym.Space, where: str) -> str | None:
+    """Box and Discrete observations (the spaces asyncrl's networks take) against their space."""
+    if isinstance(space, gym.spaces.Discrete):
+        ok = (isinstance(obs, (int, np.integer)) and not isinstance(obs, (bool, np.bool_))) or \
+            (isinstance(obs, np.ndarray) and obs.shape == () and np.issubdtype(obs.dtype, np.integer))
+        if not ok:
+            return f"{where} returned the observation {_short(obs)} ({type(obs).__name__}); {space} takes an integer"
+        if not space.start <= int(obs) < space.start + space.n:
+            return f"{where} returned the observation {int(obs)}, outside {space}"
+        return None
+    if not isinstance(space, gym.spaces.Box):
+        return None
+    try:
+        arr = np.asarray(obs)
+    except Exception:       # ragged sequences
+        return f"{where} returned an observation that is not an array: {_short(obs)}"
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        return f"{where} returned an observation of dtype {arr.dtype}, not numbers ({space})"
+    if arr.shape != space.shape:
+        return f"{where} returned an observation of shape {arr.shape}; the observation space {space} says {space.shape}"
+    if not np.can_cast(arr.dtype, space.dtype, "same_kind"):
+        return f"{where} returned an observation of dtype {arr.dtype}; the observation space's dtype is {space.dtype}"
+    if np.issubdtype(arr.dtype, np.inexact) and not np.isfinite(arr).all():
+        bad = arr.flat[int(np.flatnonzero(~np.isfinite(arr))[0])]
+        return f"{where} returned an observation holding {bad} (not finite)"
+    outside = np.flatnonzero((arr < space.low) | (arr > space.high))
+    if outside.size:
+        i = int(outside[0])
+        return (f"{where} returned an observation outside its space: element {i} is {arr.flat[i]}, the "
+                f"observation space {space} allows [{space.low.flat[i]}, {space.high.flat[i]}] there")
+    return None
+
+
+def _shape_of(value: Any) -> str:
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _build(factory: EnvFactory) -> gym.Env:
+    try:
+        return factory()
+    except EnvError:
+        raise
+    except Exception as exc:  # a user's factory or env constructor failed
+        raise EnvError(f"environment {factory.name!r} failed to build: {type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _close(env: Any) -> None:
+    try:
+        env.close()
+    except Exception:
+        pass
+
+
+class _CheckTimeout(BaseException):
+    """Raised by SIGALRM in the env's code; a BaseException so that no `except Exception` of
+    the env's (or of _call) takes it."""
+
+
+def _within(seconds: float, fn: Callable[[], Any]) -> Any:
+    """fn(), or None when it takes longer than `seconds` (a SIGALRM timer; in the main thread
+    only, elsewhere fn runs untimed)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return fn()
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise _CheckTimeout
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn()
+    except _CheckTimeout:
+        return None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old if old is not None else signal.SIG_DFL)

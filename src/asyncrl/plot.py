@@ -6,19 +6,53 @@ import os
 
 import numpy as np
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
+from .paths import check_output_file
+
+#: the columns of episodes.csv a plot needs (Atari runs add frames)
+COLUMNS = ("step", "wall_time", "return", "length")
 
 
 def read_episodes(run_dir: str) -> dict[str, np.ndarray]:
+    """The episodes of a run folder's episodes.csv, sorted by step. A last row cut short (a
+    run killed while writing it) is left out, as a resume leaves it out; anything else that
+    is not a row of numbers is a CheckpointError naming the file and the line."""
     path = os.path.join(run_dir, "episodes.csv")
     if not os.path.isfile(path):
         raise CheckpointError(f"{run_dir!r} is not a run folder (no episodes.csv)")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    cols = ("step", "wall_time", "return", "length") + (("frames",) if rows and "frames" in rows[0] else ())
-    data = {c: np.array([float(r[c]) for r in rows], dtype=np.float64) for c in cols}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CheckpointError(f"{path!r} is not an episodes.csv asyncrl wrote: {_first_line(exc)}") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path!r} cannot be read: {exc.strerror or type(exc).__name__}") from None
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise CheckpointError(f"{path!r} is not an episodes.csv asyncrl wrote: no {missing[0]!r} column "
+                              f"(its header: {','.join(str(h) for h in header)[:80]!r})")
+    cols = COLUMNS + (("frames",) if "frames" in header else ())
+    values = {c: [] for c in cols}
+    for i, r in enumerate(rows):
+        try:
+            row = [float(r[c]) for c in cols]
+        except (TypeError, ValueError):
+            if i == len(rows) - 1:
+                break               # the last line, cut short by a crash
+            raise CheckpointError(f"{path!r} line {i + 2} is not a row of numbers: "
+                                  f"{','.join(str(v) for v in r.values())[:80]!r}") from None
+        for c, v in zip(cols, row):
+            values[c].append(v)
+    data = {c: np.array(v, dtype=np.float64) for c, v in values.items()}
     order = np.argsort(data["step"], kind="stable")
     return {c: v[order] for c, v in data.items()}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def moving_average(x: np.ndarray, window: int) -> np.ndarray:
@@ -32,15 +66,27 @@ def moving_average(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def plot_runs(runs: list[str], out: str, window: int = 100) -> str:
+    """Plot the runs' learning curves to the PNG file `out`. Every run is read and `out` is
+    checked writable before anything is drawn (CheckpointError, ConfigError: one line)."""
+    episodes = [read_episodes(run) for run in runs]
+    problem = check_output_file(out, "plot file")
+    if problem:
+        raise ConfigError(problem)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    ext = os.path.splitext(out)[1].lower().lstrip(".")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext and ext not in formats:
+        raise ConfigError(f"plot file {out!r}: .{ext} is not an image format matplotlib writes; use one of: "
+                          f"{', '.join('.' + f for f in sorted(formats))}")
 
     fig, (ax_s, ax_t) = plt.subplots(1, 2, figsize=(12, 4.5))
     frames = True
-    for run in runs:
-        d = read_episodes(run)
+    for run, d in zip(runs, episodes):
         frames = frames and "frames" in d          # Atari: x in emulator frames
         label = os.path.basename(os.path.normpath(run))
         ma = moving_average(d["return"], window)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, EnvError
+from .paths import check_output_file
 
 FORMATS = (".mp4", ".gif")
 DEFAULT_FPS = 30
@@ -25,6 +26,9 @@ def check_video_path(path: str) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ConfigError(f"video file {path!r}: {folder!r} is not a folder")
+    problem = check_output_file(path, "video file")     # before any episode is played
+    if problem:
+        raise ConfigError(problem)
     try:
         import imageio  # noqa: F401
     except ImportError:

@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..presets import PRESETS, preset_values
 from ..system import available_cores
 from .coerce import coerce_value
+from .limits import MAX_WORKERS
 from .validate import probe_problems, problems
 
 ALGOS = ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q")
@@ -50,7 +51,7 @@ class Config:
                              "names each value's source)", choices=PRESETS)
     algo: str = _f("a3c", "algorithm", choices=ALGOS, cli=False)
     env: str = _f("", "Gymnasium id (module:Id imports module first)", cli=False)
-    workers: int = field(default_factory=available_cores,
+    workers: int = field(default_factory=lambda: min(available_cores(), MAX_WORKERS),
                          metadata={"help": "hogwild: actor-learner processes (default: the cores this process "
                                            "may run on); "
                                            f"sync: environments stepped in lockstep (default: {DEFAULT_SYNC_ENVS})"})
@@ -229,8 +230,9 @@ class Config:
 
     def check(self) -> "Config":
         """Raise ConfigError with the first problem (all of them are listed after it). Once
-        nothing else is wrong, the checks that touch the outside run too (a Ray cluster's
-        address is probed: nothing listening there is a bad input, said at once)."""
+        nothing else is wrong, the checks that touch the outside run too (the run folder must
+        be writable; a Ray cluster's address is probed: nothing listening there is a bad
+        input, said at once)."""
         found = self.validate() or probe_problems(self)
         if found:
             more = f" (+{len(found) - 1} more: {'; '.join(found[1:])})" if len(found) > 1 else ""

@@ -6,6 +6,11 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from ..atari.registry import is_atari_id
+from ..paths import check_run_dir
+from .limits import (INT_BOUNDS, MAX_HIDDEN, MAX_LAYERS, MIN_EPS, finite, int_field_problem, is_int,
+                     is_number, list_problem, network_problem, seed_problem, worker_timeout_problem)
+
 #: the executor classes whose option checks run with every validation (executors.base.Executor:
 #: option_problems(cfg) and probe_problems(cfg), both -> list[str])
 _CHECKERS: list = []
@@ -27,13 +32,17 @@ def problems(cfg: Any) -> list[str]:
 
 
 def probe_problems(cfg: Any) -> list[str]:
-    """The registered checks that touch the outside (a cluster's address)."""
-    return [q for checker in _CHECKERS for q in checker.probe_problems(cfg)]
+    """The checks that touch the outside: the run folder can be made and written
+    (paths.check_run_dir), and the registered ones (a cluster's address)."""
+    p = []
+    if isinstance(cfg.run_dir, str) and cfg.run_dir:
+        p.extend(q for q in [check_run_dir(cfg.run_dir)] if q)
+    return p + [q for checker in _CHECKERS for q in checker.probe_problems(cfg)]
 
 
 def field_problems(cfg: Any) -> list[str]:
-    """The problems of the fields' own values and combinations."""
-    p: list[str] = []
+    """The problems of the fields' own values and combinations. Every number is bounded
+    (config.limits) and every check fails on NaN."""
     p: list[str] = []
     for f in fields(cfg):
         choices = f.metadata.get("choices")
@@ -42,80 +51,104 @@ def field_problems(cfg: Any) -> list[str]:
             p.append(f"{f.name.replace('_', '-')} {val!r} is not one of: {', '.join(choices)}")
     if not cfg.env:
         p.append("env is empty; give a Gymnasium id such as CartPole-v1")
-    if cfg.workers < 1:
-        p.append(f"workers must be >= 1, got {cfg.workers}")
-    if cfg.steps < 1:
-        p.append(f"steps must be a positive integer, got {cfg.steps}")
-    if cfg.t_max < 1:
-        p.append(f"t-max must be >= 1, got {cfg.t_max}")
-    if cfg.async_update < 1:
-        p.append(f"async-update must be >= 1, got {cfg.async_update}")
-    if cfg.target_update < 1:
-        p.append(f"target-update must be >= 1 global steps, got {cfg.target_update}")
-    if cfg.epsilon_steps < 0:
-        p.append(f"epsilon-steps must be >= 0, got {cfg.epsilon_steps}")
-    if not cfg.epsilon_finals or any(not 0 <= e <= 1 for e in cfg.epsilon_finals):
-        p.append(f"epsilon-finals must be values in [0, 1], got {cfg.epsilon_finals}")
-    if len(cfg.epsilon_probs) != len(cfg.epsilon_finals) or any(q < 0 for q in cfg.epsilon_probs) \
-            or abs(sum(cfg.epsilon_probs) - 1.0) > 1e-6:
-        p.append(f"epsilon-probs must be {len(cfg.epsilon_finals)} non-negative numbers summing to 1 "
-                 f"(one per epsilon-finals value), got {cfg.epsilon_probs}")
-    if not 0 < cfg.lr < float("inf"):
-        p.append(f"lr must be a finite number > 0, got {cfg.lr}")
-    if not 0 < cfg.gamma <= 1:
-        p.append(f"gamma must be in (0, 1], got {cfg.gamma}")
-    if not cfg.entropy_beta >= 0:
-        p.append(f"entropy-beta must be >= 0, got {cfg.entropy_beta}")
-    if not cfg.value_coef >= 0:
-        p.append(f"value-coef must be >= 0, got {cfg.value_coef}")
-    if not cfg.max_grad_norm >= 0:
-        p.append(f"max-grad-norm must be >= 0 (0 disables clipping), got {cfg.max_grad_norm}")
-    if not 0 <= cfg.rms_alpha < 1:
-        p.append(f"rms-alpha must be in [0, 1), got {cfg.rms_alpha}")
-    if not 0 <= cfg.sgd_momentum < 1:
-        p.append(f"sgd-momentum must be in [0, 1), got {cfg.sgd_momentum}")
-    if not cfg.rms_eps > 0:
-        p.append(f"rms-eps must be > 0, got {cfg.rms_eps}")
+    ints_ok = _int_problems(cfg, p)
+    p.extend(_float_problems(cfg))
+    if {"seed", "workers", "max_worker_restarts"} <= ints_ok:
+        p.extend(q for q in [seed_problem(cfg)] if q)
+    finals = list_problem("epsilon_finals", cfg.epsilon_finals, 0.0, 1.0, "values in [0, 1]")
+    if finals:
+        p.append(finals)
+    probs = cfg.epsilon_probs
+    n = len(cfg.epsilon_finals) if isinstance(cfg.epsilon_finals, list) else 0
+    if not isinstance(probs, list) or len(probs) != n or any(not (finite(q) and q >= 0) for q in probs) \
+            or not abs(sum(probs) - 1.0) <= 1e-6:
+        p.append(f"epsilon-probs must be {n} non-negative numbers summing to 1 "
+                 f"(one per epsilon-finals value), got {probs}")
     if cfg.fused_optimizer == "on" and cfg.optimizer not in ("shared-rmsprop", "rmsprop"):
         p.append(f"fused-optimizer on is for optimizer shared-rmsprop or rmsprop, got optimizer "
                  f"{cfg.optimizer!r} (use fused-optimizer auto or off)")
-    for name in ("adam_beta1", "adam_beta2"):
-        if not 0 <= getattr(cfg, name) < 1:
-            p.append(f"{name.replace('_', '-')} must be in [0, 1), got {getattr(cfg, name)}")
-    if not cfg.adam_eps > 0:
-        p.append(f"adam-eps must be > 0, got {cfg.adam_eps}")
-    if cfg.lstm_size < 1:
-        p.append(f"lstm-size must be >= 1, got {cfg.lstm_size}")
     if cfg.net == "lstm" and cfg.algo not in ("a3c", "a2c"):
         p.append(f"net 'lstm' is available for a3c and a2c, not {cfg.algo}")
     elif cfg.net == "lstm" and cfg.shared_torso in (False, "no"):
         p.append("net 'lstm' shares its torso and core between policy and value (the paper's "
                  "A3C-LSTM); drop --no-shared-torso")
-    if not cfg.hidden or any((not isinstance(h, int)) or h < 1 for h in cfg.hidden):
-        p.append(f"hidden must be one or more positive integers, got {cfg.hidden}")
-    if not cfg.log_interval > 0:
-        p.append(f"log-interval must be > 0 seconds, got {cfg.log_interval}")
-    if not cfg.checkpoint_interval > 0:
-        p.append(f"checkpoint-interval must be > 0 seconds, got {cfg.checkpoint_interval}")
-    if cfg.log_steps < 0:
-        p.append(f"log-steps must be >= 0 (0: log by time), got {cfg.log_steps}")
-    for name, low in (("noop_max", 0), ("frame_skip", 1), ("frame_stack", 1), ("screen_size", 8)):
-        if getattr(cfg, name) < low:
-            p.append(f"{name.replace('_', '-')} must be >= {low}, got {getattr(cfg, name)}")
-    if not 0 <= cfg.sticky_actions <= 1:
-        p.append(f"sticky-actions must be a probability in [0, 1], got {cfg.sticky_actions}")
-    if not 0 <= cfg.eval_epsilon <= 1:
-        p.append(f"eval-epsilon must be in [0, 1], got {cfg.eval_epsilon}")
-    if cfg.torch_threads < 0:
-        p.append(f"torch-threads must be >= 0 (0: auto), got {cfg.torch_threads}")
-    if cfg.keep_checkpoints < 0:
-        p.append(f"keep-checkpoints must be >= 0 (0: latest.pt only), got {cfg.keep_checkpoints}")
-    if cfg.max_worker_restarts < 0:
-        p.append(f"max-worker-restarts must be >= 0, got {cfg.max_worker_restarts}")
-    if not cfg.worker_timeout >= 0:
-        p.append(f"worker-timeout must be >= 0 seconds (0: no timeout), got {cfg.worker_timeout}")
-    if cfg.max_nonfinite_updates < 0:
-        p.append(f"max-nonfinite-updates must be >= 0 (0: never stop), got {cfg.max_nonfinite_updates}")
-    if cfg.eval_episodes < 0:
-        p.append(f"eval-episodes must be >= 0, got {cfg.eval_episodes}")
+    hidden = cfg.hidden
+    if not isinstance(hidden, list) or not hidden or any(not is_int(h) or h < 1 for h in hidden):
+        p.append(f"hidden must be one or more positive integers, got {hidden}")
+    elif len(hidden) > MAX_LAYERS or max(hidden) > MAX_HIDDEN:
+        p.append(f"hidden must be 1 to {MAX_LAYERS} layers of at most {MAX_HIDDEN:,} units each, got "
+                 f"{hidden if len(hidden) <= 10 else f'{len(hidden)} layers'}")
+    elif "lstm_size" in ints_ok:
+        p.extend(q for q in [network_problem(cfg, is_atari_id(cfg.env) if isinstance(cfg.env, str) else False)] if q)
+    return p
+
+
+#: the message for a value below an integer field's lowest, word for word as it always was
+_LOW = {
+    "workers": "workers must be >= 1, got {}",
+    "steps": "steps must be a positive integer, got {}",
+    "t_max": "t-max must be >= 1, got {}",
+    "async_update": "async-update must be >= 1, got {}",
+    "target_update": "target-update must be >= 1 global steps, got {}",
+    "epsilon_steps": "epsilon-steps must be >= 0, got {}",
+    "lstm_size": "lstm-size must be >= 1, got {}",
+    "noop_max": "noop-max must be >= 0, got {}",
+    "frame_skip": "frame-skip must be >= 1, got {}",
+    "frame_stack": "frame-stack must be >= 1, got {}",
+    "screen_size": "screen-size must be >= 8, got {}",
+    "torch_threads": "torch-threads must be >= 0 (0: auto), got {}",
+    "seed": "seed must be >= 0, got {}",
+    "log_steps": "log-steps must be >= 0 (0: log by time), got {}",
+    "keep_checkpoints": "keep-checkpoints must be >= 0 (0: latest.pt only), got {}",
+    "max_worker_restarts": "max-worker-restarts must be >= 0, got {}",
+    "max_nonfinite_updates": "max-nonfinite-updates must be >= 0 (0: never stop), got {}",
+    "eval_episodes": "eval-episodes must be >= 0, got {}",
+    "eval_every": "eval-every must be >= 0 global steps (0: only at the end), got {}",
+}
+
+
+def _int_problems(cfg: Any, p: list[str]) -> set[str]:
+    """Append the integer fields' problems to p; return the names of those that are fine."""
+    ok = set()
+    for name in INT_BOUNDS:
+        value = getattr(cfg, name)
+        problem = int_field_problem(name, value, _LOW[name].format(value))
+        if problem:
+            p.append(problem)
+        else:
+            ok.add(name)
+    return ok
+
+
+def _float_problems(cfg: Any) -> list[str]:
+    """The float fields: each finite (stop-return may be inf: never stop) and in its range."""
+    p = []
+    rules = (   # name, accepted (a test NaN fails), what is accepted
+        ("lr", lambda v: finite(v) and v > 0, "a finite number > 0"),
+        ("gamma", lambda v: finite(v) and 0 < v <= 1, "in (0, 1]"),
+        ("entropy_beta", lambda v: finite(v) and v >= 0, "a finite number >= 0"),
+        ("value_coef", lambda v: finite(v) and v >= 0, "a finite number >= 0"),
+        ("max_grad_norm", lambda v: finite(v) and v >= 0, "a finite number >= 0 (0 disables clipping)"),
+        ("rms_alpha", lambda v: finite(v) and 0 <= v < 1, "in [0, 1)"),
+        ("rms_eps", lambda v: finite(v) and v >= MIN_EPS, f"a finite number >= {MIN_EPS:g} (float32 keeps it)"),
+        ("sgd_momentum", lambda v: finite(v) and 0 <= v < 1, "in [0, 1)"),
+        ("adam_beta1", lambda v: finite(v) and 0 <= v < 1, "in [0, 1)"),
+        ("adam_beta2", lambda v: finite(v) and 0 <= v < 1, "in [0, 1)"),
+        ("adam_eps", lambda v: finite(v) and v >= MIN_EPS, f"a finite number >= {MIN_EPS:g} (float32 keeps it)"),
+        ("sticky_actions", lambda v: finite(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+        ("eval_epsilon", lambda v: finite(v) and 0 <= v <= 1, "in [0, 1]"),
+        ("log_interval", lambda v: finite(v) and v > 0, "a finite number > 0 seconds"),
+        ("checkpoint_interval", lambda v: finite(v) and v > 0, "a finite number > 0 seconds"),
+        ("stop_return", lambda v: is_number(v) and v == v and v != float("-inf"),
+         "a number, or inf (never stop early)"),
+        ("stop_eval_return", lambda v: is_number(v) and v == v and v != float("-inf"),
+         "a number, or inf (never stop early)"),
+    )
+    for name, accepted, what in rules:
+        value = getattr(cfg, name)
+        if not accepted(value):
+            p.append(f"{name.replace('_', '-')} must be {what}, got {value}")
+    problem = worker_timeout_problem(cfg.worker_timeout)
+    if problem:
+        p.append(problem)
     return p
