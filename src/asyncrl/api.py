@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .algos import make_algorithm
+from .budget import check_memory
 from .checkpoint import agent_payload, load_checkpoint, restore_agent, save_checkpoint
 from .config import Config
 from .atari import is_atari_id
@@ -57,7 +58,9 @@ class Agent(TrainingMixin):
         cfg.check()
         factory = factory.configured(cfg)       # Atari games get the paper's preprocessing
         self.progress = progress
-        self._setup(cfg, factory, *probe_spaces(factory))
+        obs_space, action_space = probe_spaces(factory)
+        check_memory(cfg, obs_space, action_space)      # a run that does not fit is refused here
+        self._setup(cfg, factory, obs_space, action_space)
         # last, once everything is checked: --overwrite must not delete a run for nothing.
         # The folder stays locked until the end of this agent's next learn().
         if cfg.run_dir:

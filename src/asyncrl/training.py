@@ -17,6 +17,7 @@ import torch
 from .callbacks import CallbackList, EvalCallback, as_callback
 from .checkpoint import clean_temp_files, nonfinite_parts, save_checkpoint
 from .config import Config
+from .config.limits import MAX_STEPS
 from .errors import ConfigError, StorageError
 from .evaluator import BackgroundEvaluator
 from .executors import TrainJob, make_executor
@@ -164,6 +165,9 @@ class TrainingMixin:
         steps = self.config.steps if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+        if self.global_step + int(steps) > MAX_STEPS:
+            raise ConfigError(f"steps {steps:,} would take the global step past {MAX_STEPS:,}, the most a run "
+                              f"counts; give fewer steps")
         session = TrainingSession(self, callback)      # a bad callback is refused before anything starts
         self.schedule = (self.global_step, self.global_step + int(steps))
         return self._train(session)
@@ -270,7 +274,9 @@ class TrainingMixin:
         warning, and training goes on), and stop training if the parameters are no longer finite
         (a gradient step that overflowed; a non-finite gradient is caught at once)."""
         self.global_step = step
-        self.wall_time = time.time() - self._time_origin
+        origin = getattr(self, "_time_origin", None)      # None: called outside learn()
+        if origin is not None:
+            self.wall_time = time.time() - origin
         try:
             self._checkpoint_run()
         except OSError as exc:

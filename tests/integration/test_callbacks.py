@@ -153,4 +153,7 @@ def test_callback_arguments_are_checked():
     agent = asyncrl.A2C("CartPole-v1", workers=2, seed=0, **SMALL)
     with pytest.raises(TypeError, match="callback must be"):
         agent.learn(100, callback=42)
+    with pytest.raises(asyncrl.ConfigError, match="past 1,000,000,000,000"):
+        agent.learn(2**64)                      # no wrapped target: refused, not 0 steps
+    assert agent.global_step == 0
     assert math.isnan(agent.best_return)

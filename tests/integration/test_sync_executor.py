@@ -38,7 +38,7 @@ def read_csv(path, drop=()) -> tuple[list[str], list[list[str]]]:
 # --------------------------------------------------------------------------- determinism
 def a2c_run(run_dir, seed=0, **kw):
     agent = asyncrl.A2C("CartPole-v1", workers=4, steps=3000, seed=seed, eval_episodes=0, log_steps=1000,
-                        run_dir=str(run_dir), device="cpu", **kw)
+                        run_dir=str(run_dir), device="cpu", preset="none", **kw)
     agent.learn()
     return agent
 

@@ -1068,12 +1068,12 @@ def test_preset_eval_epsilon(algo, eps):
 
 
 def test_unknown_preset_is_a_config_error():
-    with pytest.raises(ConfigError, match="preset 'nonsense' is not one of: none, atari"):
+    with pytest.raises(ConfigError, match="preset 'nonsense' is not one of: auto, classic, continuous, paper, atari, none"):
         Config.from_dict({"preset": "nonsense", "algo": "a3c", "env": PONG})
 
 
 def test_preset_none_changes_nothing():
-    base = Config(algo="a3c", env=PONG)
+    base = Config(algo="a3c", env=PONG, preset="none")
     assert Config.from_dict({"preset": "none", "algo": "a3c", "env": PONG}) == base
     assert Config.from_dict({"preset": "atari", "algo": "a3c", "env": PONG}) != base
 

@@ -64,9 +64,6 @@ def test_check_memory_reads_this_machine():
         check_memory(Config(env="x", t_max=100_000, workers=1024, executor="sync", algo="a2c", frame_stack=4), *PONG)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the one call in api.py Agent.__init__ (owned by the run-folder "
-                                       "work): budget.check_memory(cfg, obs_space, action_space) after "
-                                       "probe_spaces; remove this mark when it is there")
 def test_an_agent_that_does_not_fit_is_refused_before_anything_is_made(tmp_path, monkeypatch):
     import asyncrl
     import asyncrl.budget as budget

@@ -70,7 +70,7 @@ def ray_address_problem(address: str, probe: bool) -> str | None:
         return ray_address_problem(found, probe=True) if found else None
     hostport = address[len("ray://"):] if address.startswith("ray://") else address
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         return (f"ray-address {address!r} is not an address of a Ray cluster; give 'auto', HOST:PORT "
                 f"(the GCS, as `ray start --head` prints it) or ray://HOST:PORT (Ray Client)")
     if not probe:
