@@ -67,8 +67,9 @@ def test_train_logs_frames_and_records_the_atari_options(pong_run):
         assert float(r["frames_per_s"]) == pytest.approx(4 * float(r["steps_per_s"]), rel=2e-5)  # %g
     assert (int(metrics[-1]["step"]), int(metrics[-1]["frames"])) == (3000, 12000)
     cfg = read_config(run_dir)
-    want = {"env": PONG, "preset": "none", "noop_max": 30, "frame_skip": 4, "frame_stack": 4, "screen_size": 84,
-            "sticky_actions": 0.0, "life_loss_terminal": False, "clip_rewards": "auto", "eval_epsilon": 0.0,
+    # no --preset: auto picks the paper's Atari settings for images (clip_rewards yes, as the paper)
+    want = {"env": PONG, "preset": "paper", "noop_max": 30, "frame_skip": 4, "frame_stack": 4, "screen_size": 84,
+            "sticky_actions": 0.0, "life_loss_terminal": False, "clip_rewards": "yes", "eval_epsilon": 0.0,
             "net": "auto", "executor": "hogwild", "workers": 2}
     assert {k: cfg[k] for k in want} == want
     # the paper's CNN (678K parameters) gets the compiled RMSProp update where a compiler is
@@ -182,7 +183,7 @@ BAD_INPUTS = [
     (["a2c", "--env", PONG, "--vec-env", "envpool", "--frame-skip", "1"], "vec-env 'envpool' needs frame-skip >= 2, got 1"),
     (["a3c", "--env", "CartPole-v1", "--net", "cnn"], "net 'cnn' needs image observations"),
     (["a3c", "--env", PONG, "--sticky-actions", "1.5"], "sticky-actions must be a probability in [0, 1], got 1.5"),
-    (["a3c", "--env", PONG, "--preset", "nonsense"], "preset 'nonsense' is not one of: none, atari"),
+    (["a3c", "--env", PONG, "--preset", "nonsense"], "preset 'nonsense' is not one of: auto, classic, continuous, paper, atari, none"),
     # refused by Config.validate, before the run folder or any env exists
     (["a2c", "--env", PONG, "--vec-env", "ale", "--life-loss-terminal", "--workers", "2", "--steps", "100"],
      "vec-env 'ale' cannot end episodes on a lost life"),
