@@ -210,6 +210,8 @@ def _rmsprop_update(g: torch.Tensor, grad: torch.Tensor, params: torch.Tensor, h
 
 
 _KERNELS: dict[bool, "object"] = {}
+#: compiles of the fused update one process may make (model sizes x thread counts)
+RECOMPILE_LIMIT = 1024
 
 
 def _kernel(mirror: bool):
@@ -223,6 +225,13 @@ def _kernel(mirror: bool):
         else:
             def update(g, grad, params, hp):
                 _rmsprop_update(g, grad, params, hp)
+        # each model size and thread count is one more compile of this same code: a process
+        # that trains many sizes (a sweep, the test suite) must not hit dynamo's default limit
+        # of 8 compiles per function (raised, never lowered; a compiled update is never
+        # recompiled on the hot path: its size and threads are the warmed ones)
+        import torch._dynamo.config as dynamo_config
+
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
         k = _KERNELS[mirror] = torch.compile(update, dynamic=False, fullgraph=True)
     return k
 

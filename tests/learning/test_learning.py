@@ -116,15 +116,12 @@ TEST_STEPS = {"one-step-q": 400_000, "one-step-sarsa": 600_000}
 @pytest.mark.parametrize("method", ["n-step-q", "one-step-q", "one-step-sarsa"])
 def test_value_based_methods_learn_cartpole(method):
     """Each asynchronous value-based method, 2 hogwild workers, its CartPole config (with the
-    budget of TEST_STEPS, stopped early once a periodic evaluation scores 300): the greedy
-    policy scores far above random play (~22). The benchmark
+    budget of TEST_STEPS): the greedy policy scores far above random play (~22). The benchmark
     (benchmarks/cartpole_value_based.py) holds the >= 475 claim at the configs' budgets; this
     margin is generous because hogwild runs are not reproducible (a clean CI run once saw
     n-step Q at 186 on both seeds, where the benchmark had 500 on three)."""
     cfg = load_config_file(os.path.join(ROOT, "configs", f"cartpole-{method}.yaml"))
-    # a snapshot is evaluated every 10k steps (5 greedy episodes, in the background); training
-    # stops once one scores 300: the assertion below (10 fresh episodes >= 100) is unchanged
-    cfg.update(eval_every=10_000, eval_episodes=5, stop_eval_return=300.0)
+    cfg.update(eval_episodes=0)
     if method in TEST_STEPS:
         cfg.update(steps=TEST_STEPS[method])
     best = _best_greedy(lambda seed: asyncrl.api.AGENTS[method]("CartPole-v1", workers=2, seed=seed, **cfg),

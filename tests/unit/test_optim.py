@@ -485,3 +485,17 @@ def test_fused_rmsprop_is_compiled_for_the_threads_it_runs_with():
     finally:
         torch.set_num_threads(saved)
     torch.testing.assert_close(theta, torch.full((n,), -0.1 / math.sqrt(0.11)))
+
+
+def test_a_process_may_compile_the_fused_update_for_many_model_sizes():
+    """Each model size is one more compile of the same update: a sweep (or this test suite)
+    that trains more than dynamo's default 8 sizes in one process must go on compiling
+    (the suite once failed here with 'Dynamo recompile limit exceeded')."""
+    _fused_rms()                   # skips without a compiler
+    threads = torch.get_num_threads()
+    for n in range(FUSED_N + 101, FUSED_N + 111):      # 10 sizes no other test compiles
+        opt = RMSprop(n, alpha=0.99, eps=0.1)
+        theta = torch.zeros(n)
+        assert opt.use_fused("on", theta, "cpu", mirror=False, threads=threads) == "on"
+        opt.step(theta, torch.ones(n), 0.1)
+        torch.testing.assert_close(theta, torch.full((n,), -0.1 / math.sqrt(0.11)))
