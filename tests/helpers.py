@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 from torch import nn
 
@@ -63,3 +64,16 @@ def assert_refused_in_one_line(returncode: int | None, stdout: str, stderr: str,
     assert expected in stderr, stderr
     assert "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+def train_cli(*args: str) -> subprocess.Popen:
+    """`python -m asyncrl train ARGS --quiet` started in the background (stdout and stderr piped)."""
+    return subprocess.Popen([sys.executable, "-m", "asyncrl", "train", *args, "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

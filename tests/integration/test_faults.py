@@ -16,19 +16,8 @@ import torch
 import asyncrl
 from asyncrl.errors import CheckpointError
 from asyncrl.procs import child_pids
+from helpers import train_cli, wait_for
 from toy_envs import FaultOnThirdEpisode
-
-
-def train_cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "asyncrl", "train", *args, "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.time() + timeout
-    while not predicate():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def episodes_logged(run_dir, n: int = 5) -> bool:

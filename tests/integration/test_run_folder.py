@@ -19,7 +19,7 @@ import asyncrl
 from asyncrl.checkpoint import save_checkpoint
 from asyncrl.errors import ConfigError
 from asyncrl.procs import child_pids
-from helpers import assert_refused_in_one_line, run_cli_forked
+from helpers import assert_refused_in_one_line, run_cli_forked, train_cli, wait_for
 
 MARKER = ".asyncrl-run"
 LOCK = ".asyncrl-lock"
@@ -28,18 +28,6 @@ LOCK = ".asyncrl-lock"
 def run_cli(*args: str, cwd: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "asyncrl", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd)
-
-
-def train_cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "asyncrl", "train", *args, "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.time() + timeout
-    while not predicate():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def read_rows(path) -> list[dict]:
