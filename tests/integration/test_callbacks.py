@@ -84,14 +84,14 @@ def test_a_callback_that_says_stop_ends_training_with_a_resumable_checkpoint(tmp
     rec = Recorder(stop_on="episode")
     run = tmp_path / "run"
     agent = asyncrl.A3C("CartPole-v1", workers=2, run_dir=str(run), seed=1, **SMALL)
-    agent.learn(200_000, callback=rec)
+    agent.learn(30_000, callback=rec)
     assert len(rec.of("episode")) >= 1
-    assert agent.global_step < 200_000, "training was not stopped"
+    assert agent.global_step < 30_000, "training was not stopped"
     assert rec.calls[-1][0] == "end"
     again = asyncrl.load(str(run))
     assert again.global_step == agent.global_step
     again.resume()                                  # continues to the target it was aiming at
-    assert again.global_step == 200_000 or again.global_step >= agent.global_step
+    assert again.global_step == 30_000
 
 
 def test_best_pt_is_the_snapshot_of_the_best_evaluation(tmp_path):
