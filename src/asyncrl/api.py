@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .algos import make_algorithm
+from .acting import Actor
 from .budget import check_memory
 from .checkpoint import agent_payload, load_checkpoint, restore_agent, save_checkpoint
 from .config import Config
@@ -25,7 +26,6 @@ from .executors import EXECUTORS
 from .presets import FAMILY_PRESETS, preset_values
 from .flat import flatten_params_
 from .optim import build_optimizer
-from .rollout import ObsWriter
 from .run import RunLock, load_resumable, prepare_run_dir
 from .spaces import env_family, space_from_dict
 from .training import TrainingMixin
@@ -90,10 +90,8 @@ class Agent(TrainingMixin):
         self.checkpoint_step: int | None = None   # the step of the run folder's newest good checkpoint, if known
         self._run_lock: RunLock | None = None
         self._untrusted_env: str | None = None    # a module:Id id a loaded checkpoint named, not trusted
-        self._write_obs = ObsWriter(obs_space)
-        self._obs_buf = self._write_obs.rows(1).numpy()
         self._act_rng = np.random.default_rng(cfg.seed + 20_000)
-        self._policies: dict = {}
+        self._actors: dict = {}
 
     # ------------------------------------------------------------------ training
     @property
@@ -118,25 +116,22 @@ class Agent(TrainingMixin):
         Continuous actions come clipped to the action space's bounds. A recurrent (LSTM)
         agent carries its state from call to call: call `reset_state()` when a new episode
         begins (evaluate() does)."""
-        self._write_obs(self._obs_buf[0], obs)
-        a = self._policy(deterministic)(self._obs_buf)[0]
-        if isinstance(self.action_space, gym.spaces.Box):
-            return np.clip(a, self.action_space.low, self.action_space.high).reshape(self.action_space.shape)
-        return int(a)
+        return self._actor(deterministic)(obs)
 
     def reset_state(self) -> None:
         """Zero the recurrent state of act() (a new episode begins); no-op for feed-forward agents."""
-        for policy in self._policies.values():
-            policy.reset_state()
+        for actor in self._actors.values():
+            actor.reset()
 
-    def _policy(self, deterministic: bool):
-        # policies may hold views of the parameters: rebuild them if the storage moved
+    def _actor(self, deterministic: bool) -> Actor:
+        # actors' policies may hold views of the parameters: rebuilt if the storage moved
         key = (deterministic, self.params.untyped_storage().data_ptr())
-        policy = self._policies.get(key)
-        if policy is None:
-            self._policies = {k: v for k, v in self._policies.items() if k[1] == key[1]}
-            policy = self._policies[key] = self.algorithm.make_policy(self.model, self._act_rng, deterministic)
-        return policy
+        actor = self._actors.get(key)
+        if actor is None:
+            self._actors = {k: v for k, v in self._actors.items() if k[1] == key[1]}
+            actor = self._actors[key] = Actor(self.algorithm, self.model, self.observation_space,
+                                              self.action_space, self._act_rng, deterministic)
+        return actor
 
     def evaluate(self, episodes: int = 10, seed: int | None = None, deterministic: bool = True,
                  epsilon: float | None = None, video: str | None = None, video_episodes: int = 1,

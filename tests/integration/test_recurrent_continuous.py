@@ -88,7 +88,8 @@ def check_recurrent_eval_resets(agent, env_id: str) -> None:
     real_act = agent.act
 
     def act(obs, deterministic=True):
-        policy = agent._policies.get((deterministic, agent.params.untyped_storage().data_ptr()))
+        actor = agent._actors.get((deterministic, agent.params.untyped_storage().data_ptr()))
+        policy = None if actor is None else actor.policy
         calls.append((np.array(obs, copy=True), None if policy is None else policy.get_state()[0].clone()))
         return real_act(obs, deterministic)
 
