@@ -28,8 +28,8 @@ LAYERS = [
     ["executors"],                                                  # processes, ray, the sync loop
     ["metrics", "checkpoint", "evaluate", "plot", "run", "acting"], # what a run writes and reads; acting
     ["evaluator", "callbacks", "training"],                         # evaluation in the background, callbacks
-    ["api"],                                                        # the Agent facade
-    ["bench"],
+    ["api", "resume"],                                              # the Agent facade; continuing a run folder
+    ["bench", "export"],                                            # benchmarks; policies out of Python
     ["cli", "status", "__main__", ""],                              # the command line; what `train` says at the end
 ]
 MAX_LINES = 400
