@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import inspect
+import os
 from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
@@ -14,10 +16,11 @@ import numpy as np
 import torch
 
 from .algos import make_algorithm
-from .acting import Actor
+from .acting import Actor, Predictor
 from .budget import check_memory
 from .checkpoint import agent_payload, load_checkpoint, restore_agent, save_checkpoint
-from .config import Config
+from .config import Config, load_config_file
+from .config.describe import api_words, args_section, parameters
 from .atari import is_atari_id
 from .envs import EnvFactory, check_same_spaces, probe_spaces
 from .errors import ConfigError, EnvError
@@ -36,26 +39,38 @@ class Agent(TrainingMixin):
 
     algo: ClassVar[str] = ""
 
-    def __init__(self, env: "str | Callable[[], gym.Env]", workers: int | None = None, *, run_dir: str | None = None,
-                 overwrite: bool = False, progress: bool | None = False, **hyperparameters: Any):
+    def __init__(self, env: "str | Callable[[], gym.Env] | gym.Env", workers: int | None = None, *,
+                 run_dir: str | None = None, overwrite: bool = False, progress: bool | None = None,
+                 **hyperparameters: Any):
+        try:
+            self._init(env, workers, run_dir, overwrite, progress, hyperparameters)
+        except ConfigError as exc:      # the API's words, not the command line's (executor='sync')
+            raise ConfigError(api_words(str(exc), Config)) from None
+
+    def _init(self, env: Any, workers: int | None, run_dir: str | None, overwrite: bool, progress: bool | None,
+              hyperparameters: dict) -> None:
         factory = EnvFactory(env)
+        name = type(self).__name__
         fixed = {"algo": self.algo, "env": factory.name, "run_dir": run_dir or ""}
         if workers is not None:
             fixed["workers"] = workers
         clash = sorted(set(hyperparameters) & set(fixed))
         if clash:
-            raise ConfigError(f"{clash[0]!r} is set by {type(self).__name__} itself; do not pass it as a hyperparameter")
-        cfg = Config.from_dict({**hyperparameters, **fixed}, source=type(self).__name__).resolved()
+            raise ConfigError(f"{clash[0]!r} is set by {name} itself; do not pass it as a hyperparameter")
+        cfg = Config.from_dict({**hyperparameters, **fixed}, source=name, what="hyperparameter").resolved()
         if cfg.preset == "auto":        # the env family's preset, under the values given
             family = FAMILY_PRESETS[family_of(factory)]
-            cfg = Config.from_dict({**hyperparameters, **fixed, "preset": family},
-                                   source=type(self).__name__).resolved()
+            cfg = Config.from_dict({**hyperparameters, **fixed, "preset": family}, source=name).resolved()
         executor = EXECUTORS.get(cfg.executor)           # None: an unknown name, refused by check()
         default_workers = executor.default_workers if executor is not None else None
-        if workers is None and "workers" not in hyperparameters and default_workers is not None \
+        if factory.instance is not None and workers is None and "workers" not in hyperparameters:
+            cfg = cfg.replace(workers=1)                 # an instance: one env, stepped here
+        elif workers is None and "workers" not in hyperparameters and default_workers is not None \
                 and "workers" not in preset_values(cfg.preset, self.algo):
             cfg = cfg.replace(workers=default_workers)     # e.g. sync: environments in lockstep
         cfg.check()
+        if factory.instance is not None:
+            cfg = check_instance_config(cfg, factory)
         factory = factory.configured(cfg)       # Atari games get the paper's preprocessing
         self.progress = progress
         obs_space, action_space = probe_spaces(factory)
@@ -65,6 +80,33 @@ class Agent(TrainingMixin):
         # The folder stays locked until the end of this agent's next learn().
         if cfg.run_dir:
             self._run_lock = prepare_run_dir(cfg.run_dir, overwrite)
+
+    @classmethod
+    def from_config(cls, config: "Config | str | os.PathLike",
+                    env: "str | Callable[[], gym.Env] | gym.Env | None" = None, **kwargs: Any) -> "Agent":
+        """An agent from a Config, or from a YAML file of config fields (keys with - or _: the
+        shipped configs/*.yaml, a run folder's config.yaml), read as `asyncrl train --config`
+        reads it (the values it does not name come from its preset). `env` replaces the
+        config's env; keyword arguments override its values (run_dir, overwrite, progress, any
+        hyperparameter). A config that names an algorithm must name this class's;
+        `Agent.from_config` builds whichever it names."""
+        if isinstance(config, Config):
+            given, source = config.to_dict(), "the config"
+        else:
+            path = os.fspath(config)
+            Config.from_yaml(path)                        # every key and value checked, the file named
+            given, source = load_config_file(path), repr(path)
+        algo = given.pop("algo", None)
+        if cls is Agent:
+            return AGENTS[algo or "a3c"].from_config(config, env, **kwargs)
+        if algo is not None and algo != cls.algo:
+            raise ConfigError(f"{source} is a {algo} config; use asyncrl.{AGENTS[algo].__name__}.from_config")
+        env = given.pop("env", "") if env is None else env
+        given.pop("env", None)
+        if isinstance(env, str) and not env:
+            raise ConfigError(f"{source} names no env; pass env=... to from_config")
+        given = {**given, **kwargs}
+        return cls(env, run_dir=given.pop("run_dir", None) or None, **given)
 
     def _setup(self, cfg: Config, factory: EnvFactory | None, obs_space: gym.Space, action_space: gym.Space) -> None:
         self.config = cfg
@@ -117,6 +159,20 @@ class Agent(TrainingMixin):
         agent carries its state from call to call: call `reset_state()` when a new episode
         begins (evaluate() does)."""
         return self._actor(deterministic)(obs)
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        """Stable-Baselines3's predict: the actions for one observation or a batch [B, ...] of
+        them (raw, as the env returns them), and the recurrent state after them. For an LSTM
+        agent `state` is the (h, c) pair a previous call returned, each of shape (1, B, H)
+        (None: zeros), and where `episode_start` (B booleans) is true that row's state is
+        zeroed first; for a feed-forward agent the state is None. Continuous actions come
+        clipped to the action space's bounds. Unlike act(), nothing is kept between calls."""
+        key = self.params.untyped_storage().data_ptr()
+        if getattr(self, "_predictor", (None, None))[0] != key:
+            self._predictor = (key, Predictor(self.algorithm, self.model, self.observation_space,
+                                              self.action_space, self._act_rng))
+        return self._predictor[1](observation, state, episode_start, deterministic, self.global_step)
 
     def reset_state(self) -> None:
         """Zero the recurrent state of act() (a new episode begins); no-op for feed-forward agents."""
@@ -216,10 +272,63 @@ def family_of(factory: EnvFactory) -> str:
         env.close()
 
 
+def check_instance_config(cfg: Config, factory: EnvFactory) -> Config:
+    """An env instance is stepped in this process only: the sync executor with one env (stepped
+    inline) and no evaluation in a background process; ConfigError otherwise."""
+    why = []
+    if cfg.executor != "sync":
+        why.append(f"executor={cfg.executor!r} steps its envs in other processes")
+    if cfg.workers != 1:
+        why.append(f"workers={cfg.workers} needs that many envs")
+    if cfg.vec_env not in ("auto", "inline"):
+        why.append(f"vec_env={cfg.vec_env!r} steps it elsewhere")
+    if cfg.eval_every > 0:
+        why.append("eval_every evaluates in a background process")
+    if why:
+        raise ConfigError(f"env: an env instance ({factory.env_id}) is stepped in this process only, but "
+                          f"{why[0]}; pass a zero-argument factory (lambda: gym.make(...)) or an id instead, "
+                          f"or use executor='sync', workers=1")
+    return cfg.replace(vec_env="inline")
+
+
+#: the arguments an agent class names itself, not hyperparameters
+_OWN_ARGS = """    env (str | Callable[[], gym.Env] | gym.Env): a Gymnasium id (`module:Id` imports module
+        first), a zero-argument factory, or an env instance (stepped in this process only:
+        executor='sync' with workers=1, and evaluation).
+    workers (int | None): actor-learner processes (hogwild, ray) or envs in lockstep (sync);
+        None: the executor's default.
+    run_dir (str | None): the run folder (none is written without it).
+    overwrite (bool): replace the run in a folder asyncrl made.
+    progress (bool | None): the progress bar: None shows it when interactive (a terminal or
+        a notebook), True always, False never."""
+
+
+def _typed_init(cls: type[Agent]) -> None:
+    """Give `cls` an __init__ whose signature and docstring list every hyperparameter with its
+    type, default and meaning, generated from the Config fields (config.describe)."""
+    base = Agent.__init__
+    own = [p for p in inspect.signature(base, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    doc = (f"{(cls.__doc__ or '').strip().splitlines()[0]}\n\nHyperparameters not given come from "
+           f"`preset` (auto: the env family's preset, whose values are listed below where they differ "
+           f"from the field's own default).\n\nArgs:\n{_OWN_ARGS}\n"
+           f"{args_section(Config, cls.algo or 'a3c', skip=('algo', 'env', 'workers', 'run_dir'))}\n")
+    if cls is Agent:
+        init = base
+    else:
+        def init(self: Agent, env: Any, workers: int | None = None, **kwargs: Any) -> None:
+            base(self, env, workers, **kwargs)
+        init.__qualname__, init.__module__ = f"{cls.__name__}.__init__", cls.__module__
+        cls.__init__ = init
+    init.__signature__ = inspect.Signature(own + parameters(Config, skip=("algo", "env", "workers", "run_dir")))
+    init.__doc__ = doc
+
+
 AGENTS: dict[str, type[Agent]] = {cls.algo: cls for cls in (A3C, A2C, OneStepQ, OneStepSarsa, NStepQ)}
+for _cls in (*AGENTS.values(), Agent):     # Agent last: the others read its own signature
+    _typed_init(_cls)
 
 
-def load(path: str, env: "str | Callable[[], gym.Env] | None" = None, progress: bool | None = False,
+def load(path: str, env: "str | Callable[[], gym.Env] | gym.Env | None" = None, progress: bool | None = None,
          trust_env_module: bool = False) -> Agent:
     """Load an agent from a checkpoint file or a run folder. `env` overrides the saved env
     (required to evaluate or train an agent that was made with a custom env factory).

@@ -2,8 +2,10 @@
 factories from the Python API, made picklable so worker processes can build their own."""
 from __future__ import annotations
 
+import importlib
 import os
 import signal
+import sys
 import threading
 import warnings
 from typing import Any, Callable
@@ -16,28 +18,42 @@ from .errors import EnvError
 
 
 class EnvFactory:
-    """A picklable recipe for an environment: a Gymnasium id or a user callable.
+    """A picklable recipe for an environment: a Gymnasium id, a user callable, or (for one
+    process: the sync executor with one env, evaluation) an env instance.
 
     Callables (lambdas and closures included) are serialised with cloudpickle, so
-    they survive the `spawn`/`forkserver` start methods without registration.
+    they survive the `spawn`/`forkserver` start methods without registration. An id
+    `module:Id` imports `module` first; from the directory the recipe was made in too (as
+    `python -m` has it on sys.path), in worker processes and Ray actors alike.
     """
 
     #: the Atari preprocessing (atari.AtariOptions) when env_id is an ale-py game, else None
     atari = None
+    #: the env instance given instead of an id or factory (one process only), else None
+    instance = None
+    #: where a `module:Id` id's module may be found besides sys.path: the directory it was named in
+    home = None
 
-    def __init__(self, env: "str | Callable[[], gym.Env] | EnvFactory", **make_kwargs: Any):
+    def __init__(self, env: "str | Callable[[], gym.Env] | gym.Env | EnvFactory", **make_kwargs: Any):
         if isinstance(env, EnvFactory):
-            self.env_id, self.fn, self.make_kwargs = env.env_id, env.fn, dict(env.make_kwargs)
-            self.atari = env.atari
+            self.__dict__.update({k: v for k, v in env.__dict__.items() if k != "make_kwargs"})
+            self.make_kwargs = dict(env.make_kwargs)
             return
         if isinstance(env, str):
             if not env.strip():
                 raise EnvError("environment id is empty; give a Gymnasium id such as CartPole-v1")
             self.env_id, self.fn = env, None
+            if ":" in env:
+                self.home = os.getcwd()
+        elif isinstance(env, (gym.Env, gym.vector.VectorEnv)):
+            _refuse_vector(env, "env")
+            self.env_id, self.instance = f"{type(env.unwrapped).__name__} instance", env
+            self.fn = lambda: _Borrowed(env)
         elif callable(env):
             self.env_id, self.fn = getattr(env, "__name__", "custom"), env
         else:
-            raise EnvError(f"env must be a Gymnasium id or a zero-argument factory, got {type(env).__name__}")
+            raise EnvError(f"env must be a Gymnasium id, a zero-argument factory or a gymnasium.Env, got "
+                           f"{type(env).__name__}")
         self.make_kwargs = make_kwargs
 
     @property
@@ -61,9 +77,12 @@ class EnvFactory:
     def __call__(self, **kwargs: Any) -> gym.Env:
         if self.fn is not None:
             env = self.fn()
+            _refuse_vector(env, f"env factory {self.env_id!r} returned")
             if not isinstance(env, gym.Env) and not hasattr(env, "step"):
                 raise EnvError(f"env factory {self.env_id!r} returned {type(env).__name__}, not a gymnasium.Env")
             return env
+        if ":" in self.env_id:
+            self._import_module()
         try:
             if self.atari is not None:
                 return make_atari(self.env_id, self.atari, **{**self.make_kwargs, **kwargs})
@@ -76,7 +95,33 @@ class EnvFactory:
             module = self.env_id.split(":", 1)[0] if ":" in self.env_id else exc.name
             raise EnvError(f"unknown environment {self.env_id!r}: cannot import module {module!r}") from None
 
+    def _import_module(self) -> None:
+        """Import the module of a `module:Id` id: from sys.path, else from the directory the id
+        was named in (the console script, unlike `python -m`, does not put the working directory
+        on sys.path; nor do Ray's workers). EnvError names the sys.path searched."""
+        module = self.env_id.split(":", 1)[0]
+        home = self.home if self.home and os.path.isdir(self.home) and self.home not in sys.path else None
+        for extra in (None, home) if home else (None,):
+            if extra is not None:
+                sys.path.insert(0, extra)          # as `python -m` would have it
+            try:
+                importlib.import_module(module)
+                return
+            except ModuleNotFoundError as exc:
+                if exc.name is None or not (module == exc.name or module.startswith(exc.name + ".")):
+                    raise EnvError(f"unknown environment {self.env_id!r}: module {module!r} was found but its "
+                                   f"import failed: {_first_line(exc)}") from None
+                missing = exc
+                if extra is not None:
+                    sys.path.remove(extra)
+        raise EnvError(f"unknown environment {self.env_id!r}: cannot import module {module!r} "
+                       f"({_first_line(missing)}); searched sys.path: {os.pathsep.join(p or '.' for p in sys.path)}"
+                       f"{f' and {home}' if home else ''}") from None
+
     def __getstate__(self) -> dict:
+        if self.instance is not None:
+            raise EnvError(f"the env instance {self.env_id!r} cannot be sent to another process; pass a "
+                           f"zero-argument factory (lambda: gym.make(...)) or a Gymnasium id instead")
         state = dict(self.__dict__)
         if self.fn is not None:
             import cloudpickle
@@ -90,6 +135,21 @@ class EnvFactory:
 
             state["fn"] = cloudpickle.loads(state["fn"])
         self.__dict__.update(state)
+
+
+class _Borrowed(gym.Wrapper):
+    """An env instance the caller owns: asyncrl steps it but never closes it."""
+
+    def close(self) -> None:
+        pass
+
+
+def _refuse_vector(env: Any, what: str) -> None:
+    """EnvError for a vector env where one env is wanted: asyncrl vectorises by itself."""
+    if isinstance(env, gym.vector.VectorEnv) or hasattr(env, "num_envs"):
+        raise EnvError(f"{what} a vector env ({type(env).__name__} of {getattr(env, 'num_envs', '?')} envs); "
+                       f"asyncrl steps one env per worker and vectorises by itself: give one env "
+                       f"(a factory of it) and workers=N")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -56,6 +56,7 @@ class RunLogger:
         #: stop_requested and checkpoint_requested are what the executors see (through here)
         self.observer = None
         self.last_eval: float | None = None    # the last periodic evaluation's mean, for the bar
+        self._update_means = frozenset(("grad_norm", *self.stat_keys))
 
     def _start(self) -> None:
         """TensorBoard's writer and tqdm's monitor are threads: they are created here, on
@@ -67,10 +68,11 @@ class RunLogger:
 
             self._tb = SummaryWriter(os.path.join(self.run_dir, "tb"), purge_step=self._start_step or None)
         if self._progress is not False and self._bar is None:
-            from tqdm import tqdm
+            from tqdm.auto import tqdm          # a widget in a notebook, text in a terminal
 
+            show = interactive() if self._progress is None else bool(self._progress)
             self._bar = tqdm(total=self._target_step, initial=self._start_step, unit="step", dynamic_ncols=True,
-                             disable=None if self._progress is None else not self._progress, smoothing=0.1)
+                             disable=not show, smoothing=0.1)
         self._started = True
 
     def _continue_episodes(self, path: str) -> None:
@@ -190,8 +192,8 @@ class RunLogger:
             due = dt >= self.log_interval
         if not force and not due:
             return None
-        if step == self._last_step and self._updates == 0 and self._skipped == 0:
-            return None                 # nothing new since the last row (forced or not)
+        if self._updates == 0 and self._skipped == 0 and (not force or step == self._last_step):
+            return None                 # no update reported yet: the row waits for one (the last, forced, not)
         sps = (step - self._last_step) / dt if dt > 0 else 0.0
         n = max(self._updates, 1)
         row = {"step": step, "wall_time": time.time() - self.time_origin, "steps_per_s": sps,
@@ -201,8 +203,9 @@ class RunLogger:
                "frames": step * self.frames_per_step, "frames_per_s": sps * self.frames_per_step}
         for k in self.stat_keys:
             row[k] = self._sums[k] / n if self._updates else float("nan")
-        if self._metrics_file:
-            self._metrics_csv.writerow([_fmt(row[c]) for c in self.metric_columns])
+        if self._metrics_file:          # an update mean of no updates (the last row's) is left empty
+            self._metrics_csv.writerow(["" if c in self._update_means and not self._updates else _fmt(row[c])
+                                        for c in self.metric_columns])
             self._metrics_file.flush()
             self._ep_file.flush()
             self._tb.add_scalar("time/sps", sps, step)
@@ -232,6 +235,18 @@ class RunLogger:
                 fh.close()
         if self._tb:
             self._tb.close()
+
+
+def interactive() -> bool:
+    """Whether a person is watching: stderr is a terminal, or this runs in a Jupyter kernel."""
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):      # a replaced or closed stream
+        pass
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _fmt(v) -> str:

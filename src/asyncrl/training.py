@@ -26,6 +26,7 @@ from .learner import check_finite_params
 from .metrics import RunLogger
 from .run import hold_run_dir, save_run_checkpoint, write_config, write_eval
 
+_FIELD_NAMES = frozenset(Config.__dataclass_fields__)
 EVAL_COLUMNS = ("step", "wall_time", "mean_return", "std_return", "min_return", "max_return", "mean_length",
                 "episodes", "seconds")
 
@@ -145,7 +146,8 @@ class TrainingMixin:
     and checkpoints. Kept apart from the facade; it uses the Agent's attributes (config,
     params, optimizer, algorithm, spaces, global_step, schedule, ...)."""
 
-    def learn(self, steps: int | None = None, callback: Any = None, *, total_timesteps: int | None = None) -> Any:
+    def learn(self, steps: int | None = None, callback: Any = None, *, total_timesteps: int | None = None,
+              reset_num_timesteps: bool = False) -> Any:
         """Train for `steps` more global environment steps (default: the config's `steps`;
         `total_timesteps` is the same, as Stable-Baselines3 names it). `callback`: an
         asyncrl.Callback, a list of them, or a function f(agent, step) called at each tick;
@@ -153,10 +155,16 @@ class TrainingMixin:
         asyncrl.callbacks). With eval_every > 0 a snapshot is evaluated every eval_every steps
         in a separate process while training goes on.
 
-        The learning rate anneals to 0 over this call. Ctrl-C stops the workers, saves a
-        checkpoint and re-raises KeyboardInterrupt (Ctrl-C during the final evaluation too:
-        then `finished` is True and final.pt is saved). A checkpoint that cannot be written
-        (a full disk) is a warning while training and a StorageError at the end.
+        The global step goes on from where the last call left it, and the learning rate anneals
+        linearly to 0 at the end of this call over the whole schedule since its start: the first
+        learn(n) anneals over n steps; a second learn(m) continues that schedule stretched to
+        n + m steps, so its first update uses lr x m / (n + m), as Stable-Baselines3 does with
+        reset_num_timesteps=False. `reset_num_timesteps=True` restarts the schedule here (the
+        full lr, annealed over these `steps`); the global step, the logs and the checkpoints
+        keep counting. Ctrl-C stops the workers, saves a checkpoint and re-raises
+        KeyboardInterrupt (Ctrl-C during the final evaluation too: then `finished` is True and
+        final.pt is saved). A checkpoint that cannot be written (a full disk) is a warning while
+        training and a StorageError at the end.
         """
         if total_timesteps is not None:
             if steps is not None:
@@ -169,7 +177,8 @@ class TrainingMixin:
             raise ConfigError(f"steps {steps:,} would take the global step past {MAX_STEPS:,}, the most a run "
                               f"counts; give fewer steps")
         session = TrainingSession(self, callback)      # a bad callback is refused before anything starts
-        self.schedule = (self.global_step, self.global_step + int(steps))
+        start = self.global_step if reset_num_timesteps else self.schedule[0]
+        self.schedule = (start, self.global_step + int(steps))
         return self._train(session)
 
     def resume(self, callback: Any = None) -> Any:
@@ -342,5 +351,9 @@ class TrainingMixin:
             return None
         return path
 
-    def _write_config(self, target: int) -> None:      # with the choices behind `auto` values (executor, ...)
-        write_config(self.config.run_dir, {**self.config.to_dict(), **getattr(self, "resolved", {}), "steps": target})
+    def _write_config(self, target: int) -> None:
+        """config.yaml: the fields that apply to this run (Config.applies), with the choices
+        behind its `auto` values (executor, ...) and the step it trains to."""
+        cfg = self.config.replace(steps=target)
+        resolved = {k: v for k, v in getattr(self, "resolved", {}).items() if k not in _FIELD_NAMES or cfg.applies(k)}
+        write_config(cfg.run_dir, {**cfg.applicable_dict(), **resolved})

@@ -71,8 +71,8 @@ def test_discrete_observations_are_one_hot_encoded():
 @pytest.mark.parametrize("kwargs,expected", [
     ({"gamma": 0.0}, "gamma must be in (0, 1]"),
     ({"workers": 0}, "workers must be >= 1"),
-    ({"learning_rate": 1.0}, "unknown key 'learning_rate'"),
-    ({"t_max": "five"}, "t-max must be int"),
+    ({"learning_rate": 1.0}, "unknown hyperparameter 'learning_rate'; did you mean 'lr'"),
+    ({"t_max": "five"}, "t_max must be int"),
 ])
 def test_api_bad_hyperparameters(kwargs, expected):
     """Invalid hyperparameters raise ConfigError naming the value."""

@@ -9,29 +9,42 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ..atari.registry import is_atari_id
 from ..errors import ConfigError
 from ..presets import PRESETS, preset_values
 from ..system import available_cores
-from .coerce import coerce_value
-from .limits import MAX_WORKERS
+from .coerce import coerce_value, load_config_file
+from .describe import unknown_message
+from .limits import MAX_WORKERS, uses_mlp
 from .validate import probe_problems, problems
 
-ALGOS = ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q")
-OPTIMIZERS = ("shared-rmsprop", "rmsprop", "adam", "sgd")
-NETS = ("auto", "mlp", "cnn", "lstm")
-EXECUTORS = ("auto", "hogwild", "sync", "ray")
-DEVICES = ("auto", "cpu", "cuda")
-VEC_ENVS = ("auto", "inline", "split", "threads", "subprocess", "ale", "envpool")
-CLIP_REWARDS = ("auto", "yes", "no")
+Algo = Literal["a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q"]
+OptimizerName = Literal["shared-rmsprop", "rmsprop", "adam", "sgd"]
+NetName = Literal["auto", "mlp", "cnn", "lstm"]
+ExecutorName = Literal["auto", "hogwild", "sync", "ray"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+VecEnvName = Literal["auto", "inline", "split", "threads", "subprocess", "ale", "envpool"]
+AutoYesNo = Literal["auto", "yes", "no"]
+Activation = Literal["relu", "tanh"]
+StartMethod = Literal["auto", "fork", "forkserver", "spawn"]
+AutoOnOff = Literal["auto", "on", "off"]
+PresetName = Literal["auto", "classic", "continuous", "paper", "atari", "none"]
+ALGOS = get_args(Algo)
+OPTIMIZERS = get_args(OptimizerName)
+NETS = get_args(NetName)
+EXECUTORS = get_args(ExecutorName)
+DEVICES = get_args(DeviceName)
+VEC_ENVS = get_args(VecEnvName)
+CLIP_REWARDS = get_args(AutoYesNo)
 #: environments stepped in lockstep by the sync executor when --workers is not given
 DEFAULT_SYNC_ENVS = 16
-ACTIVATIONS = ("relu", "tanh")
-SHARED_TORSO = ("auto", "yes", "no")
-START_METHODS = ("auto", "fork", "forkserver", "spawn")
-FUSED = ("auto", "on", "off")
+ACTIVATIONS = get_args(Activation)
+SHARED_TORSO = get_args(AutoYesNo)
+START_METHODS = get_args(StartMethod)
+FUSED = get_args(AutoOnOff)
+assert get_args(PresetName) == PRESETS, "PresetName must list presets.PRESETS"
 
 
 def _f(default: Any, help: str, **meta: Any) -> Any:
@@ -44,12 +57,12 @@ def _f(default: Any, help: str, **meta: Any) -> Any:
 class Config:
     """Everything that defines a training run (saved as config.yaml in the run folder)."""
 
-    preset: str = _f("auto", "start from a preset's values; auto: by the env's family (classic: vector "
+    preset: PresetName = _f("auto", "start from a preset's values; auto: by the env's family (classic: vector "
                              "observations and discrete actions; continuous: continuous actions; paper: "
                              "images, the paper's Atari settings), none: the fields' own defaults (the "
                              "paper's Atari values); --config and flags override them (asyncrl/presets.py "
                              "names each value's source)", choices=PRESETS)
-    algo: str = _f("a3c", "algorithm", choices=ALGOS, cli=False)
+    algo: Algo = _f("a3c", "algorithm", choices=ALGOS, cli=False)
     env: str = _f("", "Gymnasium id (module:Id imports module first)", cli=False)
     workers: int = field(default_factory=lambda: min(available_cores(), MAX_WORKERS),
                          metadata={"help": "hogwild: actor-learner processes (default: the cores this process "
@@ -63,9 +76,9 @@ class Config:
                                     "(paper: 40,000 frames = 10,000 agent steps at action repeat 4)")
     epsilon_steps: int = _f(1_000_000, "Q methods: global steps over which epsilon anneals from 1 to "
                                        "each worker's final value (paper: 4M frames = 1M agent steps)")
-    epsilon_finals: list = _f([0.1, 0.01, 0.5], "Q methods: final epsilons a worker draws from (paper)",
+    epsilon_finals: list[float] = _f([0.1, 0.01, 0.5], "Q methods: final epsilons a worker draws from (paper)",
                               nargs="+", item_type=float)
-    epsilon_probs: list = _f([0.4, 0.3, 0.3], "Q methods: probabilities of those final epsilons (paper)",
+    epsilon_probs: list[float] = _f([0.4, 0.3, 0.3], "Q methods: probabilities of those final epsilons (paper)",
                              nargs="+", item_type=float)
     lr: float = _f(7e-4, "learning rate (paper: 7e-4, annealed linearly to 0)")
     lr_anneal: bool = _f(True, "anneal the learning rate linearly to 0 over --steps")
@@ -73,14 +86,14 @@ class Config:
     entropy_beta: float = _f(0.01, "entropy bonus weight beta (paper: 0.01)")
     value_coef: float = _f(0.5, "weight of the value loss (R - V)^2 (paper: 0.5)")
     max_grad_norm: float = _f(40.0, "clip the gradient's global L2 norm to this; 0 disables")
-    optimizer: str = _f("shared-rmsprop", "optimiser; statistics shared by all workers except "
+    optimizer: OptimizerName = _f("shared-rmsprop", "optimiser; statistics shared by all workers except "
                                           "'rmsprop' and 'sgd' (per-worker, as in the paper)",
                         choices=OPTIMIZERS)
     rms_alpha: float = _f(0.99, "RMSProp decay alpha (paper: 0.99)")
     rms_eps: float = _f(0.1, "RMSProp epsilon, inside the square root (paper: 0.1)")
     sgd_momentum: float = _f(0.9, "sgd: momentum alpha of each worker's own momentum vector, "
                                   "m = alpha m + (1 - alpha) grad (paper, supp. 7); 0: plain SGD")
-    fused_optimizer: str = _f("auto", "RMSProp on the CPU as one compiled loop (torch.compile; needs a "
+    fused_optimizer: AutoOnOff = _f("auto", "RMSProp on the CPU as one compiled loop (torch.compile; needs a "
                                       "C++ compiler; the first compile for a model size takes 5-30 s, "
                                       "then it is cached): 3x faster updates, 1.17-1.22x frames/s for "
                                       "A3C on Pong with 2 workers (docs/algorithms.md); auto: on from 250,000 parameters when a "
@@ -88,18 +101,18 @@ class Config:
     adam_beta1: float = _f(0.9, "Adam beta1")
     adam_beta2: float = _f(0.999, "Adam beta2")
     adam_eps: float = _f(1e-8, "Adam epsilon")
-    net: str = _f("auto", "network: auto picks the paper's CNN for image observations and an MLP "
+    net: NetName = _f("auto", "network: auto picks the paper's CNN for image observations and an MLP "
                           "for vectors; lstm adds an LSTM core after that torso (A3C-LSTM, "
                           "CNN-LSTM on images; a3c/a2c)", choices=NETS)
-    hidden: list = _f([64, 64], "hidden layer sizes of the MLP torso", nargs="+", item_type=int)
+    hidden: list[int] = _f([64, 64], "hidden layer sizes of the MLP torso", nargs="+", item_type=int)
     lstm_size: int = _f(256, "cells of the LSTM core with --net lstm (paper: 256)")
-    activation: str = _f("tanh", "MLP activation (the CNN is ReLU, as the paper's); tanh by default: "
+    activation: Activation = _f("tanh", "MLP activation (the CNN is ReLU, as the paper's); tanh by default: "
                                  "with ReLU and the gradient clip the value estimate diverged on "
                                  "CartPole (docs/algorithms.md)", choices=ACTIVATIONS)
-    shared_torso: str = _f("auto", "policy and value share the torso; auto: shared for the CNN and "
+    shared_torso: AutoYesNo = _f("auto", "policy and value share the torso; auto: shared for the CNN and "
                                    "the LSTM (paper, Atari), separate MLPs for vector observations "
                                    "(as SB3's MlpPolicy)", choices=SHARED_TORSO, flag=True)
-    executor: str = _f("auto", "how actor-learners run: hogwild processes, sync (one process, "
+    executor: ExecutorName = _f("auto", "how actor-learners run: hogwild processes, sync (one process, "
                                "batched), or ray (Ray actors, on this machine or a Ray cluster, "
                                "their gradients applied by this process); auto: sync for a2c, "
                                "hogwild otherwise", choices=EXECUTORS)
@@ -108,9 +121,9 @@ class Config:
                               "'ray://HOST:10001'; auto: RAY_ADDRESS or the last `ray start` here); "
                               "empty: a Ray already started in this process, else a local one "
                               "started on this machine for the run")
-    device: str = _f("auto", "sync executor: device of the model and the update (auto: cuda if "
+    device: DeviceName = _f("auto", "sync executor: device of the model and the update (auto: cuda if "
                              "available); hogwild runs on cpu", choices=DEVICES)
-    vec_env: str = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv), "
+    vec_env: VecEnvName = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv), "
                               "split (one group per core: the last inline, the others in worker "
                               "processes that step while the next group's actions are chosen; "
                               "observations in shared memory; lowers the priority of this "
@@ -121,7 +134,7 @@ class Config:
                               "or EnvPool (their resets differ slightly); auto: inline for Atari, "
                               "subprocesses for envs slower than ~0.2 ms a step when there are cores "
                               "to spare, else inline", choices=VEC_ENVS)
-    clip_rewards: str = _f("auto", "clip rewards to [-1, 1] for learning (the logged and evaluated "
+    clip_rewards: AutoYesNo = _f("auto", "clip rewards to [-1, 1] for learning (the logged and evaluated "
                                    "score stays the raw one); auto: yes for Atari, no otherwise",
                            choices=CLIP_REWARDS)
     noop_max: int = _f(30, "Atari: up to this many random no-ops at the start of every episode "
@@ -169,7 +182,7 @@ class Config:
                                                "reaches this (inf: never)")
     stop_return: float = _f(float("inf"), "stop early once the mean return of the last 100 "
                                           "training episodes reaches this (inf: never)")
-    start_method: str = _f("auto", "multiprocessing start method (auto: fork on Linux, spawn elsewhere)",
+    start_method: StartMethod = _f("auto", "multiprocessing start method (auto: fork on Linux, spawn elsewhere)",
                            choices=START_METHODS)
 
     # ------------------------------------------------------------------ helpers
@@ -208,20 +221,62 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> "Config":
-        """Build from a mapping; an unknown key is an error naming the key."""
+    def from_dict(cls, data: dict, source: str = "config", what: str = "key") -> "Config":
+        """Build from a mapping; an unknown key is an error naming the key (`what` it is
+        called: key, hyperparameter) and the closest known one."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(
-                f"{source}: unknown key {unknown[0]!r}"
-                + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
-                + f"; known keys: {', '.join(sorted(known))}")
+            raise ConfigError(unknown_message(source, unknown, known, what))
         coerced = {k: coerce_field(k, v, source) for k, v in data.items()}
         preset = coerced.get("preset", "none")
         if preset not in PRESETS:
             raise ConfigError(f"{source}: preset {preset!r} is not one of: {', '.join(PRESETS)}")
         return cls(**{**preset_values(preset, coerced.get("algo", "a3c")), **coerced})
+
+    @classmethod
+    def from_yaml(cls, path: str) -> "Config":
+        """Read a YAML file of field: value (keys with - or _; a run folder's config.yaml
+        too). Fields it does not name keep their preset's value (the file's `preset`, none
+        if it has none)."""
+        return cls.from_dict(load_config_file(str(path)), source=str(path))
+
+    def to_yaml(self, path: str, overwrite: bool = False, only_applicable: bool = False) -> str:
+        """Write this config as YAML (atomically: a temporary file renamed), every field, or with
+        `only_applicable` those that apply to its run (`applies`). An existing file is refused
+        (ConfigError) unless `overwrite`. Returns the path."""
+        import os
+        import tempfile
+
+        import yaml
+
+        path = str(path)
+        if os.path.exists(path) and not overwrite:
+            raise ConfigError(f"{path!r} exists; pass overwrite=True to replace it")
+        values = self.applicable_dict() if only_applicable else self.to_dict()
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(yaml.safe_dump(values, sort_keys=False))
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    def applies(self, name: str) -> bool:
+        """Whether field `name` has any effect on this run: Atari-only fields for Atari ids, the
+        Q methods' for value-based algorithms, the LSTM's with an LSTM, each optimiser's and
+        executor's own options with it, ... (an unknown name: KeyError)."""
+        _FIELDS[name]
+        rule = _APPLIES.get(name)
+        return True if rule is None else bool(rule(self))
+
+    def applicable_dict(self) -> dict:
+        """to_dict() with only the fields that apply to this run (config.yaml of a run folder)."""
+        return {k: v for k, v in self.to_dict().items() if self.applies(k)}
 
     def validate(self) -> list[str]:
         """Every problem with this configuration, one line each (empty when valid): its own
@@ -241,6 +296,32 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in fields(Config)}
+
+_VALUE_BASED = ("one-step-q", "one-step-sarsa", "n-step-q")
+_ACTOR_CRITIC = ("a3c", "a2c")
+_ATARI = lambda c: is_atari_id(c.env)                     # noqa: E731
+_SYNC = lambda c: c.resolved().executor == "sync"          # noqa: E731
+_RMSPROP = lambda c: c.optimizer in ("shared-rmsprop", "rmsprop")  # noqa: E731
+_ADAM = lambda c: c.optimizer == "adam"                    # noqa: E731
+#: field -> when it applies (a field not named here always does)
+_APPLIES = {
+    "async_update": lambda c: c.algo in ("one-step-q", "one-step-sarsa"),
+    "t_max": lambda c: c.algo not in ("one-step-q", "one-step-sarsa"),
+    **dict.fromkeys(("target_update", "epsilon_steps", "epsilon_finals", "epsilon_probs"),
+                    lambda c: c.algo in _VALUE_BASED),
+    **dict.fromkeys(("entropy_beta", "value_coef", "shared_torso"), lambda c: c.algo in _ACTOR_CRITIC),
+    **dict.fromkeys(("rms_alpha", "rms_eps", "fused_optimizer"), _RMSPROP),
+    **dict.fromkeys(("adam_beta1", "adam_beta2", "adam_eps"), _ADAM),
+    "sgd_momentum": lambda c: c.optimizer == "sgd",
+    **dict.fromkeys(("hidden", "activation"), lambda c: uses_mlp(c, is_atari_id(c.env))),
+    "lstm_size": lambda c: c.net == "lstm",
+    "ray_address": lambda c: c.resolved().executor == "ray",
+    **dict.fromkeys(("device", "vec_env", "torch_threads"), _SYNC),
+    **dict.fromkeys(("noop_max", "frame_skip", "frame_stack", "screen_size", "sticky_actions",
+                     "life_loss_terminal"), _ATARI),
+    "stop_eval_return": lambda c: c.eval_every > 0,
+    "start_method": lambda c: c.resolved().executor == "hogwild" or c.eval_every > 0,   # the evaluator's too
+}
 
 
 def cuda_available() -> bool:
