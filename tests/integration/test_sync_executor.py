@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -353,3 +354,59 @@ def test_value_based_on_cuda_returns_the_target_network_too():
     assert agent.params.device.type == "cpu" and agent.target_params.device.type == "cpu"
     assert not torch.equal(target0, agent.target_params)
     assert agent.evaluate(1)["episodes"] == 1
+
+
+# --------------------------------------------------------------------------- env subprocess restarts
+def killed_env_run(tmp_path, vec_env: str, *extra: str):
+    """`asyncrl train a2c` on CartPole, 2 envs (t-max 4, 30,000 steps) in env subprocesses;
+    SIGKILL to one env subprocess once episodes are logged. Returns (process, its stderr, run
+    folder, the pid killed)."""
+    from asyncrl.procs import child_pids
+    from helpers import train_cli, wait_for
+
+    run_dir = tmp_path / "run"
+    p = train_cli("a2c", "--env", "CartPole-v1", "--workers", "2", "--vec-env", vec_env, "--t-max", "4",
+                  "--steps", "30000", "--eval-episodes", "0", "--seed", "3", "--run-dir", str(run_dir), *extra)
+    want = 2 if vec_env == "subprocess" else 1
+    episodes = run_dir / "episodes.csv"
+    wait_for(lambda: episodes.exists() and len(episodes.read_text().splitlines()) > 5
+             and len(child_pids(p.pid)) == want, what="env subprocesses and some episodes")
+    victim = child_pids(p.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    _, err = p.communicate(timeout=240)
+    return p, err, run_dir, victim
+
+
+@pytest.mark.parametrize("vec_env", ["subprocess", "split"])
+def test_a_killed_env_subprocess_is_restarted_and_the_run_ends_exactly(tmp_path, vec_env):
+    """SIGKILL to an env subprocess of a running sync job: it is restarted (a new process, new
+    seeds) within max-worker-restarts, faults.log and stderr say so, the run exits 0 and ends
+    exactly on its 30,000 steps (the killed env's column of that segment is left out and not
+    counted: 4 steps, and the run makes them up), with one metrics row per logged step."""
+    from asyncrl.procs import child_pids
+
+    p, err, run_dir, victim = killed_env_run(tmp_path, vec_env)
+    assert p.returncode == 0, err
+    log = (run_dir / "faults.log").read_text()
+    assert re.search(r"step [\d]+: the subprocess of environment 0 was killed by SIGKILL; restarting it with "
+                     r"new seeds \(restart 1 of at most 10\)", log), log
+    assert "the subprocess of environment 0 was killed by SIGKILL; restarting it" in err
+    final = asyncrl.load(str(run_dir / "checkpoints" / "final.pt"))
+    assert final.global_step == 30_000
+    _, rows = read_csv(run_dir / "metrics.csv")
+    steps = [int(r[0]) for r in rows]
+    assert steps[-1] == 30_000 and steps == sorted(set(steps))
+    assert victim not in child_pids(p.pid)
+
+
+def test_a_killed_env_subprocess_past_the_budget_stops_the_run_with_exit_3(tmp_path):
+    """--max-worker-restarts 0: the first dead env subprocess stops the run, exit code 3 and
+    hogwild's wording ('...; the run stops: 0 worker restarts already (max-worker-restarts 0)'),
+    and latest.pt holds the step of the last update."""
+    p, err, run_dir, _ = killed_env_run(tmp_path, "subprocess", "--max-worker-restarts", "0")
+    assert p.returncode == 3, err
+    m = re.search(r"asyncrl train: error: the subprocess of environment 0 was killed by SIGKILL at step ([\d,]+); "
+                  r"the run stops: 0 worker restarts already \(max-worker-restarts 0\)", err)
+    assert m, err
+    assert asyncrl.load(str(run_dir / "checkpoints" / "latest.pt")).global_step == int(m.group(1).replace(",", ""))
+    assert "the run stops" in (run_dir / "faults.log").read_text()

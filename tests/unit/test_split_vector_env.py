@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from asyncrl.envs import EnvFactory
-from asyncrl.vector import SplitVectorEnv, group_bounds, make_vector_env
+from asyncrl.vector import SplitVectorEnv, SubprocessVectorEnv, group_bounds, make_vector_env
 from asyncrl.system import available_cores
 
 SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
@@ -272,15 +272,21 @@ def test_make_vector_env_split_has_a_group_per_core_and_equals_inline_on_pong():
 def test_a_failed_send_leaves_the_env_broken_not_out_of_step():
     """A worker that died before a command is sent to it: the send fails, and the env says it
     cannot go on instead of reading stale answers later."""
-    split = SplitVectorEnv([DrawEnv] * 3, 3)
+    assert_a_kill_breaks_it(SplitVectorEnv([DrawEnv] * 3, 3), 1, (EOFError, OSError), tries=3)
+
+
+def assert_a_kill_breaks_it(split: SplitVectorEnv, k: int, raises, match: str | None = None, tries: int = 1):
+    """Kill worker k: a step (within `tries`: the dead worker's pipe may take a send before it
+    breaks) raises `raises`, and then the env cannot go on."""
+    n = split.num_envs
     try:
         split.reset(seed=0)
-        kill_worker(split, 1)
-        with pytest.raises((EOFError, OSError)):
-            for _ in range(3):           # the dead worker's pipe may take a send before it breaks
-                split.step(np.zeros(3, np.int64))
+        kill_worker(split, k)
+        with pytest.raises(raises, match=match):
+            for _ in range(tries):
+                split.step(np.zeros(n, np.int64))
         with pytest.raises(RuntimeError, match="cannot go on"):
-            split.step(np.zeros(3, np.int64))
+            split.step(np.zeros(n, np.int64))
     finally:
         split.close(terminate=True)
 
@@ -322,3 +328,120 @@ def _alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+# --------------------------------------------------------------------------- restarts
+class Faults:
+    """on_failure that records each call, and raises once `limit` calls have been allowed."""
+
+    def __init__(self, limit: int = 10):
+        self.calls, self.limit = [], limit
+
+    def __call__(self, envs: range, why: str, detail: str) -> None:
+        if len(self.calls) >= self.limit:
+            raise RuntimeError(f"past the budget: {why}")
+        self.calls.append((envs, why, detail))
+
+
+def first_obs(seed: int) -> np.ndarray:
+    return DrawEnv().reset(seed=seed)[0]
+
+
+def test_a_killed_worker_is_restarted_with_new_seeds_and_the_others_are_unaffected():
+    """SIGKILL to the worker of envs 0-1 (of 4, 2 groups): the next step calls on_failure
+    with why 'was killed by SIGKILL', starts a new process, resets envs 0-1 with seeds
+    10 + i + 1000, and returns for them their first observations, reward 0, truncated (not
+    terminated), final_info['env_restarted']; envs 2-3 step exactly as a SyncVectorEnv of the
+    same seeds and actions does, before and after. `restarted` names the step and envs; a
+    second kill is the second restart (seeds + 2000)."""
+    faults = Faults()
+    split = SplitVectorEnv([DrawEnv] * 4, 2, on_failure=faults)
+    ref = gym.vector.SyncVectorEnv([DrawEnv] * 4, autoreset_mode=SAME_STEP)
+    try:
+        split.reset(seed=10)
+        ref.reset(seed=10)
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            a = rng.integers(0, 3, 4)
+            assert np.array_equal(split.step(a)[0], ref.step(a)[0])
+        old = kill_worker(split, 0)
+        a = rng.integers(0, 3, 4)
+        obs, rew, term, trunc, info = split.step(a)
+        r_obs, r_rew, r_term, r_trunc, _ = ref.step(a)
+        assert [(e, w) for e, w, _ in faults.calls] == [(range(0, 2), "was killed by SIGKILL")]
+        assert split.processes[0].pid != old.pid and split.processes[0].is_alive()
+        assert np.array_equal(obs[0], first_obs(1010)) and np.array_equal(obs[1], first_obs(1011))
+        assert list(rew[:2]) == [0.0, 0.0] and list(term[:2]) == [False, False] and list(trunc[:2]) == [True, True]
+        assert list(info["final_info"]["env_restarted"][:2]) == [True, True]
+        assert np.array_equal(obs[2:], r_obs[2:]) and np.array_equal(rew[2:], r_rew[2:])
+        assert np.array_equal(term[2:], r_term[2:]) and np.array_equal(trunc[2:], r_trunc[2:])
+        assert split.restarted == [(3, range(0, 2))] and split.steps_taken == 4
+        for _ in range(5):                  # the others go on exactly; the new worker steps
+            a = rng.integers(0, 3, 4)
+            out, r = split.step(a), ref.step(a)
+            assert np.array_equal(out[0][2:], r[0][2:]) and np.array_equal(out[1][2:], r[1][2:])
+        kill_worker(split, 0)
+        obs = split.step(np.zeros(4, np.int64))[0]
+        assert len(faults.calls) == 2 and np.array_equal(obs[0], first_obs(2010))
+    finally:
+        split.close()
+        ref.close()
+    assert all(p.exitcode == 0 for p in split.processes)
+
+
+def test_a_worker_that_raises_or_hangs_is_restarted_and_says_why():
+    """An env that raises in the worker: why is its exception's last line and the detail its
+    traceback; a worker silent for `timeout` s is killed and restarted (why: hung)."""
+    faults = Faults()
+    split = SplitVectorEnv([lambda: DrawEnv(fail_at=2), DrawEnv], 2, on_failure=faults)
+    try:
+        split.reset(seed=0)
+        split.step(np.zeros(2, np.int64))
+        trunc = split.step(np.zeros(2, np.int64))[3]
+        envs, why, detail = faults.calls[0]
+        assert envs == range(0, 1) and why == "failed: RuntimeError: boom at step 2", why
+        assert detail.startswith("\nTraceback") and "boom at step 2" in detail
+        assert trunc[0]
+    finally:
+        split.close()
+    hung = Faults()
+    split = SplitVectorEnv([lambda: DrawEnv(sleep_at=2), DrawEnv], 2, timeout=0.5, on_failure=hung)
+    try:
+        split.reset(seed=0)
+        split.step(np.zeros(2, np.int64))
+        t0 = time.monotonic()
+        split.step(np.zeros(2, np.int64))
+        assert time.monotonic() - t0 < 10
+        assert hung.calls[0][1] == "did not answer a step within 0.5 s (worker-timeout; hung, killed)"
+        split.step(np.zeros(2, np.int64))       # the new worker answers
+    finally:
+        split.close(terminate=True)
+
+
+def test_past_the_budget_the_step_raises_and_the_env_can_only_be_closed():
+    """on_failure raising (the restart budget spent) stops the step with its error; the env
+    is then broken, its dead worker not replaced."""
+    assert_a_kill_breaks_it(SplitVectorEnv([DrawEnv] * 2, 2, on_failure=Faults(limit=0)), 0, RuntimeError,
+                            match="past the budget: was killed by SIGKILL")
+
+
+def test_subprocess_vector_env_has_a_process_per_env_and_restarts_them():
+    """SubprocessVectorEnv (--vec-env subprocess): 3 envs, 3 worker processes, none local,
+    the SyncVectorEnv's results; a killed one is restarted like a split group."""
+    faults = Faults()
+    sub = SubprocessVectorEnv([DrawEnv] * 3, on_failure=faults)
+    ref = gym.vector.SyncVectorEnv([DrawEnv] * 3, autoreset_mode=SAME_STEP)
+    try:
+        assert len(sub.processes) == 3 and sub.envs == [] and sub.step_acting is None
+        assert np.array_equal(sub.reset(seed=4)[0], ref.reset(seed=4)[0])
+        rng = np.random.default_rng(1)
+        for _ in range(20):
+            a = rng.integers(0, 3, 3)
+            for x, y in zip(sub.step(a)[:4], ref.step(a)[:4]):
+                assert np.array_equal(x, y)
+        kill_worker(sub, 2)
+        obs, _, _, trunc, _ = sub.step(np.zeros(3, np.int64))
+        assert faults.calls[0][0] == range(2, 3) and trunc[2] and np.array_equal(obs[2], first_obs(1006))
+    finally:
+        sub.close()
+        ref.close()

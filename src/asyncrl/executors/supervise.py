@@ -1,7 +1,8 @@
-"""The supervision policy of the executors whose actor-learners can fail one by one
-(hogwild's processes, ray's actors): the restart budget, how a fault is worded and
-logged, periodic checkpoints, and stopping once solved. The executor says what happened
-to a worker; the policy decides whether the run goes on."""
+"""The supervision policy of the executors whose actor-learners or env subprocesses can
+fail one by one (hogwild's processes, ray's actors, the sync executor's env subprocesses):
+the restart budget, how a fault is worded and logged, periodic checkpoints, and stopping
+once solved. The executor says what happened to a worker; the policy decides whether the
+run goes on."""
 from __future__ import annotations
 
 import time
@@ -23,20 +24,23 @@ class Supervisor:
         """Why a worker that finished no segment within worker-timeout was killed."""
         return f"finished no segment for {self.cfg.worker_timeout:g} s (hung; killed)"
 
-    def failed(self, rank: int, why: str, step: int, detail: str = "") -> None:
+    def failed(self, rank: int, why: str, step: int, detail: str = "", who: str = "",
+               how: str = "restarting it on the current parameters") -> None:
         """Worker `rank` failed (`why`: 'was killed by SIGKILL', ...; `detail`: its traceback,
         starting with a newline) at global step `step`. Within the budget the fault is logged
-        as a restart and the caller replaces the worker on the current parameters; past it,
-        WorkerError stops the run."""
+        as a restart and the caller replaces the worker (`how`); past it, WorkerError stops the
+        run. `who` names it where it is not 'worker <rank>' (the sync executor's env
+        subprocesses, which share the budget)."""
         limit = self.cfg.max_worker_restarts
+        who = who or f"worker {rank}"
         if self.restarts >= limit:
-            message = (f"worker {rank} {why} at step {step:,}; the run stops: {self.restarts} worker "
+            message = (f"{who} {why} at step {step:,}; the run stops: {self.restarts} worker "
                        f"restart{'s' * (self.restarts != 1)} already (max-worker-restarts {limit})")
             self.log.fault(message + detail, step, echo=False)
             raise WorkerError(message + detail)
         self.restarts += 1
-        self.log.fault(f"worker {rank} {why}; restarting it on the current parameters (restart "
-                       f"{self.restarts} of at most {limit}){detail}", step, restart=True)
+        self.log.fault(f"{who} {why}; {how} (restart {self.restarts} of at most {limit}){detail}", step,
+                       restart=True)
 
     def after_end(self, rank: int, why: str, step: int, detail: str = "") -> None:
         """Worker `rank` failed once no work was left: logged, nothing to replace."""

@@ -6,6 +6,11 @@ Learner are the hogwild worker's own; only where the rollout comes from differs.
 Deterministic on CPU: environment i is seeded with seed + i, exploration draws from one
 generator seeded with the run's seed, and nothing depends on timing (use --log-steps for
 metrics rows at fixed steps). Interrupts are deferred to the end of the current update.
+
+An env subprocess (--vec-env split or subprocess) that dies, hangs or raises is restarted
+with new seeds within the hogwild workers' budget (max-worker-restarts, the Supervisor's);
+the segment's columns of the environments it stepped are left out of that update (see
+`leave_out`).
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from ..config import DEFAULT_SYNC_ENVS, Config
 from ..errors import WorkerError
 from ..learner import Learner, make_learner
 from ..procs import DeferredInterrupt, signal_name
-from ..rollout import VectorSegmentCollector
+from ..rollout import Rollout, VectorSegmentCollector
 from ..system import available_cores, lower_native_threads
 from ..threads import math_threads
 from ..vector import choose_vec_env, close_vector_env, make_vector_env
@@ -64,8 +69,52 @@ def env_failure(venv: gym.vector.VectorEnv, exc: Exception, step: int, timeout: 
     else:
         what = f"acting in the environments failed: {type(exc).__name__}: {exc}"
         tb = "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-    return WorkerError(f"{what} at step {step:,}; the run stops (the sync executor does not restart "
-                       f"environments){tb}")
+    return WorkerError(f"{what} at step {step:,}; the run stops (an environment stepped in this process "
+                       f"is not restarted){tb}")
+
+
+def env_group_name(envs: range) -> str:
+    """'the subprocess of environment 3' / 'of environments 0-3', for faults.log."""
+    if len(envs) == 1:
+        return f"the subprocess of environment {envs.start}"
+    return f"the subprocess of environments {envs.start}-{envs.stop - 1}"
+
+
+def rollout_columns(ro: Rollout, keep: list[int]) -> Rollout:
+    """The rollout of the environments (columns) `keep` only, a copy: final observations and
+    their actions of the others dropped, the rest renumbered; no acting tape (it holds the
+    whole batch's forwards: the learner runs its own)."""
+    cols = torch.tensor(keep, dtype=torch.int64)
+    where = torch.full((ro.rewards.shape[1],), -1, dtype=torch.int64)
+    where[cols] = torch.arange(len(keep))
+    final_obs = final_idx = final_next = None
+    if ro.final_idx is not None:
+        sel = where[ro.final_idx[:, 1]] >= 0
+        if bool(sel.any()):
+            final_obs, final_idx = ro.final_obs[sel], ro.final_idx[sel].clone()
+            final_idx[:, 1] = where[final_idx[:, 1]]
+            final_next = None if ro.final_next_actions is None else ro.final_next_actions[sel]
+    return Rollout(ro.obs[:, cols], ro.actions[:, cols], ro.rewards[:, cols], ro.terminated[:, cols],
+                   ro.truncated[:, cols], final_obs=final_obs, final_idx=final_idx,
+                   next_actions=None if ro.next_actions is None else ro.next_actions[cols],
+                   final_next_actions=final_next,
+                   state0=None if ro.state0 is None else tuple(x[cols] for x in ro.state0),
+                   starts=None if ro.starts is None else ro.starts[:, cols])
+
+
+def leave_out(ro: Rollout, finished: list, restarted: list[tuple[int, range]], first_step: int):
+    """The segment without the columns of the environments restarted in it, and its finished
+    episodes without the ones the restarts ended (restarted: (vector env step, envs);
+    first_step: the vector env's step count at the segment's start). Dropped, not
+    bootstrapped: the step an environment died in has no reward and no next observation,
+    and a rollout has no per-step mask, so the one honest choice is to train on none of
+    that environment's steps of this segment; the other columns are trained on as
+    always. Returns (rollout or None when no column is left, finished)."""
+    gone = {i for _, envs in restarted for i in envs}
+    cut = {(s - first_step, i) for s, envs in restarted for i in envs}
+    finished = [f for f in finished if (f[0], f[1]) not in cut]
+    keep = [b for b in range(ro.rewards.shape[1]) if b not in gone]
+    return (rollout_columns(ro, keep) if keep else None), finished
 
 
 def sync_back(learner: Learner, job: TrainJob) -> None:
@@ -136,7 +185,13 @@ class SyncExecutor(Executor):
         cfg = job.cfg
         self.resolve(job.env_factory)
         self.step = job.start_step
-        venv = make_vector_env(job.env_factory, cfg.workers, self.vec_env, cfg.start_method, cfg.worker_timeout)
+        self.supervisor = supervisor = Supervisor(job)
+
+        def restart(envs: range, why: str, detail: str) -> None:     # past the budget: WorkerError
+            supervisor.failed(envs.start, why, self.step, detail, who=env_group_name(envs),
+                              how="restarting it with new seeds")
+        venv = make_vector_env(job.env_factory, cfg.workers, self.vec_env, cfg.start_method, cfg.worker_timeout,
+                               on_failure=restart)
         learner = None
         failed = True
         threads = self.threads if self.device.type == "cpu" else torch.get_num_threads()
@@ -170,26 +225,37 @@ class SyncExecutor(Executor):
         learn_threads = torch.get_num_threads()
         act_threads = self.act_threads if device.type == "cpu" else learn_threads
         torch.set_num_threads(act_threads)
-        supervisor = Supervisor(job)
+        supervisor = self.supervisor
+        restarted = getattr(venv, "restarted", None)     # (step, envs) of env subprocesses restarted
         with DeferredInterrupt() as stop:
             while step < target and not stop.requested:
                 t = min(seg, -(-(target - step) // B))   # the last segment may be shorter
+                first = getattr(venv, "steps_taken", 0)
                 try:
                     ro, finished = collector.collect(policy, t)
+                except WorkerError:
+                    raise                   # an env subprocess failed past the restart budget
                 except Exception as exc:
                     raise env_failure(venv, exc, step, cfg.worker_timeout) from exc
-                before, step = step, step + ro.num_steps
-                if act_threads != learn_threads:
-                    torch.set_num_threads(learn_threads)
-                learner.update(ro.to(device), step)
-                if act_threads != learn_threads:
-                    torch.set_num_threads(act_threads)
+                if restarted:
+                    ro, finished = leave_out(ro, finished, restarted, first)
+                    restarted.clear()
+                width = 0 if ro is None else ro.rewards.shape[1]
+                before = step
+                if ro is not None:
+                    step += ro.num_steps
+                    if act_threads != learn_threads:
+                        torch.set_num_threads(learn_threads)
+                    learner.update(ro.to(device), step)
+                    if act_threads != learn_threads:
+                        torch.set_num_threads(act_threads)
                 self.step = step
                 policy.at_step(step)
                 if finished:
                     now = time.time() - job.time_origin
                     for ti, b, ret, length in finished:
-                        log.episode(worker=b, step=before + (ti + 1) * B, wall_time=now, ret=ret, length=length)
+                        log.episode(worker=b, step=before + (ti + 1) * width, wall_time=now, ret=ret,
+                                    length=length)
                 log.stats(0, *learner.take_stats())
                 supervisor.tick(step, before_checkpoint=lambda: sync_back(learner, job))
                 if supervisor.solved():

@@ -2,39 +2,24 @@
 subprocess, or for Atari ale-py's and EnvPool's."""
 from __future__ import annotations
 
-import multiprocessing
 import time
 import warnings
+from typing import Callable
 
 import gymnasium as gym
 
 from ..config import Config
 from ..envs import EnvFactory
 from ..errors import EnvError
-from ..procs import leave_process_group, resolve_start_method, single_threaded_children
+from ..procs import resolve_start_method, single_threaded_children
 from ..system import available_cores
 from .atari import AtariSyncVectorEnv, EnvPoolAtari, make_ale_vector_env
-from .split import SplitVectorEnv
+from .split import SplitVectorEnv, SubprocessVectorEnv
 from .threaded import ThreadedVectorEnv
 
 
 #: an environment step slower than this is worth a subprocess (pipe round trip ~50-100 us)
 SUBPROCESS_STEP_S = 200e-6
-
-
-class EnvInChild:
-    """The env factory as a vector env's subprocess calls it. The subprocess leaves the
-    process group first: Ctrl-C and a SIGTERM to the group are for the main process to
-    handle (it stops at the end of an update and closes the envs), not for env workers,
-    which would otherwise die mid-step (or run the parent's SIGTERM handler)."""
-
-    def __init__(self, factory: EnvFactory):
-        self.factory = factory
-
-    def __call__(self) -> gym.Env:
-        if multiprocessing.parent_process() is not None:   # AsyncVectorEnv also calls it in the parent
-            leave_process_group()
-        return self.factory()
 
 
 def env_step_seconds(factory: EnvFactory, seed: int, steps: int = 64, budget_s: float = 0.25) -> float:
@@ -74,26 +59,14 @@ def choose_vec_env(cfg: Config, factory: EnvFactory) -> str:
     return "subprocess" if env_step_seconds(factory, cfg.seed) > SUBPROCESS_STEP_S else "inline"
 
 
-class TimedAsyncVectorEnv(gym.vector.AsyncVectorEnv):
-    """AsyncVectorEnv whose waits for its subprocesses give up after `wait_timeout` seconds
-    (multiprocessing.TimeoutError) instead of blocking forever on a hung environment."""
-
-    def __init__(self, *args, wait_timeout: float | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.wait_timeout = wait_timeout
-
-    def reset_wait(self, timeout=None, *args, **kwargs):
-        return super().reset_wait(self.wait_timeout if timeout is None else timeout, *args, **kwargs)
-
-    def step_wait(self, timeout=None):
-        return super().step_wait(self.wait_timeout if timeout is None else timeout)
-
-
 def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = "auto",
-                    timeout: float = 0.0) -> gym.vector.VectorEnv:
+                    timeout: float = 0.0, on_failure: Callable[[range, str, str], None] | None = None
+                    ) -> gym.vector.VectorEnv:
     """n copies of the env, reset within the step that ends an episode (SAME_STEP autoreset:
-    the true final observation is in info['final_obs']). Subprocess envs that take longer
-    than `timeout` seconds (> 0) to answer a step or reset raise multiprocessing.TimeoutError."""
+    the true final observation is in info['final_obs']). Subprocess envs (split, subprocess)
+    that take longer than `timeout` seconds (> 0) to answer a step or reset raise
+    multiprocessing.TimeoutError; given `on_failure`, one that dies, hangs or raises while
+    stepping is restarted instead (SplitVectorEnv)."""
     same_step = gym.vector.AutoresetMode.SAME_STEP
     if mode in ("ale", "envpool"):
         if factory.atari is None:
@@ -107,13 +80,12 @@ def make_vector_env(factory: EnvFactory, n: int, mode: str, start_method: str = 
     if mode == "split":
         with single_threaded_children():
             return SplitVectorEnv([factory] * n, available_cores(), context=resolve_start_method(start_method),
-                                  copy=False, timeout=timeout or None)
+                                  copy=False, timeout=timeout or None, on_failure=on_failure)
     if mode == "threads":
         return ThreadedVectorEnv([factory] * n, available_cores(), copy=False, autoreset_mode=same_step)
     with single_threaded_children():
-        return TimedAsyncVectorEnv([EnvInChild(factory)] * n, shared_memory=True, copy=False,
-                                    context=resolve_start_method(start_method), daemon=True,
-                                    autoreset_mode=same_step, wait_timeout=timeout or None)
+        return SubprocessVectorEnv([factory] * n, context=resolve_start_method(start_method), copy=False,
+                                   timeout=timeout or None, on_failure=on_failure)
 
 
 def close_vector_env(venv: gym.vector.VectorEnv, failed: bool) -> None:

@@ -9,90 +9,31 @@ shared memory, everything else (rewards, flags, infos) through one pipe message 
 and step. With step_acting, each group's actions are chosen and sent before the next
 group's, so the workers step while the learner's acting forwards run; the update still
 runs with every core while the workers wait. Nothing of the learner's math changes.
+
+SubprocessVectorEnv (--vec-env subprocess) is the same with no group in the calling
+process: one worker process per environment. Given `on_failure`, both restart a worker
+that dies, hangs or raises while stepping (see SplitVectorEnv).
 """
 from __future__ import annotations
 
+import itertools
 import multiprocessing
-import os
-import traceback
 from copy import deepcopy
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import (batch_space, create_shared_memory, iterate, read_from_shared_memory,
                                     write_to_shared_memory)
 
-from ..procs import die_with, leave_process_group
+from ..procs import single_threaded_children
 from .common import call_envs, group_bounds, merged_infos, raise_first, step_env
+from .envproc import fault_cause, start_worker
+
+#: a restarted environment's seed: its last seed + RESEED x its restarts (hogwild's rule)
+RESEED = 1000
 
 _SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
-
-
-def _worker(conn, parent_end, parent_pid: int, env_fns, first: int, space: gym.Space, shm) -> None:
-    """A worker process: builds its environments (indices first, first+1, ...), then answers
-    commands until told to close or until the parent goes away (its pipe closes; on Linux
-    the kernel also kills it when the parent dies). It leaves the process group first, so
-    that Ctrl-C and a SIGTERM to the group reach the main process only, which stops at the
-    end of an update and closes the environments."""
-    if parent_end is not None:          # forked: the parent's end of the pipe is ours too
-        parent_end.close()
-    die_with(parent_pid)
-    leave_process_group()
-    envs: list[gym.Env] = []
-    try:
-        envs = [fn() for fn in env_fns]
-        conn.send(("ok", None))
-        n = len(envs)
-        rewards = np.zeros(n, np.float64)
-        terms, truncs = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
-        while True:
-            try:
-                cmd, arg = conn.recv()
-            except EOFError:                # the parent is gone
-                return
-            if cmd == "step":
-                infos, finals = [], {}
-                for j, env in enumerate(envs):
-                    obs, rewards[j], terms[j], truncs[j], info, final = step_env(env, arg[j])
-                    if final is not None:
-                        finals[j] = final
-                    write_to_shared_memory(space, first + j, obs, shm)
-                    infos.append(info)
-                conn.send(("ok", (rewards, terms, truncs, infos, finals)))
-            elif cmd == "reset":
-                seeds, options = arg
-                infos = []
-                for j, env in enumerate(envs):
-                    obs, info = env.reset(seed=seeds[j], options=options)
-                    write_to_shared_memory(space, first + j, obs, shm)
-                    infos.append(info)
-                conn.send(("ok", infos))
-            elif cmd == "call":
-                conn.send(("ok", call_envs(envs, *arg)))
-            elif cmd == "set_attr":
-                name, values = arg
-                for env, value in zip(envs, values):
-                    env.set_wrapper_attr(name, value)
-                conn.send(("ok", None))
-            elif cmd == "close":
-                conn.send(("ok", None))
-                return
-            else:
-                raise RuntimeError(f"unknown command {cmd!r}")
-    except (KeyboardInterrupt, BrokenPipeError):
-        pass
-    except BaseException as exc:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-        try:
-            conn.send(("error", (exc, tb)))
-        except Exception:               # the exception itself does not pickle
-            conn.send(("error", (RuntimeError(f"{type(exc).__name__}: {exc}"), tb)))
-    finally:
-        for env in envs:
-            try:
-                env.close()
-            except Exception:
-                pass
 
 
 class SplitVectorEnv(gym.vector.VectorEnv):
@@ -109,45 +50,64 @@ class SplitVectorEnv(gym.vector.VectorEnv):
     that dies raises EOFError; one that does not answer within `timeout` seconds (when
     given) raises multiprocessing.TimeoutError. `processes` lists the workers, for a caller
     that wants their exit codes.
+
+    With `on_failure(envs, why, detail)`, a worker that dies, raises or does not answer
+    while stepping is restarted instead (a live one killed first): on_failure is called
+    first (it may raise to stop: the env is then broken), then a new process rebuilds the
+    group's environments and resets them with new seeds (each env's last seed + RESEED x
+    the group's restarts), and the step returns for them: the new first observations,
+    reward 0, truncated, and info['final_info'] with 'env_restarted' True (their
+    'final_obs' is no true final observation: the step never happened; a learner must not
+    bootstrap from it). `restarted` lists (index of that step, envs) for the caller, who
+    clears it; `steps_taken` counts the steps. The other groups' results are unaffected.
+    `local=False`: no group in the calling process (the spaces come from an env made and
+    closed here).
     """
 
     metadata = {"autoreset_mode": _SAME_STEP}
 
     def __init__(self, env_fns, groups: int, context: str | None = None, copy: bool = True,
-                 timeout: float | None = None):
+                 timeout: float | None = None, local: bool = True,
+                 on_failure: Callable[[range, str, str], None] | None = None):
         env_fns = list(env_fns)
         if not env_fns:
             raise ValueError("SplitVectorEnv needs at least one environment")
         self.processes: list = []
         self._conns: list = []
         self._broken = ""
-        self.copy, self.timeout = copy, timeout
+        self.copy, self.timeout, self.on_failure = copy, timeout, on_failure
         self.num_envs = n = len(env_fns)
-        *self._remote, self._local = group_bounds(n, groups)
+        self._env_fns, self._seeds = env_fns, [None] * n
+        self.steps_taken = 0
+        self.restarted: list[tuple[int, range]] = []
+        self._raised: dict[int, str] = {}       # worker k -> the traceback it sent
+        if local:
+            *self._remote, self._local = group_bounds(n, groups)
+        else:
+            self._remote, self._local = group_bounds(n, groups), range(n, n)
+        self._lives = [0] * len(self._remote)
         self.envs: list[gym.Env] = []
         try:
             for fn in env_fns[self._local.start:self._local.stop]:
                 self.envs.append(fn())
-            self.metadata = dict(self.envs[0].metadata, autoreset_mode=_SAME_STEP)
-            self.render_mode = self.envs[0].render_mode
-            self.single_observation_space = self.envs[0].observation_space
-            self.single_action_space = self.envs[0].action_space
+            probe = self.envs[0] if self.envs else env_fns[0]()
+            try:
+                self.metadata = dict(probe.metadata, autoreset_mode=_SAME_STEP)
+                self.render_mode = probe.render_mode
+                self.single_observation_space = probe.observation_space
+                self.single_action_space = probe.action_space
+            finally:
+                if not self.envs:
+                    probe.close()
             self.observation_space = batch_space(self.single_observation_space, n)
             self.action_space = batch_space(self.single_action_space, n)
-            ctx = multiprocessing.get_context(context)
+            self._ctx = ctx = multiprocessing.get_context(context)
             self._shm = create_shared_memory(self.single_observation_space, n=n, ctx=ctx)
             self._observations = read_from_shared_memory(self.single_observation_space, self._shm, n=n)
             for group in self._remote:
-                parent, child = ctx.Pipe()
-                forked = ctx.get_start_method() == "fork"
-                proc = ctx.Process(target=_worker, name=f"asyncrl-env-{group.start}-{group.stop - 1}",
-                                   args=(child, parent if forked else None, os.getpid(),
-                                         [env_fns[i] for i in group], group.start,
-                                         self.single_observation_space, self._shm), daemon=True)
-                proc.start()
-                child.close()
+                proc, conn = start_worker(ctx, env_fns, group, self.single_observation_space, self._shm)
                 self.processes.append(proc)
-                self._conns.append(parent)
+                self._conns.append(conn)
             self._receive_all([])       # every worker has built its environments
         except BaseException:
             self.close(terminate=True)
@@ -165,18 +125,25 @@ class SplitVectorEnv(gym.vector.VectorEnv):
         status, payload = conn.recv()
         if status == "error":
             exc, tb = payload
+            self._raised[k] = tb
             exc.add_note(f"raised in environment worker {self.processes[k].name}:\n{tb}")
             raise exc
         return payload
 
-    def _receive_all(self, errors: list[BaseException]) -> list:
+    def _receive_all(self, errors: list[BaseException], down: dict | None = None) -> list:
         """Every worker's answer, in order, once all have answered; else raise the first
         error (`errors` holds this process's own, if any), the others noted on it. A worker
         that fails, dies or does not answer leaves the vector env broken (its worker has
         ended, or is out of step with it): only close() is left. So does an interrupt while
-        waiting, which is raised at once rather than waiting on a worker that may hang."""
+        waiting, which is raised at once rather than waiting on a worker that may hang.
+        `down` (a step, with on_failure): worker k -> what its failure raised, collected
+        there instead (its answer None) for the caller to restart it; a worker already in
+        it (its step could not be sent) is not waited for."""
         out = []
         for k in range(len(self._conns)):
+            if down is not None and k in down:
+                out.append(None)
+                continue
             try:
                 out.append(self._receive(k))
             except KeyboardInterrupt as exc:
@@ -184,23 +151,64 @@ class SplitVectorEnv(gym.vector.VectorEnv):
                 errors.append(exc)
                 break
             except BaseException as exc:
+                if down is not None and self.on_failure is not None:
+                    down[k] = exc
+                    out.append(None)
+                    continue
                 self._broken = f"worker {self.processes[k].name} failed: {type(exc).__name__}: {exc}"
                 errors.append(exc)
                 out.append(None)
         raise_first(errors)
         return out
 
+    def _restart(self, k: int, exc: BaseException) -> tuple:
+        """Worker k failed while stepping (`exc`): say so (on_failure may raise to stop), start
+        a new one for its group, reset its environments with new seeds (a restart that fails
+        is one more failure), and return its step's answer: (rewards 0, not terminated,
+        truncated, the reset infos, finals marked env_restarted)."""
+        group = self._remote[k]
+        while True:
+            self._broken = f"worker {self.processes[k].name} failed and is being restarted"
+            why, detail = fault_cause(self.processes[k], exc, self._raised.pop(k, None), self.timeout)
+            self._conns[k].close()
+            self.on_failure(group, why, detail)
+            self._lives[k] += 1
+            seeds = [None if self._seeds[i] is None else self._seeds[i] + RESEED * self._lives[k] for i in group]
+            try:
+                with single_threaded_children():
+                    self.processes[k], self._conns[k] = start_worker(self._ctx, self._env_fns, group,
+                                                                     self.single_observation_space, self._shm)
+                self._receive(k)
+                self._conns[k].send(("reset", (seeds, None)))
+                infos = self._receive(k)
+                break
+            except Exception as again:  # it failed as it started: one more failure
+                exc = again
+        self._broken = ""
+        self.restarted.append((self.steps_taken - 1, group))
+        all_obs = iterate(self.observation_space, self._observations)
+        finals = {j: (deepcopy(obs), {"env_restarted": True})
+                  for j, obs in enumerate(itertools.islice(all_obs, group.start, group.stop))}
+        n = len(group)
+        return np.zeros(n), np.zeros(n, np.bool_), np.ones(n, np.bool_), infos, finals
+
     def _check_usable(self) -> None:
         if self._broken:
             raise RuntimeError(f"this SplitVectorEnv cannot go on ({self._broken}); close it")
 
-    def _send_all(self, cmd: str, per_worker: list) -> None:
+    def _send_all(self, cmd: str, per_worker: list, down: dict | None = None) -> None:
+        """Send each worker its command; `down` as in _receive_all (a step)."""
         for k, (conn, arg) in enumerate(zip(self._conns, per_worker)):
-            try:
-                conn.send((cmd, arg))
-            except BaseException as exc:    # the workers before k got it: out of step now
+            self._send(k, conn, (cmd, arg), down)
+
+    def _send(self, k: int, conn, message, down: dict | None) -> None:
+        try:
+            conn.send(message)
+        except (BrokenPipeError, ConnectionError, OSError) as exc:
+            if down is None or self.on_failure is None:     # the workers before k got it: out of step now
                 self._broken = f"sending to worker {self.processes[k].name} failed: {type(exc).__name__}: {exc}"
                 raise
+            down[k] = exc               # dead: restarted once the others have answered
 
     # -- the VectorEnv API ---------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
@@ -214,6 +222,7 @@ class SplitVectorEnv(gym.vector.VectorEnv):
             seeds = list(seed)
             if len(seeds) != n:
                 raise ValueError(f"{len(seeds)} seeds for {n} environments")
+        self._seeds = seeds
         self._send_all("reset", [([seeds[i] for i in g], options) for g in self._remote])
         env_infos: list[dict] = []
         errors: list[BaseException] = []
@@ -235,8 +244,10 @@ class SplitVectorEnv(gym.vector.VectorEnv):
         actions = list(iterate(self.action_space, actions))
         if len(actions) != self.num_envs:
             raise ValueError(f"{len(actions)} actions for {self.num_envs} environments")
-        self._send_all("step", [actions[g.start:g.stop] for g in self._remote])
-        return self._step_local_and_merge(actions[self._local.start:self._local.stop], [])
+        self.steps_taken += 1
+        down: dict = {}
+        self._send_all("step", [actions[g.start:g.stop] for g in self._remote], down)
+        return self._step_local_and_merge(actions[self._local.start:self._local.stop], [], down)
 
     def step_acting(self, act, obs: np.ndarray, actions: np.ndarray):
         """step() with the actions chosen group by group: for each group in environment order,
@@ -247,27 +258,29 @@ class SplitVectorEnv(gym.vector.VectorEnv):
         actions: [num_envs, ...] arrays, obs typically this env's last observations; the
         local group is the last, so its forward runs while every worker steps."""
         self._check_usable()
+        self.steps_taken += 1
         errors: list[BaseException] = []
-        sent = 0
+        down: dict = {}
+        sent, local = 0, self._local
         try:
-            for conn, g in zip(self._conns, self._remote):
+            for k, (conn, g) in enumerate(zip(self._conns, self._remote)):
                 actions[g.start:g.stop] = act(obs[g.start:g.stop])
-                conn.send(("step", actions[g.start:g.stop]))
+                self._send(k, conn, ("step", actions[g.start:g.stop]), down)
                 sent += 1
-            local = self._local
-            actions[local.start:local.stop] = act(obs[local.start:local.stop])
+            if local:
+                actions[local.start:local.stop] = act(obs[local.start:local.stop])
         except BaseException as exc:    # the workers that got actions step: wait for them
             errors.append(exc)
             self._broken = f"choosing actions failed mid-step: {type(exc).__name__}: {exc}"
             conns, self._conns = self._conns, self._conns[:sent]
             try:
-                self._receive_all(errors)
+                self._receive_all(errors, down)
             finally:
                 self._conns = conns
         return self._step_local_and_merge(list(iterate(self.action_space, actions[local.start:local.stop]))
-                                          if not errors else [], errors)
+                                          if not errors else [], errors, down)
 
-    def _step_local_and_merge(self, local_actions: list, errors: list[BaseException]):
+    def _step_local_and_merge(self, local_actions: list, errors: list[BaseException], down: dict):
         """Step the local group (the workers step theirs meanwhile), then gather the workers'
         results and merge everything in environment order."""
         space, shm, local = self.single_observation_space, self._shm, self._local
@@ -285,7 +298,10 @@ class SplitVectorEnv(gym.vector.VectorEnv):
             except BaseException as exc:
                 errors.append(exc)
         remote_infos: list[dict] = []
-        for group, (rewards, terms, truncs, infos, group_finals) in zip(self._remote, self._receive_all(errors)):
+        answers = self._receive_all(errors, down)
+        for k in sorted(down):          # only when every other group has answered
+            answers[k] = self._restart(k, down.pop(k))
+        for group, (rewards, terms, truncs, infos, group_finals) in zip(self._remote, answers):
             self._rewards[group.start:group.stop] = rewards
             self._terminations[group.start:group.stop] = terms
             self._truncations[group.start:group.stop] = truncs
@@ -351,3 +367,17 @@ class SplitVectorEnv(gym.vector.VectorEnv):
         finally:
             for env in getattr(self, "envs", ()):
                 env.close()
+
+
+class SubprocessVectorEnv(SplitVectorEnv):
+    """--vec-env subprocess: each environment in a worker process of its own, none in the
+    calling process, all stepped at once after one batched choice of actions (no
+    step_acting: B one-row forwards would cost more than they hide)."""
+
+    step_acting = None
+
+    def __init__(self, env_fns, context: str | None = None, copy: bool = True, timeout: float | None = None,
+                 on_failure: Callable[[range, str, str], None] | None = None):
+        env_fns = list(env_fns)
+        super().__init__(env_fns, len(env_fns), context=context, copy=copy, timeout=timeout, local=False,
+                         on_failure=on_failure)
