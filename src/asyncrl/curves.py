@@ -1,0 +1,170 @@
+"""Experiments over seeds, for `asyncrl plot`: which runs belong together, what tells the
+groups apart, and a group's mean curve with its 95% confidence interval.
+
+A group is the runs of one configuration (seeds of one experiment). With `group="auto"`
+runs whose config.yaml agree on everything that changes what is learned (not the seed,
+the folder, logging, checkpoints or fault handling) are one group, labelled by the values
+in which the groups differ ("algo=a2c", "lr=0.001, t_max=5"); `group="run"` draws every
+run on its own; explicit labels name one group per folder given.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .errors import ConfigError
+
+#: config.yaml keys that do not change what a run learns: they never split or name a group
+NOT_THE_EXPERIMENT = frozenset((
+    "seed", "run_dir", "log_interval", "log_steps", "checkpoint_interval", "keep_checkpoints",
+    "max_worker_restarts", "worker_timeout", "max_nonfinite_updates", "eval_episodes", "eval_every",
+    "start_method", "torch_threads", "ray_address", "fused_optimizer", "vec_env", "device", "steps",
+    "stop_return", "stop_eval_return", "preset",
+))
+
+#: Student's t, two-sided 95%, by degrees of freedom (1-30); 1.96 beyond
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042)
+
+
+def t95(dof: int) -> float:
+    """The two-sided 95% quantile of Student's t with `dof` degrees of freedom."""
+    if dof < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {dof}")
+    return _T95[dof - 1] if dof <= len(_T95) else 1.96
+
+
+def is_run(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "episodes.csv"))
+
+
+def expand(path: str) -> list[str]:
+    """A run folder is itself; a folder of run folders (`--seeds` makes seed-0, seed-1, ...
+    under the run dir) is its runs, in name order. Anything else is returned as given, for
+    the reader to refuse with its own message."""
+    if is_run(path) or not os.path.isdir(path):
+        return [path]
+    subs = sorted((e for e in os.listdir(path) if is_run(os.path.join(path, e))), key=_natural)
+    return [os.path.join(path, e) for e in subs] or [path]
+
+
+def _natural(name: str) -> tuple:
+    head = name.rstrip("0123456789")
+    tail = name[len(head):]
+    return (head, int(tail) if tail else -1, name)
+
+
+def read_config(run: str) -> dict | None:
+    """A run's config.yaml as a flat dict of its scalar and list values (None without one)."""
+    import yaml
+
+    path = os.path.join(run, "config.yaml")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {str(k): (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if not isinstance(v, dict)}
+
+
+def _experiment(config: dict | None) -> tuple | None:
+    if config is None:
+        return None
+    return tuple(sorted((k, v) for k, v in config.items() if k not in NOT_THE_EXPERIMENT))
+
+
+def short_names(paths: list[str]) -> list[str]:
+    """The shortest trailing parts of the paths that tell them apart (`a3c/seed-0`, not `seed-0`)."""
+    parts = [os.path.normpath(os.path.abspath(p)).split(os.sep) for p in paths]
+    for n in range(1, max((len(p) for p in parts), default=1) + 1):
+        names = [os.sep.join(p[-n:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [os.path.normpath(p) for p in paths]
+
+
+def _value(v) -> str:
+    if isinstance(v, tuple):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def group_runs(paths: list[str], group: str = "auto", labels: list[str] | None = None) -> list[tuple[str, list[str]]]:
+    """[(label, runs)] in the order first met. `paths` are run folders or folders of them
+    (expand). `labels`: one per path, each path's runs one group. group: "auto" or "run"."""
+    if labels is not None:
+        if len(labels) != len(paths):
+            raise ConfigError(f"--labels: {len(labels)} label(s) for {len(paths)} run folder(s); give one per folder")
+        merged: dict[str, list[str]] = {}
+        for label, path in zip(labels, paths):
+            merged.setdefault(label, []).extend(expand(path))
+        return list(merged.items())
+    runs = [run for path in paths for run in expand(path)]
+    if group == "run":
+        return [(name, [run]) for name, run in zip(short_names(runs), runs)]
+    if group != "auto":
+        raise ConfigError(f"--group must be auto or run, got {group!r}")
+    configs = [read_config(run) for run in runs]
+    keys: dict = {}
+    for run, config, name in zip(runs, configs, short_names(runs)):
+        key = _experiment(config)
+        keys.setdefault(key if key is not None else ("run", name), []).append((run, config))
+    groups = list(keys.values())
+    return [(label, [run for run, _ in members]) for label, members in zip(_labels(groups, runs), groups)]
+
+
+def _labels(groups: list[list[tuple[str, dict | None]]], runs: list[str]) -> list[str]:
+    """The values in which the groups' configurations differ; `algo on env` for one group."""
+    firsts = [members[0][1] for members in groups]
+    known = [c for c in firsts if c is not None]
+    if len(known) == 1 and len(groups) == 1:
+        c = known[0]
+        return [f"{c.get('algo', '?')} on {c.get('env', '?')}"]
+    differing = sorted({k for c in known for k in c if k not in NOT_THE_EXPERIMENT
+                        and len({_value(x.get(k)) for x in known}) > 1},
+                       key=lambda k: (k not in ("algo", "env"), k))
+    names = short_names([members[0][0] for members in groups])
+    out = []
+    for members, c, name in zip(groups, firsts, names):
+        if c is None or not differing:
+            out.append(name if len(members) == 1 else os.path.dirname(name) or name)
+        else:
+            out.append(", ".join(f"{k}={_value(c.get(k))}" for k in differing[:4])
+                       + (" ..." if len(differing) > 4 else ""))
+    return out
+
+
+def mean_and_interval(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 200) -> dict[str, np.ndarray]:
+    """The mean of several curves (x, y: x increasing) on a common grid of x, and the 95%
+    interval of that mean (t-distribution over the curves that cover each x; no interval
+    where only one does). A curve counts from its first to its last x (no extrapolation).
+    Returns {x, mean, low, high, n}."""
+    curves = [(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for x, y in curves if len(x)]
+    if not curves:
+        empty = np.zeros(0)
+        return {"x": empty, "mean": empty, "low": empty, "high": empty, "n": empty.astype(int)}
+    lo = min(float(x[0]) for x, _ in curves)
+    hi = max(float(x[-1]) for x, _ in curves)
+    grid = np.linspace(lo, hi, points) if hi > lo else np.array([lo])
+    ys = np.full((len(curves), len(grid)), np.nan)
+    for i, (x, y) in enumerate(curves):
+        inside = (grid >= x[0]) & (grid <= x[-1])
+        ys[i, inside] = np.interp(grid[inside], x, y)
+    n = np.sum(~np.isnan(ys), axis=0)
+    keep = n > 0
+    grid, ys, n = grid[keep], ys[:, keep], n[keep]
+    mean = np.nanmean(ys, axis=0)
+    half = np.zeros_like(mean)
+    for j in np.nonzero(n >= 2)[0]:
+        col = ys[~np.isnan(ys[:, j]), j]
+        half[j] = t95(len(col) - 1) * float(np.std(col, ddof=1)) / math.sqrt(len(col))
+    return {"x": grid, "mean": mean, "low": mean - half, "high": mean + half, "n": n}
