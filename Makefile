@@ -1,24 +1,28 @@
 # asyncrl: two commands do everything from a fresh clone.
 #   make demo   set up .venv, train A3C on CartPole-v1 (2 workers) until solved, evaluate, plot
 #   make test   set up .venv, run the whole test suite (make test-fast: unit and CLI tests only)
+#   make wheel-check  build the wheel, install it into a fresh venv with plain pip, train from it
+# pyproject.toml gives compatible version ranges; constraints.txt pins the exact versions that
+# make installs (and the tests run on).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+PIP    := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test test-fast bench setup clean
+.PHONY: demo test test-fast bench setup clean wheel-check
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mujoco,atari,envpool,video,ray,docs]'
+	$(PIP) -e '.[test,mujoco,atari,envpool,video,ray,onnx,docs]'
 	@touch $(STAMP)
 
 # the documentation site, built into site/ (--strict: a warning, such as a broken link, fails it)
 .PHONY: docs
 docs: $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[docs]'
+	$(PIP) -e '.[docs]'
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 demo: $(STAMP)
@@ -35,9 +39,16 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests/unit tests/integration/test_cli.py
 
+# The package as a user gets it: `python -m build` (sdist, then the wheel from it), the wheel
+# installed into a fresh venv that has only pip (with constraints.txt: the tested versions),
+# then `asyncrl train a3c --env CartPole-v1 --config cartpole-a3c` run outside the source tree.
+# Apart from make test: it installs torch & co. again (pip's cache and local wheels make it quick).
+wheel-check: $(STAMP)
+	ASYNCRL_WHEEL_CHECK=1 $(PY) -m pytest -q -ra -p no:cacheprovider tests/integration/test_wheel.py
+
 # Benchmarks are out of CI: they need the peer (Stable-Baselines3) and quiet cores.
 bench: $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mujoco,atari,envpool,video,ray,bench]'
+	$(PIP) -e '.[test,mujoco,atari,envpool,video,ray,onnx,bench]'
 	$(PY) benchmarks/cartpole_time_to_solve.py
 
 clean:

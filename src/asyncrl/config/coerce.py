@@ -61,11 +61,22 @@ def coerce_item(value: Any, item_type: type) -> Any:
 
 
 def load_config_file(path: str) -> dict:
-    """Read a YAML config file into a dict of field values (keys may use - or _)."""
+    """Read a YAML config file into a dict of field values (keys may use - or _).
+
+    `path` is a file, or the name of a config shipped in the package (`cartpole-a3c`: no
+    slash, no `.yaml`; asyncrl/configs/<name>.yaml). A file that exists wins over a name."""
     import yaml
 
     if not os.path.isfile(path):
-        raise ConfigError(f"config file {path!r} does not exist")
+        shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+        if path and "/" not in path and os.sep not in path and not path.endswith((".yaml", ".yml")):
+            names = sorted(n[:-5] for n in os.listdir(shipped) if n.endswith(".yaml"))
+            if path not in names:
+                raise ConfigError(f"config {path!r} is neither a file nor a shipped config; the shipped "
+                                  f"configs: {', '.join(names)}")
+            path = os.path.join(shipped, path + ".yaml")
+        else:
+            raise ConfigError(f"config file {path!r} does not exist")
     try:
         with open(path, "rb") as fh:
             raw = fh.read()

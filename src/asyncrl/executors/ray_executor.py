@@ -116,7 +116,7 @@ class RayExecutor(ActorExecutor):
                 p.append(problem)
         if cfg.executor == "ray" and importlib.util.find_spec("ray") is None:
             p.append("executor 'ray' needs the ray package, which is not installed: pip install "
-                     "'asyncrl[ray]' (ray==2.60.0)")
+                     "'asyncrl[ray]' (Ray 2.10 or later)")
         return p
 
     @classmethod
