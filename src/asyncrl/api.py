@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
@@ -42,13 +43,16 @@ class Agent(TrainingMixin):
     def __init__(self, env: "str | Callable[[], gym.Env] | gym.Env", workers: int | None = None, *,
                  run_dir: str | None = None, overwrite: bool = False, progress: bool | None = None,
                  **hyperparameters: Any):
+        cli = _command_line_on_stack()
         try:
-            self._init(env, workers, run_dir, overwrite, progress, hyperparameters)
+            self._init(env, workers, run_dir, overwrite, progress, hyperparameters, "key" if cli else "hyperparameter")
         except ConfigError as exc:      # the API's words, not the command line's (executor='sync')
+            if cli:
+                raise
             raise ConfigError(api_words(str(exc), Config)) from None
 
     def _init(self, env: Any, workers: int | None, run_dir: str | None, overwrite: bool, progress: bool | None,
-              hyperparameters: dict) -> None:
+              hyperparameters: dict, what: str) -> None:
         factory = EnvFactory(env)
         name = type(self).__name__
         fixed = {"algo": self.algo, "env": factory.name, "run_dir": run_dir or ""}
@@ -57,7 +61,7 @@ class Agent(TrainingMixin):
         clash = sorted(set(hyperparameters) & set(fixed))
         if clash:
             raise ConfigError(f"{clash[0]!r} is set by {name} itself; do not pass it as a hyperparameter")
-        cfg = Config.from_dict({**hyperparameters, **fixed}, source=name, what="hyperparameter").resolved()
+        cfg = Config.from_dict({**hyperparameters, **fixed}, source=name, what=what).resolved()
         if cfg.preset == "auto":        # the env family's preset, under the values given
             family = FAMILY_PRESETS[family_of(factory)]
             cfg = Config.from_dict({**hyperparameters, **fixed, "preset": family}, source=name).resolved()
@@ -272,6 +276,17 @@ def family_of(factory: EnvFactory) -> str:
         env.close()
 
 
+def _command_line_on_stack() -> bool:
+    """Whether `asyncrl` the command line (asyncrl.cli) is building this agent: its errors then
+    keep the flags' words (--executor sync)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "asyncrl.cli":
+            return True
+        frame = frame.f_back
+    return False
+
+
 def check_instance_config(cfg: Config, factory: EnvFactory) -> Config:
     """An env instance is stepped in this process only: the sync executor with one env (stepped
     inline) and no evaluation in a background process; ConfigError otherwise."""
@@ -358,19 +373,4 @@ def load(path: str, env: "str | Callable[[], gym.Env] | gym.Env | None" = None, 
     agent._setup(cfg, factory, obs_space, action_space)
     agent._untrusted_env = untrusted
     restore_agent(agent, data)
-    return agent
-
-
-def load_for_resume(run_dir: str, algo: str, env: str, progress: bool | None = False) -> Agent:
-    """The `algo` agent on `env` to continue a run folder with (run.load_resumable: latest.pt,
-    or the newest readable step-<N>.pt), holding the folder's lock (ConfigError naming the
-    process that holds it); ConfigError if the folder holds another algorithm or env. The
-    caller named `env` (--env), so a saved `module:Id` equal to it is trusted."""
-    def check(agent: Agent) -> None:
-        if agent.algo != algo or agent.config.env != env:
-            raise ConfigError(f"--resume: {run_dir!r} holds a {agent.algo} run on {agent.config.env}, "
-                              f"not {algo} on {env}")
-
-    agent, lock = load_resumable(run_dir, lambda path: load(path, progress=progress, trust_env_module=True), check)
-    agent._run_lock = lock
     return agent

@@ -56,7 +56,6 @@ class RunLogger:
         #: stop_requested and checkpoint_requested are what the executors see (through here)
         self.observer = None
         self.last_eval: float | None = None    # the last periodic evaluation's mean, for the bar
-        self._update_means = frozenset(("grad_norm", *self.stat_keys))
 
     def _start(self) -> None:
         """TensorBoard's writer and tqdm's monitor are threads: they are created here, on
@@ -203,9 +202,8 @@ class RunLogger:
                "frames": step * self.frames_per_step, "frames_per_s": sps * self.frames_per_step}
         for k in self.stat_keys:
             row[k] = self._sums[k] / n if self._updates else float("nan")
-        if self._metrics_file:          # an update mean of no updates (the last row's) is left empty
-            self._metrics_csv.writerow(["" if c in self._update_means and not self._updates else _fmt(row[c])
-                                        for c in self.metric_columns])
+        if self._metrics_file:
+            self._metrics_csv.writerow([_fmt(row[c]) for c in self.metric_columns])
             self._metrics_file.flush()
             self._ep_file.flush()
             self._tb.add_scalar("time/sps", sps, step)
@@ -250,7 +248,11 @@ def interactive() -> bool:
 
 
 def _fmt(v) -> str:
+    """A CSV cell: a float to 6 significant digits, no value (an update mean of no updates, the
+    mean return before any episode) left empty rather than written as nan."""
     if isinstance(v, float):
+        if math.isnan(v):
+            return ""
         return f"{v:.6g}"
     return str(v)
 
