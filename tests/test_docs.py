@@ -144,3 +144,15 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     api = (site / "reference" / "api.html").read_text(encoding="utf-8")
     for name in ("A3C", "A2C", "OneStepQ", "OneStepSarsa", "NStepQ", "load", "Config", "ConfigError"):
         assert f'id="asyncrl.{name}"' in api or f'id="asyncrl.errors.{name}"' in api, name
+    # the agents' hyperparameters, generated from Config (asyncrl.config.describe): each one
+    # with its help, on every agent's entry (the page is built by inspection, not from source)
+    import html as html_lib
+
+    text = html_lib.unescape(re.sub(r"<[^>]+>", " ", api))
+    text = re.sub(r"\s+", " ", text)
+    for name in ("A3C", "NStepQ"):
+        part = text.split(f"class {name}", 1)[-1]
+        missing = [f.name for f in fields(Config) if f.name not in ("algo", "env", "workers", "run_dir")
+                   and f" {f.name} " not in part]
+        assert missing == [], f"the API reference's {name} lacks {missing}"
+    assert "lr float learning rate (paper: 7e-4, annealed linearly to 0). Default: 0.0007" in text
