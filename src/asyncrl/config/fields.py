@@ -130,7 +130,8 @@ class Config:
                               "process's torch/BLAS pool threads for good), in threads (one group "
                               "per core; pays off only for envs whose step releases the GIL, as "
                               "MuJoCo's physics does and the ALE's does not), in "
-                              "subprocesses (AsyncVectorEnv), or, for Atari, in ale-py's C++ vector env "
+                              "subprocesses (one per env, restarted when one fails), or, for "
+                              "Atari, in ale-py's C++ vector env "
                               "or EnvPool (their resets differ slightly); auto: inline for Atari, "
                               "subprocesses for envs slower than ~0.2 ms a step when there are cores "
                               "to spare, else inline", choices=VEC_ENVS)
