@@ -157,11 +157,15 @@ def _inline(text: str) -> str:
 
 
 def _type_name(f: dataclasses.Field) -> str:
-    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    item = f.metadata.get("item_type")
-    if t == "list" and item is not None:
-        return f"list[{item.__name__}]"
-    return t
+    """The field's type as the API's signatures show it (`float`, `list[int]`); an option's
+    `Literal[...]` as `str`, its choices being listed beside it."""
+    import typing
+
+    from asyncrl.config import Config
+    from asyncrl.config.describe import type_name
+
+    hint = typing.get_type_hints(Config)[f.name]
+    return "str" if typing.get_origin(hint) is typing.Literal else type_name(hint)
 
 
 def _default(f: dataclasses.Field) -> str:

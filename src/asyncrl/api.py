@@ -161,8 +161,16 @@ class Agent(TrainingMixin):
         """The action for one raw observation: greedy (the Gaussian's mean) by default.
         Continuous actions come clipped to the action space's bounds. A recurrent (LSTM)
         agent carries its state from call to call: call `reset_state()` when a new episode
-        begins (evaluate() does)."""
-        return self._actor(deterministic)(obs)
+        begins (evaluate() does). For a batch of observations, use predict()."""
+        try:
+            return self._actor(deterministic)(obs)
+        except ValueError:
+            shape = np.shape(obs)
+            if shape and isinstance(self.observation_space, gym.spaces.Box) and \
+                    tuple(shape[1:]) == tuple(self.observation_space.shape):
+                raise ValueError(f"act() takes one observation, got a batch of shape {shape}; "
+                                 f"predict() takes batches") from None
+            raise
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:

@@ -329,3 +329,12 @@ def test_which_fields_apply(values, applies, not_applies):
     assert not any(cfg.applies(k) for k in not_applies), [k for k in not_applies if cfg.applies(k)]
     with pytest.raises(KeyError):
         cfg.applies("nonsense")
+
+
+def test_act_takes_one_observation_and_points_a_batch_to_predict():
+    model = A3C("CartPole-v1", workers=1, eval_episodes=0)
+    obs = observations("CartPole-v1", 4)
+    assert model.act(obs[0]) in (0, 1)
+    with pytest.raises(ValueError, match=r"act\(\) takes one observation, got a batch of shape \(4, 4\); "
+                                         r"predict\(\) takes batches"):
+        model.act(obs)
