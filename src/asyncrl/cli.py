@@ -1,4 +1,4 @@
-"""asyncrl command line: train | eval | bench | plot.
+"""asyncrl command line: train | eval | bench | plot | export.
 
 Every bad input ends in one line `asyncrl <cmd>: error: ...`, exit code 2, no traceback,
 before any worker starts. Ctrl-C / SIGTERM during training saves a checkpoint and exits
@@ -76,14 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train an agent; writes a run folder", epilog=exit_codes, formatter_class=raw)
-    t.add_argument("algo", metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
-    t.add_argument("--env", required=True, help="Gymnasium id, e.g. CartPole-v1 or my_module:MyEnv-v0")
+    t.add_argument("algo", metavar="ALGO", nargs="?", help=f"one of: {', '.join(ALGOS)} (with --resume: "
+                                                           f"optional, the run folder's)")
+    t.add_argument("--env", help="Gymnasium id, e.g. CartPole-v1 or my_module:MyEnv-v0 (with --resume: "
+                                 "optional, the run folder's)")
     t.add_argument("--config", metavar="FILE", help="YAML file of options (flags given here override it)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run in --run-dir from checkpoints/latest.pt to the step it was "
-                        "aiming at (same schedule, optimiser state, target network; logs appended)")
+    t.add_argument("--resume", nargs="?", const="yes", default=None, metavar="auto",
+                   help="continue the run in --run-dir from its latest checkpoint to the step it was aiming "
+                        "at (same config, schedule, optimiser state, target network; logs appended): flags "
+                        "that repeat the stored values are accepted, a changed value is refused, --steps may "
+                        "be raised to train longer; --resume auto: resume if --run-dir holds a checkpoint, "
+                        "else start a new run there")
     _add_config_flags(t)
 
     e = sub.add_parser("eval", help="evaluate a run folder or checkpoint")
@@ -114,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object")
     _add_config_flags(b)
 
+    x = sub.add_parser("export", help="the greedy policy of a run as TorchScript or ONNX (docs: export)")
+    x.add_argument("path", metavar="RUN", help="run folder or checkpoint file")
+    x.add_argument("--format", default="torchscript", help="torchscript or onnx (the onnx extra) (default: "
+                                                           "torchscript)")
+    x.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    x.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
     pl = sub.add_parser("plot", help="learning curves of one or more runs")
     pl.add_argument("runs", metavar="RUN", nargs="+", help="run folders")
     pl.add_argument("--out", default=None, help="PNG file (default: learning_curve.png in the first run)")
@@ -138,7 +150,7 @@ def _config_values(args: argparse.Namespace) -> dict:
     from .config import ALGOS, Config, coerce_field, load_config_file
     from .errors import ConfigError
 
-    if args.algo not in ALGOS:
+    if args.algo is not None and args.algo not in ALGOS:
         raise ConfigError(f"unknown algorithm {args.algo!r}; choose one of: {', '.join(ALGOS)}")
     values = load_config_file(args.config) if args.config else {}
     for key in ("algo", "env"):
@@ -162,14 +174,31 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .api import AGENTS
+    from .errors import ConfigError
     from .executors import make_executor
+    from .resume import has_checkpoint
+    from .run import is_marked
 
+    _resume_mode(args)
     values = _config_values(args)
+    run_dir = values.pop("run_dir", "")
     if args.resume:
-        return _resume(args, values)
-    run_dir = values.pop("run_dir", "") or _default_run_dir(args.algo, args.env)
+        if args.overwrite:
+            raise ConfigError("--resume continues the run in --run-dir and --overwrite would replace it; give one")
+        if not run_dir:
+            raise ConfigError("--resume needs --run-dir DIR, the run folder to continue")
+        if args.resume == "yes" or has_checkpoint(run_dir):
+            return _resume(args, values, run_dir)
+    if args.algo is None or args.env is None:
+        what = "ALGO" if args.algo is None else "--env ENV"
+        raise ConfigError(f"{what} is required to start a run"
+                          + (f" ({run_dir!r} holds no checkpoint to resume)" if args.resume else ""))
+    run_dir = run_dir or _default_run_dir(args.algo, args.env)
+    # --resume auto, no checkpoint: a run stopped before its first checkpoint starts afresh
+    # (only from a folder asyncrl made, and only asyncrl's files are replaced)
+    overwrite = args.overwrite or (args.resume == "auto" and is_marked(run_dir))
     workers = values.pop("workers", None)
-    agent = AGENTS[args.algo](args.env, workers=workers, run_dir=run_dir, overwrite=args.overwrite,
+    agent = AGENTS[args.algo](args.env, workers=workers, run_dir=run_dir, overwrite=overwrite,
                               progress=False if args.quiet else None, **values)
     cfg = agent.config
     how = make_executor(cfg).describe()
@@ -179,30 +208,32 @@ def _train(args: argparse.Namespace) -> int:
     return run_and_report(agent.learn, agent, run_dir)
 
 
-#: options that a --resume may change: how faults and checkpoints are handled, not what is learned
-RESUME_OPTIONS = ("checkpoint_interval", "keep_checkpoints", "max_worker_restarts", "worker_timeout",
-                  "max_nonfinite_updates", "ray_address", "fused_optimizer")
-
-
-def _resume(args: argparse.Namespace, values: dict) -> int:
-    from .api import load_for_resume
+def _resume_mode(args: argparse.Namespace) -> None:
+    """--resume takes no value or `auto`; `--resume ALGO ...` (argparse gives ALGO to --resume) is ALGO."""
+    from .config import ALGOS
     from .errors import ConfigError
 
-    run_dir = values.pop("run_dir", "")
-    if not run_dir:
-        raise ConfigError("--resume needs --run-dir DIR, the run folder to continue")
-    changes = {k: values.pop(k) for k in RESUME_OPTIONS if k in values}
-    if values:
-        flag = "--" + sorted(values)[0].replace("_", "-")
-        raise ConfigError(f"--resume continues the saved configuration; {flag} cannot be changed "
-                          f"(start a new run instead; a resume may change only "
-                          f"{', '.join('--' + k.replace('_', '-') for k in RESUME_OPTIONS)})")
-    if not os.path.isdir(os.path.join(run_dir, "checkpoints")):
-        raise ConfigError(f"--resume: {run_dir!r} has no checkpoints/latest.pt to continue from")
-    agent = load_for_resume(run_dir, args.algo, args.env, progress=False if args.quiet else None)
-    # the folder may have moved
-    agent.config = agent.config.replace(run_dir=run_dir, **changes).check()
+    if args.resume in (None, "yes", "auto"):
+        return
+    if args.algo is None and args.resume in ALGOS:
+        args.algo, args.resume = args.resume, "yes"
+        return
+    raise ConfigError(f"--resume takes no value or 'auto', got {args.resume!r}")
+
+
+def _resume(args: argparse.Namespace, values: dict, run_dir: str) -> int:
+    from .errors import ConfigError
+    from .resume import has_checkpoint, load_for_resume
+
+    if not has_checkpoint(run_dir):
+        raise ConfigError(f"--resume: {run_dir!r} has no checkpoints/latest.pt to continue from "
+                          f"(--resume auto starts a new run then)")
+    agent = load_for_resume(run_dir, args.algo, args.env, values, progress=False if args.quiet else None)
     start, target = agent.global_step, agent.schedule[1]
+    if start >= target:
+        print(f"asyncrl: {run_dir} already reached its target of {target:,} steps; nothing to do (raise --steps "
+              f"to train longer)", file=sys.stderr, flush=True)
+        return 0
     print(f"asyncrl: resuming {agent.algo} on {agent.config.env} at step {start:,} of {target:,} "
           f"-> {run_dir}", file=sys.stderr, flush=True)
     return run_and_report(agent.resume, agent, run_dir)
@@ -244,12 +275,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = agent.evaluate(episodes, seed=seed, deterministic=not args.stochastic, epsilon=epsilon,
                             video=args.video, video_episodes=video_episodes)
     result = {"path": args.path, "algo": agent.algo, "env": args.env or agent.config.env,
-              "global_step": agent.global_step, "greedy": not args.stochastic, **result}
+              "step": agent.global_step, "greedy": not args.stochastic, **result}
     if args.json:
         print(json.dumps(result))
     else:
         frames = f" = {agent.global_step * agent.frames_per_step:,} frames" if agent.frames_per_step > 1 else ""
-        print(f"{result['algo']} on {result['env']} (step {result['global_step']:,}{frames}): "
+        print(f"{result['algo']} on {result['env']} (step {result['step']:,}{frames}): "
               f"{_describe_eval(result, result['greedy'])}")
         if args.video is not None:
             print(f"asyncrl: wrote {args.video} ({result['video_frames']:,} frames, "
@@ -301,6 +332,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .api import load
+    from .export import check_export_target, export_policy
+
+    check_export_target(args.out, args.format, args.overwrite)    # before the checkpoint is read
+    info = export_policy(load(args.path), args.out, args.format, args.overwrite)
+    shown = ", ".join(f"{k} {v['dtype']} [{', '.join(map(str, v['shape']))}]" for k, v in info["inputs"].items())
+    print(f"asyncrl: wrote {args.out} ({args.format}; {info['algo']} on {info['env']} at step {info['step']:,}): "
+          f"{shown} -> {', '.join(info['outputs'])}")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from .config.limits import MAX_STEPS
     from .errors import ConfigError
@@ -328,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        return {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "plot": cmd_plot}[args.command](args)
+        return {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "plot": cmd_plot,
+                "export": cmd_export}[args.command](args)
     except (WorkerError, NonFiniteError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_WORKER_FAILED if isinstance(exc, WorkerError) else EXIT_NONFINITE

@@ -95,7 +95,7 @@ def test_eval_gives_a_raw_pong_score_and_its_human_normalised_value(pong_run):
     out = json.loads(p.stdout)
     score = out["mean_return"]
     assert out["returns"] == [score] and score == int(score) and -21 <= score <= 21
-    assert out["game"] == "pong" and out["env"] == PONG and out["global_step"] == 3000
+    assert out["game"] == "pong" and out["env"] == PONG and out["step"] == 3000
     assert REFERENCE_SCORES["pong"] == (-20.7, 9.3)
     assert out["human_normalized"] == pytest.approx((score + 20.7) / 30.0)
     assert "Mnih" in out["reference_scores"]

@@ -66,6 +66,8 @@ def test_eval_json(trained_run):
     for key in ("episodes", "mean_return", "std_return", "min_return", "max_return"):
         assert key in out
     assert out["episodes"] == 3 and out["min_return"] <= out["mean_return"] <= out["max_return"]
+    with open(os.path.join(run_dir, "eval.json")) as fh:       # the run folder's eval.json names the step alike
+        assert out["step"] == json.load(fh)["step"] == 3003 and "global_step" not in out
 
 
 def test_eval_checkpoint_file_and_stochastic(trained_run):
@@ -254,8 +256,19 @@ BAD_INPUTS = [
     (["train", "a3c", "--env", "CartPole-v1", "--config", "{not-yaml.yaml}"], "not-yaml.yaml' is not valid YAML"),
     (["train", "a3c", "--env", "CartPole-v1", "--config", "{algo-key.yaml}"], "'algo' is given on the command line"),
     (["train", "a3c", "--env", "CartPole-v1", "--resume"], "has no checkpoints/latest.pt to continue from"),
-    (["train", "a3c", "--env", "CartPole-v1", "--resume", "--lr", "0.1"], "--resume continues the saved "
-     "configuration; --lr cannot be changed"),
+    (["train", "a3c", "--env", "CartPole-v1", "--resume", "--run-dir", "{a3c-run}", "--lr", "0.1"],
+     "--resume: --lr 0.1 differs from the run's stored value 0.002 in '"),
+    (["train", "--resume", "--run-dir", "{a3c-run}", "--workers", "3"], "--workers 3 differs from the run's stored "
+     "value 1 in '"),
+    (["train", "--resume", "--run-dir", "{a3c-run}", "--steps", "10"], "--steps 10 is below the run's target of "
+     "300000 steps stored in '"),
+    (["train", "--resume", "--run-dir", "{a3c-run}", "--overwrite"], "--resume continues the run in --run-dir and "
+     "--overwrite would replace it; give one"),
+    (["train", "--resume", "now", "--env", "CartPole-v1"], "--resume takes no value or 'auto', got 'now'"),
+    (["train", "--resume", "--run-dir", ""], "--resume needs --run-dir DIR, the run folder to continue"),
+    (["train", "--env", "CartPole-v1", "--steps", "10"], "ALGO is required to start a run"),
+    (["train", "a3c", "--steps", "10"], "--env ENV is required to start a run"),
+    (["train", "--resume", "auto"], "ALGO is required to start a run ('"),
     (["train", "n-step-q", "--env", "CartPole-v1", "--resume", "--run-dir", "{a3c-run}"],
      "a3c-run' holds a a3c run on CartPole-v1, not n-step-q on CartPole-v1"),
     (["train", "a3c", "--env", "CartPole-v1", "--resume", "--run-dir", "{corrupt-run}"],

@@ -52,9 +52,9 @@ def check_run(run_dir: str, capsys, steps: int, net: str, continuous: bool, low=
         assert key in saved, key
     assert saved["episodes"] == 2 and saved["step"] == steps
     out = eval_json(run_dir, capsys)
-    for key in EVAL_KEYS + ("path", "algo", "env", "global_step", "greedy"):
+    for key in EVAL_KEYS + ("path", "algo", "env", "step", "greedy"):
         assert key in out, key
-    assert out["episodes"] == 2 and out["greedy"] is True and out["global_step"] == steps
+    assert out["episodes"] == 2 and out["greedy"] is True and out["step"] == steps
     assert out["min_return"] <= out["mean_return"] <= out["max_return"]
     stochastic = eval_json(run_dir, capsys, "--stochastic")
     assert stochastic["greedy"] is False

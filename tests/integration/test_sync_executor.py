@@ -174,7 +174,7 @@ def test_cli_train_a2c_then_eval(a2c_cli_run):
     q = run_cli("eval", run_dir, "--episodes", "2", "--json")
     assert q.returncode == 0, q.stderr
     out = json.loads(q.stdout)
-    assert out["algo"] == "a2c" and out["global_step"] == 2000 and out["episodes"] == 2
+    assert out["algo"] == "a2c" and out["step"] == 2000 and out["episodes"] == 2
 
 
 def test_cli_config_yaml_records_the_resolved_choices(a2c_cli_run):
