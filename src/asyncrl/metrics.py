@@ -191,8 +191,8 @@ class RunLogger:
             due = dt >= self.log_interval
         if not force and not due:
             return None
-        if self._updates == 0 and self._skipped == 0 and (not force or step == self._last_step):
-            return None                 # no update reported yet: the row waits for one (the last, forced, not)
+        if step == self._last_step and self._updates == 0 and self._skipped == 0:
+            return None                 # nothing new since the last row (forced or not)
         sps = (step - self._last_step) / dt if dt > 0 else 0.0
         n = max(self._updates, 1)
         row = {"step": step, "wall_time": time.time() - self.time_origin, "steps_per_s": sps,
