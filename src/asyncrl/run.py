@@ -26,6 +26,10 @@ from .errors import CheckpointError, ConfigError, StorageError
 T = TypeVar("T")
 
 MARKER = ".asyncrl-run"
+#: config.yaml's comment block of what each training session ran with (comments: not options)
+PROVENANCE = "provenance"
+PROVENANCE_NOTE = ("# asyncrl run configuration. What each training session in this folder ran with (versions,\n"
+                   "# command line, host, git commit) is recorded in the comments below (asyncrl.run.read_config).\n")
 MARKER_VERSION = 1
 LOCK = ".asyncrl-lock"
 #: everything asyncrl writes into a run folder (names and patterns): all that --overwrite removes
@@ -219,11 +223,104 @@ def prepare_run_dir(run_dir: str, overwrite: bool) -> RunLock:
 
 # --------------------------------------------------------------------------- files
 def write_config(run_dir: str, values: dict) -> None:
-    """config.yaml: the run's resolved configuration (replaced atomically)."""
+    """config.yaml: the run's resolved configuration, after a comment block that records one
+    provenance entry per training session in this folder (the first run, then each resume or
+    learn() call; provenance()): comments, so the file loads as a configuration as it is.
+    Replaced atomically; the entries of the config.yaml it replaces are kept."""
     import yaml
 
-    text = yaml.safe_dump(values, sort_keys=False)
+    history = read_config(run_dir)[1] + [provenance()]
+    block = yaml.safe_dump({PROVENANCE: history}, sort_keys=False, width=1_000_000)
+    text = (PROVENANCE_NOTE + "".join("# " + line for line in block.splitlines(keepends=True))
+            + yaml.safe_dump(values, sort_keys=False))
     write_atomically(os.path.join(run_dir, "config.yaml"), text.encode())
+
+
+def read_config(run_dir: str) -> tuple[dict, list[dict]]:
+    """A run folder's config.yaml as (the configuration, its provenance entries, oldest
+    first). A config.yaml from before provenance was recorded has none ([]); one that is
+    missing or cannot be read gives ({}, [])."""
+    import yaml
+
+    try:
+        with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as fh:
+            text = fh.read()
+        values = yaml.safe_load(text)
+        lines = text.splitlines(keepends=True)
+        first = lines.index(f"# {PROVENANCE}:\n") if f"# {PROVENANCE}:\n" in lines else len(lines)
+        block = []
+        for line in lines[first:]:
+            if not line.startswith("#"):
+                break
+            block.append(line[2:] if line.startswith("# ") else line[1:])
+        entries = (yaml.safe_load("".join(block)) or {}).get(PROVENANCE) if block else []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        return {}, []
+    return (values if isinstance(values, dict) else {}), [e for e in entries or [] if isinstance(e, dict)]
+
+
+def provenance() -> dict:
+    """What a training session ran with: the time it started, the versions of asyncrl,
+    Python, torch, Gymnasium and NumPy, the command line, the host and, where the working
+    directory is in a git checkout, its commit (git_commit). Never raises."""
+    import platform
+    import shlex
+    import socket
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        found = getattr(sys.modules.get(name), "__version__", None)
+        try:
+            return str(found or metadata.version(name))
+        except Exception:
+            return "unknown"
+
+    argv = list(sys.argv) or [""]
+    if os.path.basename(argv[0]) == "asyncrl" or argv[0].endswith(os.path.join("asyncrl", "__main__.py")):
+        argv[0] = "asyncrl"
+    try:
+        host = socket.gethostname()
+    except OSError:
+        host = "unknown"
+    commit = git_commit(os.getcwd())
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "asyncrl": version("asyncrl"),
+            "python": platform.python_version(), "torch": version("torch"), "gymnasium": version("gymnasium"),
+            "numpy": version("numpy"), "command": shlex.join(argv), "host": host,
+            **({"git_commit": commit} if commit else {})}
+
+
+def git_commit(folder: str) -> str | None:
+    """The commit checked out in the git work tree that holds `folder` (HEAD through loose and
+    packed refs; a worktree's or submodule's .git file too), or None where there is none or
+    it cannot be read. Reads files only: no git binary, nothing run."""
+    def text(path: str, most: int = 4096) -> str:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read(most).strip()
+
+    try:
+        here = os.path.abspath(folder)
+        while not os.path.exists(os.path.join(here, ".git")):
+            if os.path.dirname(here) == here:
+                return None
+            here = os.path.dirname(here)
+        gitdir = os.path.join(here, ".git")
+        if os.path.isfile(gitdir):                   # "gitdir: <path>"
+            gitdir = os.path.join(here, text(gitdir).partition("gitdir:")[2].strip())
+        common = gitdir
+        if os.path.isfile(os.path.join(gitdir, "commondir")):
+            common = os.path.join(gitdir, text(os.path.join(gitdir, "commondir")))
+        head = text(os.path.join(gitdir, "HEAD"))
+        for _ in range(5):                           # a symbolic ref may point at another
+            if not head.startswith("ref:"):
+                break
+            ref = head[4:].strip()
+            loose = [os.path.join(b, ref) for b in (gitdir, common) if os.path.isfile(os.path.join(b, ref))]
+            packed = os.path.join(common, "packed-refs")
+            lines = text(packed, -1).splitlines() if os.path.isfile(packed) else []
+            head = text(loose[0]) if loose else next((ln.split()[0] for ln in lines if ln.endswith(" " + ref)), "")
+        return head if len(head) in (40, 64) and all(c in "0123456789abcdef" for c in head) else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
 
 
 def write_eval(run_dir: str, result: dict) -> None:

@@ -265,3 +265,93 @@ def test_config_yaml_is_replaced_atomically(tmp_path, monkeypatch):
         write_config(str(tmp_path), {"lr": 0.2, "t_max": 5})
     assert (tmp_path / "config.yaml").read_text() == before
     assert os.listdir(tmp_path) == ["config.yaml"]
+
+
+# --------------------------------------------------------------------------- provenance
+def fake_checkout(folder, sha: str, packed: bool = False):
+    """A git checkout as git leaves it on disk (no git binary needed): HEAD naming a branch
+    whose commit is a loose ref, or a line of packed-refs."""
+    git = folder / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    if packed:
+        (git / "packed-refs").write_text(f"# pack-refs with: peeled fully-peeled sorted\n{'1' * 40} refs/heads/other\n"
+                                         f"{sha} refs/heads/main\n")
+    else:
+        (git / "refs" / "heads" / "main").write_text(sha + "\n")
+    return folder
+
+
+def test_config_yaml_records_provenance_of_each_session(tmp_path):
+    """config.yaml records what each training session ran with: the versions of asyncrl,
+    Python, torch, Gymnasium and NumPy, the command line, the host, and the commit of the git
+    checkout it ran in; a resume (the original command repeated) adds an entry and is not
+    taken for a change of configuration; the file still loads as a configuration."""
+    import platform
+    import socket
+
+    import gymnasium
+    import numpy
+
+    from asyncrl import Config
+    from asyncrl.run import read_config
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    work = fake_checkout(tmp_path / "project", sha)
+    (work / "sub").mkdir()
+    command = ["train", "a3c", "--env", "CartPole-v1", "--workers", "1", "--steps", "300", "--run-dir", "../run",
+               "--eval-episodes", "0", "--quiet"]
+    r = run_cli(*command, cwd=str(work / "sub"))                      # the checkout's root is found from below
+    assert r.returncode == 0, r.stderr
+    run = work / "run"
+    values, entries = read_config(str(run))
+    assert values["algo"] == "a3c" and values["steps"] == 300 and "provenance" not in values
+    [first] = entries
+    assert first["asyncrl"] == asyncrl.__version__ and first["python"] == platform.python_version()
+    assert (first["torch"], first["gymnasium"], first["numpy"]) == (torch.__version__, gymnasium.__version__,
+                                                                    numpy.__version__)
+    assert first["command"] == "asyncrl " + " ".join(command)
+    assert first["host"] == socket.gethostname() and first["git_commit"] == sha
+    assert Config.from_yaml(str(run / "config.yaml")).steps == 300
+
+    r = run_cli(*command[:7], "600", *command[8:], "--resume", cwd=str(work / "sub"))
+    assert r.returncode == 0, r.stderr
+    values, entries = read_config(str(run))
+    assert values["steps"] == 600 and len(entries) == 2
+    assert entries[0] == first and entries[1]["command"].endswith("--resume")
+
+
+def test_provenance_never_fails_a_run_and_old_config_yaml_reads(tmp_path, monkeypatch):
+    """Outside a git checkout there is no git_commit; a .git that cannot be read leaves it out;
+    packed refs and a worktree's .git file are read; a config.yaml from before provenance
+    reads with no entries."""
+    import yaml
+
+    from asyncrl.run import git_commit, provenance, read_config, write_config
+
+    sha = "89abcdef0123456789abcdef0123456789abcdef"
+    assert git_commit(str(fake_checkout(tmp_path / "packed", sha, packed=True))) == sha
+    main = fake_checkout(tmp_path / "main", "f" * 40)
+    (main / ".git" / "worktrees" / "wt").mkdir(parents=True)
+    (main / ".git" / "worktrees" / "wt" / "HEAD").write_text(sha + "\n")        # detached
+    (main / ".git" / "worktrees" / "wt" / "commondir").write_text("../..\n")
+    (tmp_path / "wt").mkdir()
+    (tmp_path / "wt" / ".git").write_text(f"gitdir: {main / '.git' / 'worktrees' / 'wt'}\n")
+    assert git_commit(str(tmp_path / "wt")) == sha
+    broken = tmp_path / "broken"
+    (broken / ".git").mkdir(parents=True)
+    (broken / ".git" / "HEAD").write_text("ref: refs/heads/gone\n")
+    assert git_commit(str(broken)) is None
+    (broken / ".git" / "HEAD").write_bytes(b"\xff\xfe")
+    assert git_commit(str(broken)) is None
+    monkeypatch.chdir(broken)
+    assert "git_commit" not in provenance() and provenance()["asyncrl"] == asyncrl.__version__
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.yaml").write_text(yaml.safe_dump({"algo": "a3c", "env": "CartPole-v1", "lr": 0.001}))
+    assert read_config(str(old)) == ({"algo": "a3c", "env": "CartPole-v1", "lr": 0.001}, [])
+    write_config(str(old), {"algo": "a3c", "env": "CartPole-v1", "lr": 0.001})
+    values, entries = read_config(str(old))
+    assert values == {"algo": "a3c", "env": "CartPole-v1", "lr": 0.001} and len(entries) == 1
+    assert read_config(str(tmp_path / "nothing")) == ({}, [])
