@@ -21,6 +21,7 @@ import copy
 import io
 import json
 import os
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -166,9 +167,11 @@ def _write_onnx(policy: nn.Module, inputs: tuple[torch.Tensor, ...], info: dict,
     names_in, names_out = list(info["inputs"]), list(info["outputs"])
     axes = {name: {0: "N"} for name in names_in + names_out}
     raw = io.BytesIO()
-    # the TorchScript-based exporter: the dynamo one needs onnxscript, which the extra does not install
-    torch.onnx.export(policy, inputs, raw, input_names=names_in, output_names=names_out, dynamic_axes=axes,
-                      opset_version=ONNX_OPSET, dynamo=False)
+    with warnings.catch_warnings():     # the LSTM's state is an input, which is what this warning asks for
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        # the TorchScript-based exporter: the dynamo one needs onnxscript, which the extra does not install
+        torch.onnx.export(policy, inputs, raw, input_names=names_in, output_names=names_out, dynamic_axes=axes,
+                          opset_version=ONNX_OPSET, dynamo=False)
     model = onnx.load_from_string(raw.getvalue())
     entry = model.metadata_props.add()
     entry.key, entry.value = "asyncrl", json.dumps(info)

@@ -98,7 +98,7 @@ def test_raising_steps_trains_on_and_the_learning_rate_anneals_over_the_new_tota
     lr0 = data["config"]["lr"]
     rows = metrics_rows(run_dir)
     before = [r for r in rows if int(r["step"]) <= 3000]
-    after = [r for r in rows if int(r["step"]) > 3000 and r["lr"] != "nan"]     # nan: a row without updates
+    after = [r for r in rows if int(r["step"]) > 3000 and r["lr"] not in ("", "nan")]   # no update in the row
     assert len(before) == len(first) >= 4 and len(after) >= 4
     assert float(before[-1]["lr"]) < lr0 * 0.02                     # annealed to (about) 0 at 3000
     for row in after:       # the lr of the last update before the row: a few segments back at most
