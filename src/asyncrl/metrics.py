@@ -1,4 +1,5 @@
-"""One writer, in the main process: episodes.csv, metrics.csv, TensorBoard, progress bar.
+"""One writer, in the main process: episodes.csv, metrics.csv, the scalar backends
+(TensorBoard, W&B: loggers.py), progress bar.
 
 Workers send plain tuples over a queue; nothing here runs in an actor-learner.
 """
@@ -21,7 +22,7 @@ BASE_METRIC_COLUMNS = ("step", "wall_time", "steps_per_s", "episodes", "return_m
 class RunLogger:
     def __init__(self, run_dir: str | None, stat_keys: tuple[str, ...], start_step: int,
                  target_step: int, time_origin: float, log_interval: float, progress: bool | None,
-                 log_steps: int = 0, frames_per_step: int = 1):
+                 log_steps: int = 0, frames_per_step: int = 1, backends: list | None = None):
         self.run_dir = run_dir
         self.stat_keys = tuple(stat_keys)
         self.time_origin = time_origin
@@ -35,7 +36,13 @@ class RunLogger:
         self._norm_sum = 0.0
         self._lr = float("nan")
         self._last_step, self._last_time = start_step, time.monotonic()
-        self._ep_file = self._metrics_file = self._tb = None
+        self._ep_file = self._metrics_file = None
+        #: loggers.Backend instances, opened on first use (default: TensorBoard in the run folder)
+        if backends is None and run_dir:
+            from .loggers import TensorBoardBackend
+
+            backends = [TensorBoardBackend(run_dir, start_step)]
+        self._backends, self._n_open = list(backends or ()), 0
         # Atari: `step` counts agent steps; `frames` = emulator frames (step x action repeat)
         self.frames_per_step = frames_per_step
         frames = ("frames",) if frames_per_step > 1 else ()
@@ -58,14 +65,13 @@ class RunLogger:
         self.last_eval: float | None = None    # the last periodic evaluation's mean, for the bar
 
     def _start(self) -> None:
-        """TensorBoard's writer and tqdm's monitor are threads: they are created here, on
-        first use, which executors guarantee is after their worker processes are forked. Marked
-        started only once both exist: a Ctrl-C that lands in the middle (importing TensorBoard
-        takes a second) leaves the rest to the next call."""
-        if self.run_dir and self._tb is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(os.path.join(self.run_dir, "tb"), purge_step=self._start_step or None)
+        """The backends' writers (TensorBoard's, W&B's) and tqdm's monitor are threads: they are
+        created here, on first use, which executors guarantee is after their worker processes
+        are forked. Marked started only once all exist: a Ctrl-C that lands in the middle
+        (importing TensorBoard takes a second) leaves the rest to the next call."""
+        while self._n_open < len(self._backends):
+            self._backends[self._n_open].open()
+            self._n_open += 1
         if self._progress is not False and self._bar is None:
             from tqdm.auto import tqdm          # a widget in a notebook, text in a terminal
 
@@ -105,8 +111,8 @@ class RunLogger:
         if self._ep_file:
             frames = (step * self.frames_per_step,) if self.frames_per_step > 1 else ()
             self._ep_csv.writerow((step, *frames, f"{wall_time:.3f}", worker, f"{ret:.6g}", length))
-            self._tb.add_scalar("episode/return", ret, step)
-            self._tb.add_scalar("episode/length", length, step)
+            self._scalar("episode/return", ret, step)
+            self._scalar("episode/length", length, step)
         if self.observer is not None:
             self.observer.episode({"step": step, "wall_time": wall_time, "worker": worker, "return": ret,
                                    "length": length})
@@ -136,8 +142,8 @@ class RunLogger:
                     fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {step}: {message}\n")
             except OSError:
                 pass
-        if restart and self._tb:
-            self._tb.add_scalar("faults/worker_restarts", self.worker_restarts, step)
+        if restart:
+            self._scalar("faults/worker_restarts", self.worker_restarts, step)
 
     # ------------------------------------------------------------------ outputs
     @property
@@ -206,13 +212,13 @@ class RunLogger:
             self._metrics_csv.writerow([_fmt(row[c]) for c in self.metric_columns])
             self._metrics_file.flush()
             self._ep_file.flush()
-            self._tb.add_scalar("time/sps", sps, step)
-            if self.frames_per_step > 1:
-                self._tb.add_scalar("time/frames_per_s", row["frames_per_s"], step)
-            self._tb.add_scalar("episode/return_mean_100", row["return_mean_100"], step)
-            for k in ("lr", "grad_norm", *self.stat_keys):
-                if not math.isnan(row[k]):
-                    self._tb.add_scalar(k if "/" in k else f"train/{k}", row[k], step)
+        self._scalar("time/sps", sps, step)
+        if self.frames_per_step > 1:
+            self._scalar("time/frames_per_s", row["frames_per_s"], step)
+        self._scalar("episode/return_mean_100", row["return_mean_100"], step)
+        for k in ("lr", "grad_norm", *self.stat_keys):
+            if not math.isnan(row[k]):
+                self._scalar(k if "/" in k else f"train/{k}", row[k], step)
         self._sums = dict.fromkeys(self.stat_keys, 0.0)
         self._updates = self._skipped = 0
         self._norm_sum = 0.0
@@ -222,8 +228,11 @@ class RunLogger:
     def scalar(self, tag: str, value: float, step: int) -> None:
         if not self._started:
             self._start()
-        if self._tb:
-            self._tb.add_scalar(tag, value, step)
+        self._scalar(tag, value, step)
+
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        for backend in self._backends[:self._n_open]:
+            backend.scalar(tag, value, step)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -231,8 +240,8 @@ class RunLogger:
         for fh in (self._ep_file, self._metrics_file):
             if fh:
                 fh.close()
-        if self._tb:
-            self._tb.close()
+        for backend in self._backends[:self._n_open]:
+            backend.close()
 
 
 def interactive() -> bool:

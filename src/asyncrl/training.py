@@ -23,6 +23,7 @@ from .evaluator import BackgroundEvaluator
 from .executors import TrainJob, make_executor
 from .flat import bind_params_
 from .learner import check_finite_params
+from .loggers import backends
 from .metrics import RunLogger
 from .run import hold_run_dir, save_run_checkpoint, write_config, write_eval
 
@@ -220,7 +221,8 @@ class TrainingMixin:
             clean_temp_files(cfg.run_dir, os.path.join(cfg.run_dir, "checkpoints"))
             self._write_config(target)
         logger = RunLogger(cfg.run_dir or None, self.algorithm.stat_keys, start, target, time_origin,
-                           cfg.log_interval, self.progress, cfg.log_steps, self.frames_per_step)
+                           cfg.log_interval, self.progress, cfg.log_steps, self.frames_per_step,
+                           backends(cfg, start))
         self._logger, self._session = logger, session
         logger.observer = session
         job = TrainJob(cfg, factory, self.observation_space, self.action_space, self.params,

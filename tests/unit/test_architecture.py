@@ -26,7 +26,7 @@ LAYERS = [
     ["algos"],                                                      # the math of each method
     ["optim", "learner"],                                           # optimisers; rollout -> gradient -> update
     ["executors"],                                                  # processes, ray, the sync loop
-    ["metrics", "checkpoint", "evaluate", "curves", "plot", "run", "acting"], # what a run writes and reads; acting
+    ["loggers", "metrics", "checkpoint", "evaluate", "curves", "plot", "run", "acting"], # what a run writes and reads; acting
     ["evaluator", "callbacks", "training"],                         # evaluation in the background, callbacks
     ["api", "resume"],                                              # the Agent facade; continuing a run folder
     ["bench", "export"],                                            # benchmarks; policies out of Python

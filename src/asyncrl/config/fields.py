@@ -183,6 +183,10 @@ class Config:
                                                "reaches this (inf: never)")
     stop_return: float = _f(float("inf"), "stop early once the mean return of the last 100 "
                                           "training episodes reaches this (inf: never)")
+    wandb: bool = _f(False, "also send the metrics to Weights & Biases (the wandb extra), into <run-dir>/wandb: "
+                            "offline (no account, no network) unless WANDB_MODE says otherwise; `wandb sync` "
+                            "uploads it later")
+    wandb_project: str = _f("asyncrl", "with --wandb: the W&B project")
     start_method: StartMethod = _f("auto", "multiprocessing start method (auto: fork on Linux, spawn elsewhere)",
                            choices=START_METHODS)
 
@@ -321,6 +325,7 @@ _APPLIES = {
     **dict.fromkeys(("noop_max", "frame_skip", "frame_stack", "screen_size", "sticky_actions",
                      "life_loss_terminal"), _ATARI),
     "stop_eval_return": lambda c: c.eval_every > 0,
+    "wandb_project": lambda c: c.wandb,
     "start_method": lambda c: c.resolved().executor == "hogwild" or c.eval_every > 0,   # the evaluator's too
 }
 

@@ -80,7 +80,24 @@ def field_problems(cfg: Any) -> list[str]:
                  f"{hidden if len(hidden) <= 10 else f'{len(hidden)} layers'}")
     elif "lstm_size" in ints_ok:
         p.extend(q for q in [network_problem(cfg, is_atari_id(cfg.env) if isinstance(cfg.env, str) else False)] if q)
+    if cfg.wandb:
+        p.extend(q for q in [_wandb_problem(cfg)] if q)
     return p
+
+
+def _wandb_problem(cfg: Any) -> str | None:
+    """--wandb writes into the run folder, through the wandb package (the wandb extra)."""
+    import importlib.util
+
+    if not cfg.run_dir:
+        return "wandb writes into the run folder: give run-dir"
+    if importlib.util.find_spec("wandb") is None:
+        return "wandb needs the wandb package: pip install 'asyncrl[wandb]'"
+    if not isinstance(cfg.wandb_project, str) or not cfg.wandb_project.strip() or len(cfg.wandb_project) > 128 \
+            or any(c in cfg.wandb_project for c in "/\\#?%:"):
+        return (f"wandb-project must be a name of 1 to 128 characters without / \\ # ? % :, "
+                f"got {cfg.wandb_project!r}")
+    return None
 
 
 #: the message for a value below an integer field's lowest, word for word as it always was
