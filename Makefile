@@ -41,8 +41,9 @@ test-fast: $(STAMP)
 
 # The package as a user gets it: `python -m build` (sdist, then the wheel from it), the wheel
 # installed into a fresh venv that has only pip (with constraints.txt: the tested versions),
-# then `asyncrl train a3c --env CartPole-v1 --config cartpole-a3c` run outside the source tree.
-# Apart from make test: it installs torch & co. again (pip's cache and local wheels make it quick).
+# then `asyncrl train a3c --env CartPole-v1 --config cartpole-a3c` run outside the source tree;
+# and a second venv with the lower bounds of pyproject.toml's ranges. Apart from make test: it
+# installs torch & co. twice (about 3-4 minutes here, where the wheels lie on local disk).
 wheel-check: $(STAMP)
 	ASYNCRL_WHEEL_CHECK=1 $(PY) -m pytest -q -ra -p no:cacheprovider tests/integration/test_wheel.py
 
