@@ -199,6 +199,7 @@ def _train_options() -> dict[str, str]:
 
 def config_table() -> str:
     from asyncrl.config import Config
+    from asyncrl.sources import SOURCES, default_source
 
     options = _train_options()
     rows = []
@@ -214,10 +215,13 @@ def config_table() -> str:
         if choices:
             help_ += "<br>One of: " + ", ".join(f"<code>{html.escape(str(c))}</code>" for c in choices) + "."
         rows.append(f'<tr id="{name}"><td>{key}<br>{flag}</td><td><code>{_type_name(f)}</code></td>'
-                    f"<td>{_default(f)}</td><td>{help_}</td></tr>")
-    head = "<tr><th>key / flag</th><th>type</th><th>default</th><th>what it does</th></tr>"
+                    f"<td>{_default(f)}<br><em>{default_source(f.name)}</em></td><td>{help_}</td></tr>")
+    head = "<tr><th>key / flag</th><th>type</th><th>default (source)</th><th>what it does</th></tr>"
+    legend = "; ".join(f"<em>{tag}</em>: {html.escape(text)}" for tag, text in SOURCES.items())
     return (f"{len(rows)} options, in the order `asyncrl.Config` defines them. Each row's key is the "
-            f"YAML key and the keyword argument; under it, the flag of `asyncrl train` and `asyncrl bench`.\n\n"
+            f"YAML key and the keyword argument; under it, the flag of `asyncrl train` and `asyncrl bench`. "
+            f"Under each default, where it comes from ({legend}); the family presets' values, and theirs, "
+            f"are in [Presets](../configuration.md#presets-where-the-defaults-come-from) and `asyncrl train --help`.\n\n"
             '<div class="md-typeset__scrollwrap"><div class="md-typeset__table">\n'
             '<table class="config-reference">\n<thead>' + head + "</thead>\n<tbody>\n"
             + "\n".join(rows) + "\n</tbody>\n</table>\n</div></div>\n")

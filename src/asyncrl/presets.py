@@ -22,6 +22,9 @@ from __future__ import annotations
 from .system import available_cores
 
 PRESETS = ("auto", "classic", "continuous", "paper", "atari", "none")
+#: the algorithms each family preset has values for (continuous actions: A3C and A2C only)
+ALGOS_OF_PRESETS = {"classic": ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n-step-q"),
+                    "continuous": ("a3c", "a2c")}
 #: what `auto` becomes for each environment family (asyncrl.spaces.env_family)
 FAMILY_PRESETS = {"classic": "classic", "continuous": "continuous", "images": "paper"}
 

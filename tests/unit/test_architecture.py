@@ -18,7 +18,7 @@ PACKAGE = "asyncrl"
 #: own __init__.
 LAYERS = [
     ["errors", "system", "procs", "threads", "flat", "returns", "paths"],   # foundations: no asyncrl imports but these
-    ["presets", "atari.registry"],                                  # data the config's defaults need
+    ["presets", "sources", "atari.registry"],                                # data the config's defaults need
     ["config"],                                                     # fields, coercion, rules
     ["spaces", "atari", "envs", "pomdp", "video", "budget"],        # environments, their spaces, what a run needs
     ["nets", "rollout"],                                            # networks; rollouts and collectors

@@ -54,3 +54,27 @@ def test_the_value_based_defaults_anneal_epsilon_within_their_budget():
         agent = asyncrl.api.AGENTS[algo]("CartPole-v1", workers=2)
         assert agent.config.preset == "classic"
         assert agent.config.epsilon_steps * 10 <= agent.config.steps
+
+
+def test_every_default_and_every_preset_value_names_its_source():
+    """--help says where each default comes from: every Config field has a source tag that
+    SOURCES explains, and so has every value a preset sets, for every algorithm."""
+    import dataclasses
+
+    from asyncrl.config import Config
+    from asyncrl.presets import ALGOS_OF_PRESETS, paper_values, preset_values
+    from asyncrl.sources import SOURCES, default_note, default_source, preset_source
+
+    for f in dataclasses.fields(Config):
+        assert default_source(f.name) in SOURCES, f.name
+    for preset, algos in (*ALGOS_OF_PRESETS.items(), ("paper", ALGOS_OF_PRESETS["classic"])):
+        for algo in algos:
+            for name in preset_values(preset, algo):
+                assert preset_source(preset, name, algo) in SOURCES, (preset, algo, name)
+    assert preset_source("paper", "rms_eps", "a2c") == "baselines" and preset_source("paper", "rms_eps") == "authors"
+    assert set(paper_values("a3c")) <= {f.name for f in dataclasses.fields(Config)}
+    assert default_note("lr", 7e-4) == ("default 0.0007 (authors); preset classic: a3c 0.002, a2c 0.005, "
+                                        "one-step-q 0.003, one-step-sarsa/n-step-q 0.001 (measured); "
+                                        "preset continuous: a3c/a2c 0.001 (measured)")
+    assert default_note("entropy_beta", 0.01).endswith("preset continuous: a3c/a2c 0.0001 (paper)")
+    assert default_note("checkpoint_interval", 60.0) == "default 60 (asyncrl)"
