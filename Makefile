@@ -16,7 +16,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[test,mujoco,atari,envpool,video,ray,onnx,docs]'
+	$(PIP) -e '.[test,mujoco,atari,envpool,video,ray,onnx,wandb,docs]'
 	@touch $(STAMP)
 
 # the documentation site, built into site/ (--strict: a warning, such as a broken link, fails it)
@@ -49,7 +49,7 @@ wheel-check: $(STAMP)
 
 # Benchmarks are out of CI: they need the peer (Stable-Baselines3) and quiet cores.
 bench: $(STAMP)
-	$(PIP) -e '.[test,mujoco,atari,envpool,video,ray,onnx,bench]'
+	$(PIP) -e '.[test,mujoco,atari,envpool,video,ray,onnx,wandb,bench]'
 	$(PY) benchmarks/cartpole_time_to_solve.py
 
 clean:
