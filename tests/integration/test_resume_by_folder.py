@@ -8,10 +8,9 @@ import csv
 import signal
 import subprocess
 import sys
-import time
 
 import asyncrl
-from helpers import assert_refused_in_one_line
+from helpers import assert_refused_in_one_line, wait_for
 from subprocess_signals import sigint_as_at_a_terminal  # noqa: E402  (tests/ is on sys.path)
 
 from asyncrl.checkpoint import load_checkpoint
@@ -35,9 +34,8 @@ def test_the_original_command_with_resume_continues_an_interrupted_run(tmp_path)
                "--run-dir", str(run_dir), "--quiet", "--log-interval", "0.3", "--eval-episodes", "1"]
     p = subprocess.Popen([sys.executable, "-m", "asyncrl", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, preexec_fn=sigint_as_at_a_terminal)
-    deadline = time.time() + 60
-    while time.time() < deadline and not ((run_dir / "metrics.csv").exists() and len(metrics_rows(run_dir)) >= 1):
-        time.sleep(0.1)
+    wait_for(lambda: (run_dir / "metrics.csv").exists() and len(metrics_rows(run_dir)) >= 1, timeout=180,
+             what="a metrics row (training under way)")
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, (p.returncode, err)
