@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sys
 from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
@@ -24,13 +23,13 @@ from .config import Config, load_config_file
 from .config.describe import api_words, args_section, parameters
 from .atari import is_atari_id
 from .envs import EnvFactory, check_same_spaces, probe_spaces
-from .errors import ConfigError, EnvError
+from .errors import ConfigError, EnvError, flag_words
 from .evaluate import run_evaluation
 from .executors import EXECUTORS
 from .presets import FAMILY_PRESETS, preset_values
 from .flat import flatten_params_
 from .optim import build_optimizer
-from .run import RunLock, load_resumable, prepare_run_dir
+from .run import RunLock, prepare_run_dir
 from .spaces import env_family, space_from_dict
 from .training import TrainingMixin
 
@@ -43,7 +42,7 @@ class Agent(TrainingMixin):
     def __init__(self, env: "str | Callable[[], gym.Env] | gym.Env", workers: int | None = None, *,
                  run_dir: str | None = None, overwrite: bool = False, progress: bool | None = None,
                  **hyperparameters: Any):
-        cli = _command_line_on_stack()
+        cli = flag_words()
         try:
             self._init(env, workers, run_dir, overwrite, progress, hyperparameters, "key" if cli else "hyperparameter")
         except ConfigError as exc:      # the API's words, not the command line's (executor='sync')
@@ -282,17 +281,6 @@ def family_of(factory: EnvFactory) -> str:
         return env_family(env.observation_space, env.action_space)
     finally:
         env.close()
-
-
-def _command_line_on_stack() -> bool:
-    """Whether `asyncrl` the command line (asyncrl.cli) is building this agent: its errors then
-    keep the flags' words (--executor sync)."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_globals.get("__name__") == "asyncrl.cli":
-            return True
-        frame = frame.f_back
-    return False
 
 
 def check_instance_config(cfg: Config, factory: EnvFactory) -> Config:

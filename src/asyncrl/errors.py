@@ -2,6 +2,11 @@
 and what would be accepted; the CLI prints it without a traceback and exits 2 for bad
 input, 3 for a worker failure (WorkerError), 4 for a run stopped by non-finite
 updates (NonFiniteError) and 5 for a run folder that could not be written (StorageError)."""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import Iterator
 
 
 class AsyncRLError(Exception):
@@ -42,3 +47,24 @@ EXIT_WORKER_FAILED = 3      # WorkerError
 EXIT_NONFINITE = 4          # NonFiniteError
 EXIT_IO_FAILED = 5          # StorageError or any OSError: the last good checkpoint kept
 EXIT_INTERRUPTED = 130      # Ctrl-C or SIGTERM
+
+
+# ---------------------------------------------------------------------- whose words
+#: True while the command line runs: bad-input messages then name flags (`--executor sync`);
+#: the Python API's are reworded to keyword arguments (`executor='sync'`)
+_COMMAND_LINE = contextvars.ContextVar("asyncrl_command_line", default=False)
+
+
+def flag_words() -> bool:
+    """Whether messages should speak of command-line flags (inside command_line_words())."""
+    return _COMMAND_LINE.get()
+
+
+@contextlib.contextmanager
+def command_line_words() -> Iterator[None]:
+    """The command line's part of a program: errors name its flags, not keyword arguments."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
