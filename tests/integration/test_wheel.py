@@ -99,7 +99,8 @@ def test_the_sdist_carries_the_license_and_the_configs(dist):
 
 @pytest.mark.parametrize("extra,brings", [("video", {"imageio", "imageio-ffmpeg", "pygame"}),
                                           ("atari", {"ale-py", "opencv-python-headless"}),
-                                          ("ray", {"ray"}), ("onnx", {"onnx", "onnxruntime"})])
+                                          ("ray", {"ray"}), ("onnx", {"onnx", "onnxruntime"}),
+                                          ("wandb", {"wandb"})])
 def test_the_install_hints_work_on_the_installed_wheel(venv, tmp_path, extra, brings):
     """`pip install 'asyncrl[video]'`, as the error messages say: pip keeps the installed
     asyncrl (not one from an index) and adds the extra's packages (a dry run)."""
