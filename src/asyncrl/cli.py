@@ -132,7 +132,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if window > MAX_STEPS:
         raise ConfigError(f"--window must be at most {MAX_STEPS:,} episodes, got {window}")
     out = args.out or os.path.join(args.runs[0], "learning_curve.png")
-    plot_runs(args.runs, out, window=window)
+    plot_runs(args.runs, out, window=window, group=args.group, labels=args.labels,
+              panels=tuple(args.panels) if args.panels else None)
     print(f"asyncrl: wrote {out}")
     return 0
 

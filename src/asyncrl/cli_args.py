@@ -20,25 +20,29 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per Config field; its help ends with the default, where that default comes
+    from (sources.py) and what each family preset sets instead."""
     from .config import Config
+    from .sources import default_note
 
     for f in fields(Config):
         if f.name in NOT_FLAGS:
             continue
         flag = "--" + f.name.replace("_", "-")
         help_ = f.metadata.get("help", "")
-        default = f.default
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        shown = f"{default} here (the cores)" if f.name == "workers" else None
+        note = f"({default_note(f.name, default, shown)})".replace("%", "%%")
         if isinstance(default, bool) or f.metadata.get("flag"):   # --x / --no-x (yes/no; auto when absent)
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                           help=f"{help_} (default: {default})")
+                           help=f"{help_} {note}")
             continue
         kw = {"metavar": f.name.upper(), "default": argparse.SUPPRESS}
         if f.metadata.get("nargs"):
             kw["nargs"] = f.metadata["nargs"]
-        shown = f.default_factory() if default is dataclasses.MISSING else default
         choices = f.metadata.get("choices")
         extra = f" [{'|'.join(choices)}]" if choices else ""
-        p.add_argument(flag, dest=f.name, help=f"{help_}{extra} (default: {shown})", **kw)
+        p.add_argument(flag, dest=f.name, help=f"{help_}{extra} {note}", **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"asyncrl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    t = sub.add_parser("train", help="train an agent; writes a run folder", epilog=exit_codes, formatter_class=raw)
+    from .sources import SOURCES
+
+    sources = "where defaults come from:\n" + "\n".join(f"  {tag:<10} {text}" for tag, text in SOURCES.items()) \
+        + ("\n  preset auto (the default) picks the classic, continuous or paper preset by the env's family;"
+           "\n  flags override a --config file, which overrides the preset, which overrides the defaults")
+    t = sub.add_parser("train", help="train an agent; writes a run folder", epilog=sources + "\n\n" + exit_codes,
+                       formatter_class=raw)
     t.add_argument("algo", metavar="ALGO", nargs="?", help=f"one of: {', '.join(ALGOS)} (with --resume: "
                                                            f"optional, the run folder's)")
     t.add_argument("--env", help="Gymnasium id, e.g. CartPole-v1 or my_module:MyEnv-v0 (with --resume: "
@@ -76,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "that repeat the stored values are accepted, a changed value is refused, --steps may "
                         "be raised to train longer; --resume auto: resume if --run-dir holds a checkpoint, "
                         "else start a new run there")
+    t.add_argument("--seeds", nargs="+", default=None, metavar="SEED",
+                   help="train once per seed, one after another, each in <run-dir>/seed-<SEED> (`asyncrl plot "
+                        "<run-dir>` then draws their mean and 95%% interval); instead of --seed")
     add_config_flags(t)
 
     e = sub.add_parser("eval", help="evaluate a run folder or checkpoint")
@@ -114,9 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
     pl = sub.add_parser("plot", help="learning curves of one or more runs")
-    pl.add_argument("runs", metavar="RUN", nargs="+", help="run folders")
-    pl.add_argument("--out", default=None, help="PNG file (default: learning_curve.png in the first run)")
+    pl.add_argument("runs", metavar="RUN", nargs="+", help="run folders, or folders of them (--seeds makes one)")
+    pl.add_argument("--out", default=None, help="image file (default: learning_curve.png in the first RUN)")
     pl.add_argument("--window", default="100", help="episodes in the moving average (default: 100)")
+    pl.add_argument("--group", default="auto", metavar="auto|run",
+                    help="auto: runs whose configurations differ only in seed (and logging, checkpoints, faults) "
+                         "are one curve, their mean with a 95%% interval, labelled by the values in which the "
+                         "groups differ; run: every run on its own (default: auto)")
+    pl.add_argument("--labels", nargs="+", default=None, metavar="LABEL",
+                    help="one label per RUN given: each RUN (and the runs under it) is one group so named")
+    pl.add_argument("--panels", nargs="+", default=None, metavar="PANEL",
+                    help="what to draw, some of: train (return against steps), time (against wall time), eval "
+                         "(periodic evaluations), loss (one panel per loss) (default: train time, and eval "
+                         "where a run has evaluations)")
     return parser
 
 

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 
 from .cli_args import config_values
 from .errors import EXIT_IO_FAILED
@@ -22,15 +20,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    _resume_mode(args)
+    values = config_values(args)
+    if args.seeds is not None:
+        from .seeds import train_seeds
+
+        return train_seeds(args, values, train_in)
+    return train_in(args, values, values.pop("run_dir", ""))
+
+
+def train_in(args: argparse.Namespace, values: dict, run_dir: str) -> int:
+    """Start (or with --resume continue) the run of `args` and `values` in `run_dir` ("": a new
+    folder under runs/)."""
     from .api import AGENTS
     from .errors import ConfigError
     from .executors import make_executor
     from .resume import has_checkpoint
+    from .paths import default_run_dir
     from .run import is_marked
 
-    _resume_mode(args)
-    values = config_values(args)
-    run_dir = values.pop("run_dir", "")
     if args.resume:
         if args.overwrite:
             raise ConfigError("--resume continues the run in --run-dir and --overwrite would replace it; give one")
@@ -42,7 +50,7 @@ def _train(args: argparse.Namespace) -> int:
         what = "ALGO" if args.algo is None else "--env ENV"
         raise ConfigError(f"{what} is required to start a run"
                           + (f" ({run_dir!r} holds no checkpoint to resume)" if args.resume else ""))
-    run_dir = run_dir or _default_run_dir(args.algo, args.env)
+    run_dir = run_dir or default_run_dir(args.algo, args.env)
     # --resume auto, no checkpoint: a run stopped before its first checkpoint starts afresh
     # (only from a folder asyncrl made, and only asyncrl's files are replaced)
     overwrite = args.overwrite or (args.resume == "auto" and is_marked(run_dir))
@@ -86,10 +94,5 @@ def _resume(args: argparse.Namespace, values: dict, run_dir: str) -> int:
     print(f"asyncrl: resuming {agent.algo} on {agent.config.env} at step {start:,} of {target:,} "
           f"-> {run_dir}", file=sys.stderr, flush=True)
     return run_and_report(agent.resume, agent, run_dir)
-
-
-def _default_run_dir(algo: str, env: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in env)
-    return os.path.join("runs", f"{algo}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 

@@ -8,6 +8,7 @@ a folder that exists, else a folder in the nearest one that does."""
 from __future__ import annotations
 
 import os
+import time
 import tempfile
 
 #: the kernel's file systems: nothing asyncrl writes belongs there, whatever the permissions
@@ -78,3 +79,9 @@ def _folder_problem(full: str, label: str, file: str | None = None) -> str | Non
     except OSError as exc:
         return f"{label} cannot be written: {existing!r}: {exc.strerror or type(exc).__name__}"
     return None
+
+
+def default_run_dir(algo: str, env: str) -> str:
+    """runs/<algo>-<env>-<time>: a run folder when none is named."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in env)
+    return os.path.join("runs", f"{algo}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -66,13 +66,14 @@ def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def default_note(name: str, default) -> str:
-    """`default 0.0007 (authors); preset classic: a3c 0.002, a2c 0.005 (measured); ...`: the
-    field's own default and its source, then what each family preset sets instead, by
-    algorithm (the values `preset auto` picks by the env's family). For `--help`."""
+def default_note(name: str, default, shown: str | None = None) -> str:
+    """`default 0.0007 [authors]; classic preset: a3c 0.002, a2c 0.005 [measured]; ...`: the
+    field's own default (`shown` instead of the value, where it depends on the machine) and
+    its source, then what each family preset sets instead, by algorithm (the values `preset
+    auto` picks by the env's family). For `--help`."""
     from .presets import ALGOS_OF_PRESETS, preset_values
 
-    parts = [f"default {_fmt(default)} ({default_source(name)})"]
+    parts = [f"default {shown or _fmt(default)} [{default_source(name)}]"]
     for preset in ("classic", "continuous"):
         by_value: dict[str, list[str]] = {}
         tags = set()
@@ -83,5 +84,5 @@ def default_note(name: str, default) -> str:
                 tags.add(preset_source(preset, name, algo))
         if by_value:
             said = ", ".join(f"{'/'.join(algos)} {value}" for value, algos in by_value.items())
-            parts.append(f"preset {preset}: {said} ({', '.join(sorted(tags))})")
+            parts.append(f"{preset} preset: {said} [{', '.join(sorted(tags))}]")
     return "; ".join(parts)

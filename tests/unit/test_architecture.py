@@ -30,7 +30,7 @@ LAYERS = [
     ["evaluator", "callbacks", "training"],                         # evaluation in the background, callbacks
     ["api", "resume"],                                              # the Agent facade; continuing a run folder
     ["bench", "export"],                                            # benchmarks; policies out of Python
-    ["cli", "cli_args", "cli_train", "status", "__main__", ""],                              # the command line; what `train` says at the end
+    ["cli", "cli_args", "cli_train", "seeds", "status", "__main__", ""],                              # the command line; what `train` says at the end
 ]
 MAX_LINES = 400
 

@@ -73,8 +73,10 @@ def test_every_default_and_every_preset_value_names_its_source():
                 assert preset_source(preset, name, algo) in SOURCES, (preset, algo, name)
     assert preset_source("paper", "rms_eps", "a2c") == "baselines" and preset_source("paper", "rms_eps") == "authors"
     assert set(paper_values("a3c")) <= {f.name for f in dataclasses.fields(Config)}
-    assert default_note("lr", 7e-4) == ("default 0.0007 (authors); preset classic: a3c 0.002, a2c 0.005, "
-                                        "one-step-q 0.003, one-step-sarsa/n-step-q 0.001 (measured); "
-                                        "preset continuous: a3c/a2c 0.001 (measured)")
-    assert default_note("entropy_beta", 0.01).endswith("preset continuous: a3c/a2c 0.0001 (paper)")
-    assert default_note("checkpoint_interval", 60.0) == "default 60 (asyncrl)"
+    assert default_note("lr", 7e-4) == ("default 0.0007 [authors]; classic preset: a3c 0.002, a2c 0.005, "
+                                        "one-step-q 0.003, one-step-sarsa/n-step-q 0.001 [measured]; "
+                                        "continuous preset: a3c/a2c 0.001 [measured]")
+    assert default_note("entropy_beta", 0.01).endswith("continuous preset: a3c/a2c 0.0001 [paper]")
+    assert default_note("checkpoint_interval", 60.0) == "default 60 [asyncrl]"
+    assert default_note("workers", 2, "2 here (the cores)").startswith("default 2 here (the cores) [asyncrl]; "
+                                                                       "classic preset: a2c 8 [baselines]")
