@@ -33,8 +33,9 @@ PROVENANCE_NOTE = ("# asyncrl run configuration. What each training session in t
 MARKER_VERSION = 1
 LOCK = ".asyncrl-lock"
 #: everything asyncrl writes into a run folder (names and patterns): all that --overwrite removes
-RUN_ENTRIES = ("config.yaml", "episodes.csv", "metrics.csv", "faults.log", "eval.json", "learning_curve.png",
-               "tb", "checkpoints", "episodes.csv.after-*", "metrics.csv.after-*", TMP_GLOB)
+RUN_ENTRIES = ("config.yaml", "episodes.csv", "metrics.csv", "evaluations.csv", "faults.log", "eval.json",
+               "learning_curve.png", "tb", "wandb", "checkpoints", "episodes.csv.after-*", "metrics.csv.after-*",
+               TMP_GLOB)
 
 
 # --------------------------------------------------------------------------- the lock

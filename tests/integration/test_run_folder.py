@@ -103,9 +103,13 @@ def test_overwrite_removes_only_what_asyncrl_made(tmp_path):
     (run_dir / "analysis").mkdir()
     (run_dir / "analysis" / "fig.py").write_text("print(1)\n")
     old_episodes = (run_dir / "episodes.csv").read_text()
+    # what a run with --eval-every and --wandb writes is asyncrl's too
+    (run_dir / "evaluations.csv").write_text("step,wall_time,mean_return\n100,1.0,9.0\n")
+    (run_dir / "wandb" / "offline-run-x").mkdir(parents=True)
     r = run_cli("train", "a3c", "--env", "CartPole-v1", "--workers", "1", "--steps", "200", "--eval-episodes", "0",
                 "--run-dir", str(run_dir), "--overwrite", "--quiet")
     assert r.returncode == 0, r.stderr
+    assert not (run_dir / "evaluations.csv").exists() and not (run_dir / "wandb").exists()
     assert (run_dir / "notes.txt").read_text() == "mine\n"
     assert (run_dir / "analysis" / "fig.py").read_text() == "print(1)\n"
     assert not (run_dir / "eval.json").exists()                  # the old run's, removed
