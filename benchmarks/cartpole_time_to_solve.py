@@ -16,6 +16,9 @@ SB3: at the rollout whose end detected it).
 
 asyncrl uses configs/cartpole-a3c.yaml (the `make demo` settings) and configs/cartpole-a2c.yaml,
 budgets included unless --budget is given; SB3 gets --budget or 500,000 steps (the RL-Zoo budget).
+The defaults rows use no config file and no preset flag: asyncrl's `preset auto` (the classic
+preset) with its default workers (the cores), and SB3's A2C with every argument at its default
+(`A2C("MlpPolicy", env)` on one environment). --rows picks which rows run.
 
 Do not run anything else on the machine meanwhile: these are wall-clock timings.
 """
@@ -35,6 +38,16 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 THRESHOLD = 475.0
+#: row -> (algorithm, with its configs/ file, overrides); rows starting sb3 are Stable-Baselines3's
+ROWS = {
+    "asyncrl_a3c": ("a3c", True, {}),
+    "asyncrl_a3c_shared_torso": ("a3c", True, {"shared_torso": True}),
+    "asyncrl_a2c": ("a2c", True, {}),
+    "asyncrl_a3c_defaults": ("a3c", False, {}),
+    "asyncrl_a2c_defaults": ("a2c", False, {}),
+    "sb3_a2c_rlzoo": None,
+    "sb3_a2c_defaults": None,
+}
 
 
 def first_crossing(episodes_csv: str, window: int = 100) -> tuple[int, float] | None:
@@ -47,12 +60,13 @@ def first_crossing(episodes_csv: str, window: int = 100) -> tuple[int, float] | 
     return None
 
 
-def run_asyncrl(seed: int, budget: int, overrides: dict, algo: str = "a3c") -> dict:
+def run_asyncrl(seed: int, budget: int, overrides: dict, algo: str = "a3c", config: bool = True) -> dict:
     from asyncrl.api import AGENTS
     from asyncrl.config import load_config_file
 
-    cfg = load_config_file(os.path.join(ROOT, "configs", f"cartpole-{algo}.yaml"))
-    cfg.setdefault("workers", 2)
+    cfg = load_config_file(os.path.join(ROOT, "configs", f"cartpole-{algo}.yaml")) if config else {}
+    if config:
+        cfg.setdefault("workers", 2)
     cfg.update(eval_episodes=0, seed=seed, stop_return=THRESHOLD)
     cfg.update(overrides)
     if budget:
@@ -70,7 +84,7 @@ def run_asyncrl(seed: int, budget: int, overrides: dict, algo: str = "a3c") -> d
             "steps_total": agent.global_step}
 
 
-def run_sb3(seed: int, budget: int, stop: bool = True) -> dict:
+def run_sb3(seed: int, budget: int, stop: bool = True, defaults: bool = False) -> dict:
     from stable_baselines3 import A2C
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -92,8 +106,12 @@ def run_sb3(seed: int, budget: int, stop: bool = True) -> dict:
                 self.model.num_timesteps = budget  # ends learn() at the next check
 
     t0 = time.perf_counter()
-    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
-    model = A2C("MlpPolicy", env, ent_coef=0.0, seed=seed, verbose=0)  # RL-Zoo hyperparameters
+    if defaults:                        # every argument at SB3's default: one env
+        env = make_vec_env("CartPole-v1", n_envs=1, seed=seed)
+        model = A2C("MlpPolicy", env, seed=seed, verbose=0)
+    else:
+        env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+        model = A2C("MlpPolicy", env, ent_coef=0.0, seed=seed, verbose=0)  # RL-Zoo hyperparameters
     cb = StopWhenSolved()
     model.learn(total_timesteps=budget, callback=cb)
     seconds = time.perf_counter() - t0
@@ -125,22 +143,26 @@ def main() -> None:
     ap.add_argument("--throughput-steps", type=int, default=100_000,
                     help="budget of the fixed-length A2C throughput runs (0 skips them)")
     ap.add_argument("--skip-sb3", action="store_true")
+    ap.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="which rows to run (default: all)")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
+    rows = [r for r in args.rows if not (args.skip_sb3 and r.startswith("sb3"))]
     results = {}
-    results["asyncrl_a3c"] = summarise([run_asyncrl(s, args.budget, {}) for s in args.seeds])
-    results["asyncrl_a3c_shared_torso"] = summarise(
-        [run_asyncrl(s, args.budget, {"shared_torso": True}) for s in args.seeds])
-    results["asyncrl_a2c"] = summarise([run_asyncrl(s, args.budget, {}, "a2c") for s in args.seeds])
-    if not args.skip_sb3:
-        results["sb3_a2c_rlzoo"] = summarise([run_sb3(s, args.budget or 500_000) for s in args.seeds])
-        sb3 = results["sb3_a2c_rlzoo"].get("median_seconds")
-        for ours in ("asyncrl_a3c", "asyncrl_a2c"):
+    for row in rows:
+        if row.startswith("sb3"):
+            results[row] = summarise([run_sb3(s, args.budget or 500_000, defaults=row == "sb3_a2c_defaults")
+                                      for s in args.seeds])
+        else:
+            algo, config, overrides = ROWS[row]
+            results[row] = summarise([run_asyncrl(s, args.budget, overrides, algo, config) for s in args.seeds])
+    for sb3_row in ("sb3_a2c_rlzoo", "sb3_a2c_defaults"):
+        sb3 = results.get(sb3_row, {}).get("median_seconds")
+        for ours in [r for r in results if r.startswith("asyncrl")]:
             a = results[ours].get("median_seconds")
             if a and sb3:
-                results[f"{ours}_over_sb3_median_seconds"] = round(a / sb3, 3)
+                results[f"{ours}_over_{sb3_row}_median_seconds"] = round(a / sb3, 3)
     if args.throughput_steps:
         n = args.throughput_steps
         tp = {"budget_steps": n, "asyncrl_a2c": throughput(

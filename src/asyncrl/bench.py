@@ -77,7 +77,8 @@ def learner_rate(algo: str, env: Any, steps: int, workers: int | None, **values:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = os.path.join(tmp, "run")
         t0 = time.perf_counter()
-        agent = AGENTS[algo](env, workers=workers, run_dir=run_dir, steps=steps, eval_episodes=0,
+        agent = AGENTS[algo](env, workers=workers, run_dir=run_dir, steps=steps,
+                             eval_episodes=values.pop("eval_episodes", 0),
                              log_interval=values.pop("log_interval", LOG_INTERVAL), **values)
         agent.learn()
         total = time.perf_counter() - t0

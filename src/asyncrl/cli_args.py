@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                            f"optional, the run folder's)")
     t.add_argument("--env", help="Gymnasium id, e.g. CartPole-v1 or my_module:MyEnv-v0 (with --resume: "
                                  "optional, the run folder's)")
-    t.add_argument("--config", metavar="FILE", help="YAML file of options (flags given here override it)")
+    t.add_argument("--config", metavar="FILE", help="YAML file of options, or the name of a shipped one "
+                   "(cartpole-a3c, pong-a3c, ...: docs, getting started) (flags given here override it)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--resume", nargs="?", const="yes", default=None, metavar="auto",
