@@ -4,12 +4,11 @@ groups apart, and a group's mean curve with its 95% confidence interval.
 A group is the runs of one configuration (seeds of one experiment). With `group="auto"`
 runs whose config.yaml agree on everything that changes what is learned (not the seed,
 the folder, logging, checkpoints or fault handling) are one group, labelled by the values
-in which the groups differ ("algo=a2c", "lr=0.001, t_max=5"); `group="run"` draws every
+in which the groups differ ("a2c", "lr=0.001, t_max=5"); `group="run"` draws every
 run on its own; explicit labels name one group per folder given.
 """
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -23,19 +22,6 @@ NOT_THE_EXPERIMENT = frozenset((
     "start_method", "torch_threads", "ray_address", "fused_optimizer", "vec_env", "device", "steps",
     "stop_return", "stop_eval_return", "preset",
 ))
-
-#: Student's t, two-sided 95%, by degrees of freedom (1-30); 1.96 beyond
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042)
-
-
-def t95(dof: int) -> float:
-    """The two-sided 95% quantile of Student's t with `dof` degrees of freedom."""
-    if dof < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {dof}")
-    return _T95[dof - 1] if dof <= len(_T95) else 1.96
-
 
 def is_run(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "episodes.csv"))
@@ -123,7 +109,8 @@ def group_runs(paths: list[str], group: str = "auto", labels: list[str] | None =
 
 
 def _labels(groups: list[list[tuple[str, dict | None]]], runs: list[str]) -> list[str]:
-    """The values in which the groups' configurations differ; `algo on env` for one group."""
+    """What tells the groups apart: the fewest configuration values (algo and env first, then
+    by name) that give every group a different label; `algo on env` for one group."""
     firsts = [members[0][1] for members in groups]
     known = [c for c in firsts if c is not None]
     if len(known) == 1 and len(groups) == 1:
@@ -131,23 +118,36 @@ def _labels(groups: list[list[tuple[str, dict | None]]], runs: list[str]) -> lis
         return [f"{c.get('algo', '?')} on {c.get('env', '?')}"]
     differing = sorted({k for c in known for k in c if k not in NOT_THE_EXPERIMENT
                         and len({_value(x.get(k)) for x in known}) > 1},
-                       key=lambda k: (k not in ("algo", "env"), k))
+                       key=lambda k: (k not in ("algo", "env"), k != "algo", k))
+    chosen: list[str] = []
+    for key in differing:                     # add keys until the labels tell every group apart
+        chosen.append(key)
+        if len({tuple(_value(c.get(k)) for k in chosen) for c in known}) == len(known):
+            break
     names = short_names([members[0][0] for members in groups])
     out = []
     for members, c, name in zip(groups, firsts, names):
-        if c is None or not differing:
+        if c is None or not chosen:
             out.append(name if len(members) == 1 else os.path.dirname(name) or name)
         else:
-            out.append(", ".join(f"{k}={_value(c.get(k))}" for k in differing[:4])
-                       + (" ..." if len(differing) > 4 else ""))
+            out.append(", ".join(_value(c.get(k)) if k in ("algo", "env") else f"{k}={_value(c.get(k))}"
+                                 for k in chosen))
     return out
 
 
-def mean_and_interval(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 200) -> dict[str, np.ndarray]:
-    """The mean of several curves (x, y: x increasing) on a common grid of x, and the 95%
-    interval of that mean (t-distribution over the curves that cover each x; no interval
-    where only one does). A curve counts from its first to its last x (no extrapolation).
-    Returns {x, mean, low, high, n}."""
+#: a run that ends within this fraction of the group's longest counts on to its end with its
+#: last value (runs differ in where their last episode ends); a shorter run stops counting
+CARRY = 0.1
+
+
+def mean_and_interval(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 200, resamples: int = 2000,
+                      seed: int = 0, carry: float = CARRY) -> dict[str, np.ndarray]:
+    """The mean of several curves (x, y: x increasing) on a common grid of x, and a 95%
+    percentile-bootstrap interval of that mean over the curves that cover each x (as rliable
+    does for few seeds: it stays within what the runs reached; no interval where one curve
+    does). A curve counts from its first x to its last (to the end, with its last value, if
+    it ends within `carry` of the longest: 1 carries every run on, as against wall time, where
+    a run that finished sooner keeps what it reached). Returns {x, mean, low, high, n}."""
     curves = [(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for x, y in curves if len(x)]
     if not curves:
         empty = np.zeros(0)
@@ -157,14 +157,17 @@ def mean_and_interval(curves: list[tuple[np.ndarray, np.ndarray]], points: int =
     grid = np.linspace(lo, hi, points) if hi > lo else np.array([lo])
     ys = np.full((len(curves), len(grid)), np.nan)
     for i, (x, y) in enumerate(curves):
-        inside = (grid >= x[0]) & (grid <= x[-1])
-        ys[i, inside] = np.interp(grid[inside], x, y)
+        end = hi if x[-1] >= hi - carry * (hi - lo) else x[-1]
+        inside = (grid >= x[0]) & (grid <= end)
+        ys[i, inside] = np.interp(grid[inside], x, y)       # np.interp holds the last value beyond x[-1]
     n = np.sum(~np.isnan(ys), axis=0)
     keep = n > 0
     grid, ys, n = grid[keep], ys[:, keep], n[keep]
     mean = np.nanmean(ys, axis=0)
-    half = np.zeros_like(mean)
+    low, high = mean.copy(), mean.copy()
+    rng = np.random.default_rng(seed)
     for j in np.nonzero(n >= 2)[0]:
         col = ys[~np.isnan(ys[:, j]), j]
-        half[j] = t95(len(col) - 1) * float(np.std(col, ddof=1)) / math.sqrt(len(col))
-    return {"x": grid, "mean": mean, "low": mean - half, "high": mean + half, "n": n}
+        means = col[rng.integers(0, len(col), size=(resamples, len(col)))].mean(axis=1)
+        low[j], high[j] = np.percentile(means, [2.5, 97.5])
+    return {"x": grid, "mean": mean, "low": low, "high": high, "n": n}

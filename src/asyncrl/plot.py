@@ -142,7 +142,7 @@ def draw(groups: list[tuple[str, list[str]]], data: dict, panels: tuple[str, ...
     """The figure: one row of panels, one colour and one legend entry per group."""
     import matplotlib.pyplot as plt
 
-    from .curves import mean_and_interval
+    from .curves import CARRY, mean_and_interval
 
     frames = all("frames" in data[run]["episodes"] for _, members in groups for run in members)
     steps_label = ("emulator frames (all workers; agent steps x action repeat)" if frames
@@ -179,7 +179,7 @@ def draw(groups: list[tuple[str, list[str]]], data: dict, panels: tuple[str, ...
                     raw = data[members[0]]["episodes"]["return"]
                     ax.scatter(x, raw, s=2, alpha=0.15, color=colour)
                 continue
-            agg = mean_and_interval(curves)
+            agg = mean_and_interval(curves, carry=1.0 if xlabel.startswith("wall") else CARRY)
             ax.plot(agg["x"], agg["mean"], color=colour, label=f"{label} (mean of {len(curves)}, 95% interval)")
             ax.fill_between(agg["x"], agg["low"], agg["high"], color=colour, alpha=0.2, linewidth=0)
         ax.set_title(title, fontsize=10)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from asyncrl.curves import expand, group_runs, mean_and_interval, short_names, t95
+from asyncrl.curves import expand, group_runs, mean_and_interval, short_names
 from asyncrl.errors import ConfigError
 from asyncrl.plot import _read_run, draw, plot_runs
 
@@ -43,24 +43,26 @@ def experiment(tmp_path):
     return tmp_path
 
 
-def test_t_quantiles():
-    assert t95(1) == 12.706 and t95(2) == 4.303 and t95(30) == 2.042 and t95(1000) == 1.96
-    with pytest.raises(ValueError):
-        t95(0)
-
-
 def test_mean_and_interval_by_hand():
-    """Three curves on x = 0, 1, 2: at x = 1 the values are 1, 2, 6: mean 3, sample sd
-    sqrt(((1-3)^2 + (2-3)^2 + (6-3)^2) / 2) = sqrt(7), half width 4.303 sqrt(7) / sqrt(3)."""
+    """Three curves on x = 0, 1, 2: at x = 1 the values are 1, 2, 6, mean 3. The bootstrap
+    means of three values come in 27 equally likely draws; 1 (all three draws the 1) and 6
+    have 1/27 = 3.7% each, more than the 2.5% tails, so the 95% interval is exactly [1, 6]."""
     x = np.array([0.0, 1.0, 2.0])
     agg = mean_and_interval([(x, np.array([0.0, 1.0, 2.0])), (x, np.array([0.0, 2.0, 4.0])),
                              (x, np.array([0.0, 6.0, 12.0]))], points=3)
     assert list(agg["x"]) == [0.0, 1.0, 2.0] and list(agg["n"]) == [3, 3, 3]
     assert agg["mean"][1] == pytest.approx(3.0)
-    half = 4.303 * math.sqrt(7.0) / math.sqrt(3.0)
-    assert agg["high"][1] - agg["mean"][1] == pytest.approx(half)
-    assert agg["mean"][1] - agg["low"][1] == pytest.approx(half)
+    assert agg["low"][1] == 1.0 and agg["high"][1] == 6.0
+    assert agg["low"][2] == 2.0 and agg["high"][2] == 12.0
     assert agg["low"][0] == agg["high"][0] == 0.0          # all three agree: no width
+
+
+def test_a_run_ending_just_short_of_the_others_counts_to_the_end():
+    """Runs end where their last episode ends: one that stops within 10% of the longest keeps
+    its last value to the end, so the mean does not jump there."""
+    agg = mean_and_interval([(np.array([0.0, 100.0]), np.array([0.0, 10.0])),
+                             (np.array([0.0, 95.0]), np.array([0.0, 20.0]))], points=3)
+    assert list(agg["n"]) == [2, 2, 2] and agg["mean"][2] == pytest.approx(15.0)
 
 
 def test_a_curve_counts_only_where_it_has_data():
@@ -81,7 +83,7 @@ def test_seed_folders_expand_in_numeric_order(tmp_path):
 
 def test_groups_by_configuration_labelled_by_what_differs(experiment):
     groups = group_runs([str(experiment / "a3c"), str(experiment / "a2c")])
-    assert [label for label, _ in groups] == ["algo=a3c", "algo=a2c"]
+    assert [label for label, _ in groups] == ["a3c", "a2c"]
     assert [len(runs) for _, runs in groups] == [3, 3]
     assert all("/a3c/" in r for r in groups[0][1])
 
@@ -123,7 +125,7 @@ def test_the_figure_draws_each_group_mean_with_its_interval(experiment):
     fig = draw(groups, data, ("train", "time", "eval"), 2)
     train, time_ax, eval_ax = fig.axes[:3]
     labels = [line.get_label() for line in train.get_lines()]
-    assert labels == ["algo=a3c (mean of 3, 95% interval)", "algo=a2c (mean of 3, 95% interval)"]
+    assert labels == ["a3c (mean of 3, 95% interval)", "a2c (mean of 3, 95% interval)"]
     # a3c seed s returns 10+s, 10+2s, 10+3s at steps 100, 200, 300; its window-2 moving average at
     # step 300 is 10 + 2.5 s; the mean over s = 0, 1, 2 is 12.5
     line = train.get_lines()[0]
