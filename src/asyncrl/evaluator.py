@@ -122,6 +122,10 @@ def _main(conn, parent_end, parent_pid: int, cfg: Config, factory, obs_space, ac
         try:
             result = evaluate_policy(actor, factory, episodes, seed, on_reset=actor.reset, epsilon=epsilon,
                                      timeout=timeout)
-            conn.send(("ok", result))
+            reply = ("ok", result)
         except BaseException as exc:        # said to the main process, which decides
-            conn.send(("error", "".join(traceback.format_exception_only(type(exc), exc)).strip()))
+            reply = ("error", "".join(traceback.format_exception_only(type(exc), exc)).strip())
+        try:
+            conn.send(reply)
+        except OSError:                     # training ended while this evaluation ran: nobody to tell
+            return

@@ -157,3 +157,20 @@ def test_callback_arguments_are_checked():
         agent.learn(2**64)                      # no wrapped target: refused, not 0 steps
     assert agent.global_step == 0
     assert math.isnan(agent.best_return)
+
+
+def test_training_that_ends_during_an_evaluation_says_nothing_about_it(tmp_path):
+    """learn() ends while the background evaluator is still playing its episodes (many, on a
+    short run): the evaluator finds nobody to tell and exits quietly, with no traceback of a
+    broken pipe on stderr (the README's example printed one)."""
+    import subprocess
+    import sys
+
+    code = ("import asyncrl\n"
+            "agent = asyncrl.A3C('CartPole-v1', workers=2, progress=False)\n"
+            "agent.learn(3000, callback=asyncrl.EvalCallback(every=500, episodes=200))\n"
+            "print('done', agent.global_step)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "done 3000"
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
