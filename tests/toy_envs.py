@@ -9,17 +9,55 @@ import numpy as np
 
 
 class DictObsEnv(gym.Env):
-    """Observation space no network fits (Dict)."""
+    """A Dict observation space no network fits: its entry 'name' is Text."""
 
-    observation_space = gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (2,))})
+    observation_space = gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (2,)), "name": gym.spaces.Text(8)})
     action_space = gym.spaces.Discrete(2)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        return {"a": np.zeros(2, np.float32)}, {}
+        return {"a": np.zeros(2, np.float32), "name": "a"}, {}
 
     def step(self, action):
-        return {"a": np.zeros(2, np.float32)}, 0.0, True, False, {}
+        return {"a": np.zeros(2, np.float32), "name": "a"}, 0.0, True, False, {}
+
+
+class ImageVectorDictEnv(gym.Env):
+    """Dict observations of an image and a vector (SB3's MultiInputPolicy kind): 'camera' a
+    uint8 [40, 40, 3] picture whose mean brightness is the target, 'state' a float vector
+    [position, target]. Action 1 moves the position up, 0 down; reward 1 when it ends on
+    the target after 8 steps. With image=False only 'state' (a vector-only Dict); with
+    extra=True a third entry, 'flag' (Discrete(3))."""
+
+    def __init__(self, image: bool = True, extra: bool = False):
+        entries = {"state": gym.spaces.Box(-1.0, 1.0, (2,), np.float32)}
+        if image:
+            entries["camera"] = gym.spaces.Box(0, 255, (40, 40, 3), np.uint8)
+        if extra:
+            entries["flag"] = gym.spaces.Discrete(3)
+        self.observation_space = gym.spaces.Dict(entries)
+        self.action_space = gym.spaces.Discrete(2)
+        self.image, self.extra = image, extra
+
+    def _obs(self):
+        obs = {"state": np.array([self.pos / 4, self.target / 4], np.float32)}
+        if self.image:
+            obs["camera"] = np.full((40, 40, 3), 60 * (self.target + 2), np.uint8)
+        if self.extra:
+            obs["flag"] = self.t % 3
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos, self.t = 0, 0
+        self.target = int(self.np_random.integers(-2, 3))
+        return self._obs(), {}
+
+    def step(self, action):
+        self.pos = int(np.clip(self.pos + (1 if action == 1 else -1), -4, 4))
+        self.t += 1
+        done = self.t >= 8
+        return self._obs(), float(done and self.pos == self.target), done, False, {}
 
 
 class ChainEnv(gym.Env):
@@ -158,6 +196,8 @@ gym.register("MultiDiscreteAction-v0", entry_point=ActionSpaceEnv, max_episode_s
              kwargs={"action_space": gym.spaces.MultiDiscrete([2, 3])})
 gym.register("DictObs-v0", entry_point=DictObsEnv, max_episode_steps=10)
 gym.register("TextObs-v0", entry_point=TextObsEnv, max_episode_steps=10)
+gym.register("ImageVectorDict-v0", entry_point=ImageVectorDictEnv)
+gym.register("VectorDict-v0", entry_point=ImageVectorDictEnv, kwargs={"image": False, "extra": True})
 gym.register("FailingReset-v0", entry_point=FailingResetEnv, max_episode_steps=10)
 gym.register("NaNRewardOnce-v0", entry_point=NaNRewardCartPole, kwargs={"at": 30})
 gym.register("NaNRewardAlways-v0", entry_point=NaNRewardCartPole, kwargs={"every": 1})

@@ -52,6 +52,8 @@ class Predictor:
         """(observations [B, ...], whether one observation was given); ValueError naming the
         shape when it fits neither the observation space nor a batch of it."""
         space = self.obs_space
+        if isinstance(space, gym.spaces.Dict):
+            return _dict_batch(space, observation)
         if isinstance(space, gym.spaces.Discrete):
             obs = np.asarray(observation)
             if obs.ndim <= 1 and np.issubdtype(obs.dtype, np.integer):
@@ -79,7 +81,7 @@ class Predictor:
     def __call__(self, observation: Any, state: Any = None, episode_start: Any = None,
                  deterministic: bool = True, step: int = 0) -> tuple[np.ndarray, Any]:
         obs, single = self.batch(observation)
-        n = obs.shape[0]
+        n = len(next(iter(obs.values()))) if isinstance(obs, dict) else obs.shape[0]
         policy, rows = self._policy(deterministic, n)
         self.write.batch(rows, obs)
         policy.at_step(step)                       # epsilon-greedy: epsilon as at the global step
@@ -101,6 +103,34 @@ class Predictor:
             h, c = policy.get_state()
             out_state = (h.cpu().numpy()[None], c.cpu().numpy()[None])     # (1, B, H), as torch's LSTM
         return (actions[0] if single else actions), out_state
+
+
+def _dict_batch(space: gym.spaces.Dict, observation: Any) -> tuple[dict, bool]:
+    """A Dict observation, or a batch of them (a dict of arrays with one leading axis B), as
+    ({key: [B, ...]}, whether one was given); keys the space lacks are ignored."""
+    if not isinstance(observation, dict):
+        raise ValueError(f"predict: the observation space is a Dict ({', '.join(space.spaces)}); got "
+                         f"{type(observation).__name__}, not a dict")
+    out, singles = {}, set()
+    for key, sub in space.spaces.items():
+        if key not in observation:
+            raise ValueError(f"predict: the observation has no entry {key!r} (the Dict's entries: "
+                             f"{', '.join(space.spaces)})")
+        obs = np.asarray(observation[key])
+        shape = () if isinstance(sub, gym.spaces.Discrete) else tuple(sub.shape)
+        if obs.shape == shape:
+            out[key], one = obs[None], True
+        elif obs.ndim == len(shape) + 1 and obs.shape[1:] == shape and obs.shape[0] > 0:
+            out[key], one = obs, False
+        else:
+            raise ValueError(f"predict: entry {key!r} of shape {obs.shape} fits neither its space's shape "
+                             f"{shape} nor a batch of it")
+        singles.add(one)
+    sizes = {len(v) for v in out.values()}
+    if len(singles) > 1 or len(sizes) > 1:
+        raise ValueError(f"predict: the entries disagree on the batch: sizes {sorted(sizes)} "
+                         f"({', '.join(f'{k} {v.shape}' for k, v in out.items())})")
+    return out, singles.pop()
 
 
 def _set_state(recurrent: Any, state: Any, n: int) -> None:

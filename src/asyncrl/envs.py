@@ -15,6 +15,8 @@ import numpy as np
 
 from .atari import AtariOptions, is_atari_id, looks_atari, make_atari, require_ale
 from .errors import EnvError
+from .pixels import PixelOptions, register_ids, shape_observations
+from .presets import pixel_mode
 
 
 class EnvFactory:
@@ -33,6 +35,8 @@ class EnvFactory:
     instance = None
     #: where a `module:Id` id's module may be found besides sys.path: the directory it was named in
     home = None
+    #: a non-Atari image env's preprocessing (pixels.PixelOptions) or None; the Dict entries kept (() all)
+    pixels, obs_keys = None, ()
 
     def __init__(self, env: "str | Callable[[], gym.Env] | gym.Env | EnvFactory", **make_kwargs: Any):
         if isinstance(env, EnvFactory):
@@ -65,6 +69,11 @@ class EnvFactory:
         out = EnvFactory(self)
         if self.fn is None and is_atari_id(self.env_id):
             out.atari = AtariOptions.from_config(cfg)
+        else:       # any other image env: --pixels (auto: ViZDoom and CarRacing ids)
+            mode = pixel_mode(self.env_id if self.fn is None else None, cfg.pixels)
+            if mode is not None:
+                out.pixels = PixelOptions(cfg.frame_skip, cfg.frame_stack, cfg.screen_size, mode == "gray")
+        out.obs_keys = tuple(cfg.obs_keys)
         return out
 
     def for_evaluation(self) -> "EnvFactory":
@@ -75,6 +84,9 @@ class EnvFactory:
         return out
 
     def __call__(self, **kwargs: Any) -> gym.Env:
+        return shape_observations(self._make(**kwargs), self.pixels, self.obs_keys, self.name)
+
+    def _make(self, **kwargs: Any) -> gym.Env:
         if self.fn is not None:
             env = self.fn()
             _refuse_vector(env, f"env factory {self.env_id!r} returned")
@@ -83,6 +95,7 @@ class EnvFactory:
             return env
         if ":" in self.env_id:
             self._import_module()
+        register_ids(self.env_id)       # ViZDoom's ids: registered by importing its Gymnasium module
         try:
             if self.atari is not None:
                 return make_atari(self.env_id, self.atari, **{**self.make_kwargs, **kwargs})
@@ -337,9 +350,7 @@ def _obs_problem(obs: Any, space: gym.Space, where: str) -> str | None:
 
 
 def _shape_of(value: Any) -> str:
-    if isinstance(value, tuple):
-        return f"a tuple of {len(value)}"
-    return f"a {type(value).__name__}"
+    return f"a tuple of {len(value)}" if isinstance(value, tuple) else f"a {type(value).__name__}"
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -95,8 +95,10 @@ def exported_policy(agent: Agent) -> tuple[nn.Module, tuple[torch.Tensor, ...], 
     cannot take (Box and Discrete can be exported)."""
     space = agent.observation_space
     if not isinstance(space, (gym.spaces.Box, gym.spaces.Discrete)):
+        entries = f" (entries {', '.join(space.spaces)})" if isinstance(space, gym.spaces.Dict) else ""
         raise ConfigError(f"export takes agents with Box or Discrete observations; this one has "
-                          f"{type(space).__name__} observations")
+                          f"{type(space).__name__} observations{entries}, which export does not take yet "
+                          f"(use the checkpoint with asyncrl.load and predict)")
     recurrent = bool(getattr(agent.model, "recurrent", False))
     policy = RecurrentPolicy(agent) if recurrent else FeedForwardPolicy(agent)
     if isinstance(space, gym.spaces.Discrete):

@@ -29,6 +29,24 @@ ALGOS_OF_PRESETS = {"classic": ("a3c", "a2c", "one-step-q", "one-step-sarsa", "n
 FAMILY_PRESETS = {"classic": "classic", "continuous": "continuous", "images": "paper"}
 
 
+#: Gymnasium id prefixes of image environments beyond Atari, and the frames `--pixels auto`
+#: gives them: colour, as the paper's other pixel domains (Labyrinth and TORCS: 84x84 RGB). Their
+#: observations are images (or Dicts with an image entry), so `--preset auto` gives them the
+#: paper's settings (the `images` family: FAMILY_PRESETS), frame skip, stack and size included.
+PIXEL_ENVS = {"Vizdoom": "color", "CarRacing": "color"}
+
+
+def pixel_mode(env_id: "str | None", pixels: str) -> "str | None":
+    """'gray' or 'color' when the image preprocessing of `asyncrl.pixels` applies to `env_id`
+    under `--pixels` (auto: the ids of PIXEL_ENVS; None for a factory), else None (off)."""
+    if pixels in ("gray", "color"):
+        return pixels
+    if pixels == "auto" and isinstance(env_id, str):
+        name = env_id.split(":", 1)[-1]
+        return next((mode for prefix, mode in PIXEL_ENVS.items() if name.startswith(prefix)), None)
+    return None
+
+
 def preset_values(name: str, algo: str) -> dict:
     """The values preset `name` gives algorithm `algo` (empty for 'none' and for 'auto',
     which the Agent resolves to a family's preset once it knows the env's spaces)."""
@@ -111,6 +129,6 @@ def paper_values(algo: str) -> dict:
         # averages over environments), so its gradient is 5x theirs: the same clip is 2.5.
         # With the paper's epsilon 0.1 the step is about lr x g / 0.32: A3C makes 16x more
         # updates per frame and learns Pong with it, A2C did not in 36M frames
-        # (docs/benchmarks.md, "Learning Pong with A2C").
+        # (docs/benchmarks/pong-a2c.md).
         values.update(rms_eps=1e-5, value_coef=0.25, max_grad_norm=0.5 * values["t_max"])
     return values

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .spaces import obs_dim, obs_dtype
+from .spaces import dict_entries, obs_dim, obs_dtype
 
 
 @dataclass
@@ -112,27 +112,39 @@ def _get_state(policy):
 
 
 class ObsWriter:
-    """Encodes raw observations into a float32 row in place (Discrete: one-hot)."""
+    """Encodes raw observations into a row in place (Discrete: one-hot; Dict: each entry
+    into its own columns of the row, spaces.dict_entries, so rollouts stay one [T, B, D]
+    buffer, allocated once, whatever the observation)."""
 
     def __init__(self, space: gym.Space):
         self.discrete = isinstance(space, gym.spaces.Discrete)
         self.dim = obs_dim(space)
         self.dtype = obs_dtype(space)       # torch dtype of the rows (uint8 for images of bytes)
+        self.entries = None
+        if isinstance(space, gym.spaces.Dict):   # (key, writer of the entry, its columns)
+            self.entries = [(key, ObsWriter(sub), cols) for key, sub, cols in dict_entries(space)]
 
     def rows(self, *shape: int) -> torch.Tensor:
         """A zeroed buffer of observation rows: shape + (dim,)."""
         return torch.zeros(*shape, self.dim, dtype=self.dtype)
 
     def __call__(self, row: np.ndarray, obs) -> None:
-        if self.discrete:
+        if self.entries is not None:
+            for key, write, cols in self.entries:
+                write(row[cols], obs[key])
+        elif self.discrete:
             row[:] = 0.0
             row[int(obs)] = 1.0
         else:
             row[:] = np.reshape(obs, -1)
 
-    def batch(self, rows: np.ndarray, obs: np.ndarray) -> None:
-        """rows [B, D] <- B observations as a vector env returns them (stacked)."""
-        if self.discrete:
+    def batch(self, rows: np.ndarray, obs) -> None:
+        """rows [B, D] <- B observations as a vector env returns them (stacked; a Dict's
+        entries each stacked)."""
+        if self.entries is not None:
+            for key, write, cols in self.entries:
+                write.batch(rows[:, cols], obs[key])
+        elif self.discrete:
             rows[:] = 0.0
             rows[np.arange(rows.shape[0]), np.asarray(obs, dtype=np.int64)] = 1.0
         else:

@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 
 from ..atari.registry import is_atari_id
 from ..errors import ConfigError
-from ..presets import PRESETS, preset_values
+from ..presets import PRESETS, pixel_mode, preset_values
 from ..system import available_cores
 from .coerce import coerce_value, load_config_file
 from .describe import unknown_message
@@ -31,6 +31,7 @@ Activation = Literal["relu", "tanh"]
 StartMethod = Literal["auto", "fork", "forkserver", "spawn"]
 AutoOnOff = Literal["auto", "on", "off"]
 PresetName = Literal["auto", "classic", "continuous", "paper", "atari", "none"]
+PixelsName = Literal["auto", "gray", "color", "off"]
 ALGOS = get_args(Algo)
 OPTIMIZERS = get_args(OptimizerName)
 NETS = get_args(NetName)
@@ -44,6 +45,7 @@ ACTIVATIONS = get_args(Activation)
 SHARED_TORSO = get_args(AutoYesNo)
 START_METHODS = get_args(StartMethod)
 FUSED = get_args(AutoOnOff)
+PIXELS = get_args(PixelsName)
 assert get_args(PresetName) == PRESETS, "PresetName must list presets.PRESETS"
 
 
@@ -140,9 +142,16 @@ class Config:
                            choices=CLIP_REWARDS)
     noop_max: int = _f(30, "Atari: up to this many random no-ops at the start of every episode "
                            "(training and evaluation)")
-    frame_skip: int = _f(4, "Atari: action repeat; the observation is the max of the last 2 frames")
-    frame_stack: int = _f(4, "Atari: observations stacked (channels of the CNN input)")
-    screen_size: int = _f(84, "Atari: frames are resized to screen-size x screen-size grayscale")
+    frame_skip: int = _f(4, "Atari and --pixels: action repeat (Atari: the observation is the max of the "
+                            "last 2 frames)")
+    frame_stack: int = _f(4, "Atari and --pixels: observations stacked (channels of the CNN input)")
+    screen_size: int = _f(84, "Atari and --pixels: frames are resized to screen-size x screen-size "
+                              "(Atari: grayscale)")
+    pixels: PixelsName = _f("auto", "image preprocessing of a non-Atari env's images (a Dict's image "
+                                    "entries too): frame skip, resize, gray or color frames, frame stack "
+                                    "(the frame-skip, screen-size, frame-stack values); auto: color for "
+                                    "ViZDoom and CarRacing ids, off for others", choices=PIXELS)
+    obs_keys: list[str] = _f([], "Dict observations: the entries the network reads (default: all)", nargs="+")
     sticky_actions: float = _f(0.0, "Atari: probability of repeating the previous action (ALE v5's "
                                     "default is 0.25; the paper had none)")
     life_loss_terminal: bool = _f(False, "Atari: a lost life ends the episode for learning (no "
@@ -322,8 +331,10 @@ _APPLIES = {
     "lstm_size": lambda c: c.net == "lstm",
     "ray_address": lambda c: c.resolved().executor == "ray",
     **dict.fromkeys(("device", "vec_env", "torch_threads"), _SYNC),
-    **dict.fromkeys(("noop_max", "frame_skip", "frame_stack", "screen_size", "sticky_actions",
-                     "life_loss_terminal"), _ATARI),
+    **dict.fromkeys(("noop_max", "sticky_actions", "life_loss_terminal"), _ATARI),
+    **dict.fromkeys(("frame_skip", "frame_stack", "screen_size"),
+                    lambda c: is_atari_id(c.env) or pixel_mode(c.env, c.pixels) is not None),
+    "pixels": lambda c: not is_atari_id(c.env),
     "stop_eval_return": lambda c: c.eval_every > 0,
     "wandb_project": lambda c: c.wandb,
     "start_method": lambda c: c.resolved().executor == "hogwild" or c.eval_every > 0,   # the evaluator's too

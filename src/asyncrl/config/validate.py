@@ -82,7 +82,19 @@ def field_problems(cfg: Any) -> list[str]:
         p.extend(q for q in [network_problem(cfg, is_atari_id(cfg.env) if isinstance(cfg.env, str) else False)] if q)
     if cfg.wandb:
         p.extend(q for q in [_wandb_problem(cfg)] if q)
+    p.extend(q for q in [_obs_keys_problem(cfg.obs_keys)] if q)
     return p
+
+
+def _obs_keys_problem(keys: Any) -> str | None:
+    """obs-keys: distinct, non-empty names (whether the env's Dict has them is checked when
+    the env is made: pixels.KeepKeys)."""
+    if not isinstance(keys, list) or any(not isinstance(k, str) or not k.strip() for k in keys):
+        return f"obs-keys must be names of Dict entries (non-empty strings), got {keys!r}"
+    if len(set(keys)) != len(keys):
+        twice = next(k for k in keys if keys.count(k) > 1)
+        return f"obs-keys names the entry {twice!r} twice; name each entry once, got {keys}"
+    return None
 
 
 def _wandb_problem(cfg: Any) -> str | None:
