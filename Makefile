@@ -16,7 +16,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[test,mujoco,atari,envpool,video,ray,onnx,wandb,docs]'
+	$(PIP) -e '.[test,mujoco,atari,vizdoom,box2d,envpool,video,ray,onnx,wandb,docs]'
 	@touch $(STAMP)
 
 # the documentation site, built into site/ (--strict: a warning, such as a broken link, fails it)
