@@ -798,12 +798,12 @@ def test_interleave_channels_equals_a_channels_last_copy(c, dtype, opencv, monke
 # =========================================================================== scores, ids
 def test_human_normalized_scores():
     assert human_normalized("pong", -20.7) == 0.0
-    assert human_normalized("pong", 9.3) == 1.0
-    assert human_normalized("pong", -21.0) == pytest.approx(-0.3 / 30)
-    assert human_normalized("breakout", 31.8) == 1.0
+    assert human_normalized("pong", 14.6) == 1.0
+    assert human_normalized("pong", -21.0) == pytest.approx(-0.3 / 35.3)
+    assert human_normalized("breakout", 30.5) == 1.0
     assert human_normalized("breakout", 1.7) == 0.0
     assert human_normalized("no_such_game", 10.0) is None
-    assert REFERENCE_SCORES["pong"] == (-20.7, 9.3) and REFERENCE_SCORES["breakout"] == (1.7, 31.8)
+    assert REFERENCE_SCORES["pong"] == (-20.7, 14.6) and REFERENCE_SCORES["breakout"] == (1.7, 30.5)
 
 
 def test_game_and_atari_ids():
