@@ -11,14 +11,20 @@ so that they cannot drift from the code.
   written; on the site they are rewritten to the README page or to a copy of the file
   under repo/. A link whose target exists nowhere is left alone, so `mkdocs build
   --strict` fails on it.
+- The benchmark pages' tables (docs/benchmarks/*.md): a block `<!-- results-table ... -->`
+  holds a small YAML spec (which file of benchmarks/results/, which entries are the rows,
+  and a format string per column) and is replaced by a table of the numbers in that file,
+  so the figures on a page are the file's. See `results_table`.
 """
 from __future__ import annotations
 
 import dataclasses
 import html
+import json
 import os
 import posixpath
 import re
+import string
 import sys
 from typing import Any
 
@@ -31,6 +37,9 @@ CONFIG_MARKER = "<!-- generated: configuration-table -->"
 PRESET_MARKER = "<!-- generated: preset-table -->"
 CLI_MARKER = "<!-- generated: cli-help -->"
 ERRORS_MARKER = "<!-- generated: error-classes -->"
+
+RESULTS_TABLE = re.compile(r"<!-- results-table\n(.*?)\n-->", re.S)
+RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 
 README_PAGE = "readme.md"        # the README, as a page of the site
 REPO_COPIES = "repo"             # files of the repository outside docs/, copied for the site
@@ -138,6 +147,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
     src = page.file.src_uri
     repo_path = "README.md" if src == README_PAGE else "docs/" + src
     markdown = _rewrite_links(markdown, repo_path, src)
+    markdown = RESULTS_TABLE.sub(lambda m: results_table(m.group(1), src), markdown)
     if CONFIG_MARKER in markdown:
         markdown = markdown.replace(CONFIG_MARKER, config_table())
     if PRESET_MARKER in markdown:
@@ -315,3 +325,113 @@ def error_classes() -> str:
                if issubclass(c, errors.AsyncRLError) and c.__module__ == errors.__name__]
     classes.sort(key=lambda c: inspect.getsourcelines(c)[1])
     return "\n".join(f"::: asyncrl.errors.{c.__name__}\n" for c in classes)
+
+
+# ---------------------------------------------------------------------- the benchmark pages' tables
+class _Missing(Exception):
+    """A value a cell names is null in the results file (the cell's `else` format is used)."""
+
+
+class _CellFormatter(string.Formatter):
+    """str.format with what result tables need: a null value (or any field of a null row)
+    raises _Missing; a bool's format spec is `text if true|text if false`; the spec `M`
+    writes a count in millions (7.3M)."""
+
+    def get_value(self, key: Any, args: Any, kwargs: Any) -> Any:
+        if isinstance(key, str) and key not in kwargs and "row" in kwargs and kwargs["row"] is None:
+            raise _Missing
+        return super().get_value(key, args, kwargs)
+
+    def format_field(self, value: Any, spec: str) -> str:
+        if value is None:
+            raise _Missing
+        if isinstance(value, bool) and spec:
+            yes, _, no = spec.partition("|")
+            return yes if value else no
+        if spec == "M":
+            return f"{value / 1e6:.1f}M"
+        return format(value, spec)
+
+
+_CELL = _CellFormatter()
+
+
+def _load_results(name: str) -> Any:
+    with open(os.path.join(RESULTS_DIR, name), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _lookup(data: Any, path: str) -> Any:
+    """The entry at a dotted path (`results.one-step-q`, `runs.0`); '' or '.' is data itself."""
+    for part in filter(None, path.split(".")):
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
+def _cell(spec: Any, context: dict) -> str:
+    """One cell: a format string over the context, or {format, else}, or {each, format, else,
+    sep} (the format applied to every item of the list at `each`, joined by `sep`, "; ")."""
+    if isinstance(spec, str):
+        spec = {"format": spec}
+    if "each" in spec:
+        items = _lookup(context["row"], spec["each"])
+        return spec.get("sep", "; ").join(_cell({k: v for k, v in spec.items() if k not in ("each", "sep")},
+                                                {**(item if isinstance(item, dict) else {}), "row": item,
+                                                 "doc": context["doc"]}) for item in items)
+    try:
+        return _CELL.vformat(spec["format"], (), context)
+    except _Missing:
+        if "else" not in spec:
+            raise
+        return _CELL.vformat(spec["else"], (), context)
+
+
+def _rows(spec: Any, doc: Any) -> list[tuple[dict, Any, Any]]:
+    """(extra fields, entry, its file) for each row: `rows` is a path whose every item is a row
+    (its key the label), or a mapping of path -> label (or -> {label: ..., other fields}); a
+    path `other.json:path` reads another file of benchmarks/results/ (the row's `doc`)."""
+    if isinstance(spec, str):
+        return [({"label": key}, entry, doc) for key, entry in _lookup(doc, spec).items()]
+    rows = []
+    for path, extra in spec.items():
+        source = doc
+        if ":" in path:
+            name, path = path.split(":", 1)
+            source = _load_results(name)
+        rows.append((extra if isinstance(extra, dict) else {"label": extra}, _lookup(source, path), source))
+    return rows
+
+
+def results_table(text: str, page: str = "") -> str:
+    """A markdown table from a results file, as a `<!-- results-table ... -->` block asks:
+
+        file: cartpole_value_based.json          # in benchmarks/results/
+        caption: "Commit `{commit}`, {cpus} cores."   # optional, formatted over the whole file
+        rows: results                            # or a mapping {path: label}
+        columns:
+          method: "{label}"
+          median wall time (s): "{median_seconds}"
+          per seed: {each: runs, format: "{eval_mean_return} ({seconds})"}
+
+    The caption and the column headers are formatted over the whole file. A cell's format
+    string reads the row's fields, `label` (and the other fields the row's
+    entry in `rows` gives), `row` (the entry itself) and `doc` (the whole file); a cell whose
+    value is null in the file needs an `else` format. Anything the file lacks fails the build."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load(text)
+        doc = _load_results(spec["file"])
+        whole = {**doc, "doc": doc}                # what the caption and the headers read
+        lines = [_CELL.vformat(spec["caption"], (), whole), ""] if spec.get("caption") else []
+        columns = spec["columns"]
+        lines.append("| " + " | ".join(_CELL.vformat(h, (), whole) for h in columns) + " |")
+        lines.append("|" + "---|" * len(columns))
+        for extra, entry, source in _rows(spec["rows"], doc):
+            context = {**(entry if isinstance(entry, dict) else {}), **extra, "row": entry, "doc": source}
+            cells = [_cell(c, context).replace("|", "\\|") for c in columns.values()]
+            lines.append("| " + " | ".join(cells) + " |")
+    except (OSError, KeyError, IndexError, TypeError, ValueError, AttributeError, _Missing, yaml.YAMLError) as exc:
+        raise ValueError(f"{page}: a results table that cannot be made: {type(exc).__name__}: {exc}\n"
+                         f"{text}") from exc
+    return "\n".join(lines) + "\n"

@@ -130,6 +130,13 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     pages = sorted(p.relative_to(DOCS).with_suffix(".html") for p in DOCS.rglob("*.md"))
     assert [p for p in pages if not (site / p).is_file()] == []
 
+    # the benchmark pages' tables hold the results files' numbers (docs/hooks.py results_table)
+    value_based = json.loads((ROOT / "benchmarks" / "results" / "cartpole_value_based.json").read_text())
+    page = (site / "benchmarks" / "value-based.html").read_text(encoding="utf-8")
+    for method, r in value_based["results"].items():
+        assert f"<td>{method}</td>" in page and f"<td>{r['median_seconds']}</td>" in page, method
+    assert [p.name for p in (site / "benchmarks").glob("*.html") if "results-table" in p.read_text()] == []
+
     # the generated references: every Config field has its row, every subcommand its help
     from asyncrl.cli import build_parser
     from asyncrl.config import Config
@@ -156,3 +163,96 @@ def test_site_builds_strict(tmp_path: Path) -> None:
                    and f" {f.name} " not in part]
         assert missing == [], f"the API reference's {name} lacks {missing}"
     assert "lr float learning rate (paper: 7e-4, annealed linearly to 0). Default: 0.0007" in text
+
+
+# ---------------------------------------------------------------------- the benchmark pages' tables
+def _hooks():
+    """docs/hooks.py as a module (it needs MkDocs installed, as the build does)."""
+    if importlib.util.find_spec("mkdocs") is None:
+        pytest.skip("the docs extra is not installed: pip install -e '.[docs]'")
+    spec = importlib.util.spec_from_file_location("asyncrl_docs_hooks", DOCS / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def results(tmp_path: Path, monkeypatch):
+    hooks = _hooks()
+    monkeypatch.setattr(hooks, "RESULTS_DIR", str(tmp_path))
+    (tmp_path / "r.json").write_text(json.dumps({
+        "commit": "abc1234", "cpus": 2,
+        "results": {"q": {"runs": [{"s": 1.5, "n": 1000}, {"s": 2.25, "n": None}], "ok": True, "frames": 7347120},
+                    "sarsa": {"runs": [{"s": 3.0, "n": 20}], "ok": False, "frames": None}}}))
+    (tmp_path / "other.json").write_text(json.dumps({"commit": "def5678", "x": {"ok": True, "frames": 1e6, "runs": []}}))
+    return hooks
+
+
+def test_results_table_renders_the_file(results) -> None:
+    spec = """file: r.json
+caption: "Commit `{commit}`, {cpus} cores."
+rows: results
+columns:
+  "method at {commit}": "{label}"
+  done: "{ok:yes|no}"
+  frames: {format: "{frames:M}", else: none}
+  per seed: {each: runs, format: "{s} s ({n:,})", else: "{s} s (not solved)"}"""
+    assert results.results_table(spec, "p.md") == (
+        "Commit `abc1234`, 2 cores.\n\n"
+        "| method at abc1234 | done | frames | per seed |\n"
+        "|---|---|---|---|\n"
+        "| q | yes | 7.3M | 1.5 s (1,000); 2.25 s (not solved) |\n"
+        "| sarsa | no | none | 3.0 s (20) |\n")
+
+
+def test_results_table_rows_by_path_with_fields_and_other_files(results) -> None:
+    spec = """file: r.json
+rows:
+  results.sarsa: {label: SARSA, paper: "2.8"}
+  "other.json:x": the other file
+  results.q.runs.0: first run
+columns:
+  row: "{label}"
+  commit: "`{doc[commit]}`"
+  extra: {format: "{paper}", else: "-"}"""
+    with pytest.raises(ValueError, match="KeyError: 'paper'"):       # a field no row has: the build fails
+        results.results_table(spec, "p.md")
+    spec = spec.replace('extra: {format: "{paper}", else: "-"}', 'first: "{row}"').replace("  results.q.runs.0: first run\n", "")
+    table = results.results_table(spec, "p.md").splitlines()
+    assert table[2].startswith("| SARSA | `abc1234` | {")
+    assert table[3].startswith("| the other file | `def5678` | {")
+    # a label containing a pipe is escaped, not a new column
+    assert "\\|" in results.results_table("file: r.json\nrows: {results.q: a|b}\ncolumns: {x: '{label}'}")
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ("file: nothere.json\nrows: results\ncolumns: {m: '{label}'}", "nothere.json"),          # no such file
+    ("file: r.json\nrows: results.none\ncolumns: {m: '{label}'}", "KeyError: 'none'"),      # no such entry
+    ("file: r.json\nrows: results\ncolumns: {m: '{missing}'}", "KeyError: 'missing'"),      # no such field
+    ("file: r.json\nrows: results\ncolumns: {f: '{frames:M}'}", "_Missing"),               # null, no else
+    ("file: r.json\nrows: results\ncolumns: {m: '{label:d}'}", "ValueError"),              # a bad format
+    ("file: r.json\nrows: [unclosed\ncolumns: x", "YAMLError|ScannerError|ParserError"),     # not YAML
+])
+def test_results_table_that_cannot_be_made_fails_the_build(results, bad: str, expected: str) -> None:
+    with pytest.raises(ValueError, match=f"page.md: a results table that cannot be made: .*({expected})"):
+        results.results_table(bad, "page.md")
+
+
+def test_every_benchmark_page_renders_from_its_results() -> None:
+    """Each results-table block of docs/benchmarks/ renders from the real benchmarks/results/
+    files (a renamed file or key fails here before the site is built), and a page that says
+    "not yet measured" has no figure table."""
+    hooks = _hooks()
+    pages = sorted((DOCS / "benchmarks").glob("*.md"))
+    rendered = 0
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for m in hooks.RESULTS_TABLE.finditer(text):
+            table = hooks.results_table(m.group(1), page.name)
+            assert table.count("\n|") >= 2, (page.name, table)
+            rendered += 1
+        if "Not yet measured" in text:
+            assert not hooks.RESULTS_TABLE.search(text) and "\n|" not in text, page.name
+    assert rendered >= 20, rendered
+    names = {p.stem for p in pages}
+    assert {"index", "memory-defaults", "eval-overhead", "cartpole-defaults"} <= names, names
