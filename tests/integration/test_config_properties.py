@@ -233,7 +233,7 @@ def _bad_values(name: str) -> list[list[str]]:
         return [["no-such-choice"], ["a\nb"]]
     if name == "run_dir":
         return [["/proc/foo"], ["/sys/foo/bar"]]
-    return [["headnode"]]             # ray-address: needs --executor ray
+    return [["headnode"]]             # ray-address: needs --executor ray; wandb-project: needs --wandb
 
 
 BAD_FLAGS = [(name, v) for name in FIELDS if name not in FIXED for v in _bad_values(name)]

@@ -106,3 +106,9 @@ def test_cli_wandb_project_bad_input(tmp_path):
     assert_refused_in_one_line(p["returncode"], p["stdout"], p["stderr"],
                                "wandb-project must be a name of 1 to 128 characters without / \\ # ? % :, got 'a/b'")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_wandb_project_without_wandb_is_refused():
+    with pytest.raises(ConfigError, match="wandb_project 'mine' names the W&B project of a run that logs there: "
+                                          "add wandb=True"):
+        asyncrl.A3C("CartPole-v1", wandb_project="mine")

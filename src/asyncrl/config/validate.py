@@ -82,6 +82,9 @@ def field_problems(cfg: Any) -> list[str]:
         p.extend(q for q in [network_problem(cfg, is_atari_id(cfg.env) if isinstance(cfg.env, str) else False)] if q)
     if cfg.wandb:
         p.extend(q for q in [_wandb_problem(cfg)] if q)
+    elif cfg.wandb_project != "asyncrl":
+        p.append(f"wandb-project {cfg.wandb_project!r} names the W&B project of a run that logs there: "
+                 f"add --wandb (or drop wandb-project)")
     p.extend(q for q in [_obs_keys_problem(cfg.obs_keys)] if q)
     return p
 
