@@ -96,9 +96,9 @@ def test_eval_gives_a_raw_pong_score_and_its_human_normalised_value(pong_run):
     score = out["mean_return"]
     assert out["returns"] == [score] and score == int(score) and -21 <= score <= 21
     assert out["game"] == "pong" and out["env"] == PONG and out["step"] == 3000
-    assert REFERENCE_SCORES["pong"] == (-20.7, 9.3)
-    assert out["human_normalized"] == pytest.approx((score + 20.7) / 30.0)
-    assert "Mnih" in out["reference_scores"]
+    assert REFERENCE_SCORES["pong"] == (-20.7, 14.6)            # DQN Zoo's table of the 57 games
+    assert out["human_normalized"] == pytest.approx((score + 20.7) / 35.3)
+    assert "DQN Zoo" in out["reference_scores"]
     assert out["epsilon"] == 0.0 and out["greedy"] is True
 
 
@@ -108,7 +108,7 @@ def test_eval_epsilon_is_recorded(pong_run):
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["epsilon"] == 0.05 and -21 <= out["mean_return"] <= 21
-    assert out["human_normalized"] == pytest.approx((out["mean_return"] + 20.7) / 30.0)
+    assert out["human_normalized"] == pytest.approx((out["mean_return"] + 20.7) / 35.3)
 
 
 def test_eval_epsilon_out_of_range_is_one_line(pong_run):
