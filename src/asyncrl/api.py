@@ -319,7 +319,8 @@ def _typed_init(cls: type[Agent]) -> None:
     type, default and meaning, generated from the Config fields (config.describe)."""
     base = Agent.__init__
     own = [p for p in inspect.signature(base, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
-    doc = (f"{(cls.__doc__ or '').strip().splitlines()[0]}\n\nHyperparameters not given come from "
+    doc = (f"Make the agent: its model and optimiser (nothing trains until learn()).\n\nHyperparameters not "
+           f"given come from "
            f"`preset` (auto: the env family's preset, whose values are listed below where they differ "
            f"from the field's own default).\n\nArgs:\n{_OWN_ARGS}\n"
            f"{args_section(Config, cls.algo or 'a3c', skip=('algo', 'env', 'workers', 'run_dir'))}\n")
