@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import EnvError
-from ..nets import (VAR_EPS, ActivationTape, ActorCritic, RecurrentScores, build_torso,
+from ..nets import (VAR_EPS, ActivationTape, ActorCritic, AtariCNN, RecurrentScores, build_torso,
                     gaussian_mean_var, numpy_scores)
 from ..returns import n_step_returns, n_step_returns_np
 from ..rollout import Rollout
@@ -145,7 +145,10 @@ class ActorCriticAlgorithm(Algorithm):
         continuous = isinstance(action_space, gym.spaces.Box)
         n = int(action_space.shape[0]) if continuous else int(action_space.n)
         core = self.cfg.lstm_size if self.cfg.net == "lstm" else 0
-        shared = core or self.cfg.shares_torso(cnn=has_image(obs_space))   # the CNN (a Dict's too)
+        # the CNN's torso is shared (the paper's), a Dict's with an image entry too; an MLP's is not,
+        # even on an image (--net mlp)
+        cnn = isinstance(torso, AtariCNN) or (isinstance(obs_space, gym.spaces.Dict) and has_image(obs_space))
+        shared = core or self.cfg.shares_torso(cnn=cnn)
         value_torso = None if shared else build_torso(obs_space, self.cfg)[0]
         return ActorCritic(torso, feat, n, value_torso, continuous=continuous, core_size=core)
 
