@@ -76,7 +76,7 @@ class Agent(TrainingMixin):
             cfg = check_instance_config(cfg, factory)
         factory = factory.configured(cfg)       # Atari games get the paper's preprocessing
         self.progress = progress
-        obs_space, action_space = probe_spaces(factory)
+        obs_space, action_space = probe_spaces(factory, timeout=cfg.worker_timeout)
         check_memory(cfg, obs_space, action_space)      # a run that does not fit is refused here
         self._setup(cfg, factory, obs_space, action_space)
         # last, once everything is checked: --overwrite must not delete a run for nothing.
@@ -360,7 +360,7 @@ def load(path: str, env: "str | Callable[[], gym.Env] | gym.Env | None" = None, 
     untrusted = None
     if env is not None:
         factory: EnvFactory | None = EnvFactory(env).configured(cfg)
-        check_same_spaces(factory, obs_space, action_space, data["path"])
+        check_same_spaces(factory, obs_space, action_space, data["path"], timeout=cfg.worker_timeout)
     elif cfg.env.startswith("<"):
         factory = None
     elif ":" in cfg.env and not trust_env_module:

@@ -170,14 +170,17 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def probe_spaces(factory: EnvFactory, check: bool = True) -> tuple[gym.Space, gym.Space]:
+def probe_spaces(factory: EnvFactory, check: bool = True,
+                 timeout: float = 0.0) -> tuple[gym.Space, gym.Space]:
     """Build the env once in this process to read its spaces and (check) hold it to the
     Gymnasium API (env_api_problem: a reset and a few random steps, for at most
-    CHECK_TIMEOUT_S: an env that hangs is left to the workers' timeout), closing it again,
-    so that every space or API problem is reported before any worker starts."""
+    CHECK_TIMEOUT_S, or `timeout` (the run's worker-timeout) if that is shorter: an env that
+    hangs is left to the workers' timeout), closing it again, so that every space or API
+    problem is reported before any worker starts."""
     env = _build(factory)
     try:
-        problem = _within(CHECK_TIMEOUT_S, lambda: env_api_problem(env)) if check else None
+        limit = min(CHECK_TIMEOUT_S, timeout) if timeout > 0 else CHECK_TIMEOUT_S
+        problem = _within(limit, lambda: env_api_problem(env)) if check else None
         spaces = env.observation_space, env.action_space
     finally:
         _close(env)
@@ -186,10 +189,11 @@ def probe_spaces(factory: EnvFactory, check: bool = True) -> tuple[gym.Space, gy
     return spaces
 
 
-def check_same_spaces(factory: EnvFactory, obs_space: gym.Space, action_space: gym.Space, source: str) -> None:
+def check_same_spaces(factory: EnvFactory, obs_space: gym.Space, action_space: gym.Space, source: str,
+                      timeout: float = 0.0) -> None:
     """EnvError unless the env's spaces have the kinds and shapes of the saved ones (an agent
     loaded from `source` is to act in it)."""
-    env_obs, env_act = probe_spaces(factory)
+    env_obs, env_act = probe_spaces(factory, timeout=timeout)
     for what, saved, got in (("observation", obs_space, env_obs), ("action", action_space, env_act)):
         if type(saved) is not type(got) or getattr(saved, "shape", None) != getattr(got, "shape", None) \
                 or getattr(saved, "n", None) != getattr(got, "n", None):
