@@ -4,6 +4,8 @@ policies, loaded without asyncrl (torch.jit.load, ONNX Runtime), give the agent'
 LSTM policy (state in and out), a Q network and the paper's Atari CNN; bad input is one line."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -25,19 +27,19 @@ needs_onnx = pytest.mark.skipif(onnxruntime is None, reason="the onnx extra (onn
                                                             "pip install 'asyncrl[onnx]'")
 N_OBS = 200
 
-#: (id, train arguments): a few training steps; the weights need not be trained
+#: (id: algorithm, env, options): agents made, not trained (the export is of whatever weights
+#: they hold)
 CASES = {
-    "discrete-mlp": ["a3c", "--env", "CartPole-v1", "--steps", "2000"],
-    "continuous": ["a3c", "--env", "Pendulum-v1", "--steps", "2000"],
-    "lstm": ["a3c", "--env", "CartPole-v1", "--net", "lstm", "--lstm-size", "32", "--steps", "1000"],
-    "q-network": ["n-step-q", "--env", "CartPole-v1", "--steps", "2000"],
-    "atari-cnn": ["a3c", "--env", "ALE/Pong-v5", "--steps", "100"],
+    "discrete-mlp": ("a3c", "CartPole-v1", {}),
+    "continuous": ("a3c", "Pendulum-v1", {}),
+    "lstm": ("a3c", "CartPole-v1", {"net": "lstm", "lstm_size": 32}),
+    "q-network": ("n-step-q", "CartPole-v1", {}),
+    "atari-cnn": ("a3c", "ALE/Pong-v5", {}),
 }
-#: runs whose policy, trained for seconds, still takes one action whatever it sees: their
-#: parameters are replaced by random ones (normal, std RANDOM_STD) before the export, so that
-#: the greedy action depends on the observation (and the LSTM's state) and a comparison of
-#: actions means something
-RANDOMISED = {"lstm", "atari-cnn"}
+#: every agent's weights are drawn at random (normal, std RANDOM_STD) and its biases zeroed
+#: before the export, so that the greedy action depends on the observation (and the LSTM's
+#: state) and a comparison of actions means something (a freshly initialised or briefly
+#: trained policy often takes one action whatever it sees)
 RANDOM_STD = 0.3
 
 
@@ -46,28 +48,39 @@ def asyncrl_cli(*args: str, cwd: str | None = None) -> subprocess.CompletedProce
                           cwd=cwd)
 
 
+def cli_in_process(*args: str) -> tuple[int, str, str]:
+    """`asyncrl ARGS` run by this process's asyncrl.cli.main (export starts no worker)."""
+    from asyncrl.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
 @pytest.fixture(scope="module", params=list(CASES))
 def exported(request, tmp_path_factory):
-    """A run trained for a few steps, exported by the CLI to TorchScript and (with the extra) ONNX."""
+    """An agent with random weights, saved, exported by the CLI's export command to TorchScript
+    and (with the extra) ONNX. (test_export_replaces_only_with_overwrite runs `python -m
+    asyncrl` on a trained run folder, as a user does.)"""
     if request.param == "atari-cnn":
         pytest.importorskip("ale_py", reason="the atari extra (ale-py) is not installed")
     folder = tmp_path_factory.mktemp(request.param)
-    run = str(folder / "run")
-    r = asyncrl_cli("train", *CASES[request.param], "--workers", "1", "--run-dir", run, "--eval-episodes", "0",
-                    "--quiet")
-    assert r.returncode == 0, r.stderr
-    if request.param in RANDOMISED:
-        agent = asyncrl.load(run)
-        with torch.no_grad():
-            agent.params.copy_(torch.randn(agent.params.shape, generator=torch.Generator().manual_seed(0)) * RANDOM_STD)
-        run = agent.save(str(folder / "randomised.pt"))
+    algo, env, options = CASES[request.param]
+    agent = asyncrl.api.AGENTS[algo](env, workers=1, eval_episodes=0, **options)
+    with torch.no_grad():
+        agent.params.copy_(torch.randn(agent.params.shape, generator=torch.Generator().manual_seed(0)) * RANDOM_STD)
+        for p in agent.model.parameters():      # views of agent.params
+            if p.dim() == 1:
+                p.zero_()                       # no biases: CartPole's small inputs then decide
+    run = agent.save(str(folder / "randomised.pt"))
     files = {"torchscript": str(folder / "policy.pt")}
     if onnxruntime is not None:
         files["onnx"] = str(folder / "policy.onnx")
     for fmt, path in files.items():
-        r = asyncrl_cli("export", run, "--format", fmt, "--out", path)
-        assert r.returncode == 0, r.stderr
-        assert r.stdout.startswith(f"asyncrl: wrote {path} ({fmt}; ") and "-> action" in r.stdout, r.stdout
+        code, out, err = cli_in_process("export", run, "--format", fmt, "--out", path)
+        assert code == 0, err
+        assert out.startswith(f"asyncrl: wrote {path} ({fmt}; ") and "-> action" in out, out
     return request.param, run, files
 
 
