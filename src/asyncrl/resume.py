@@ -96,7 +96,7 @@ def load_for_resume(run_dir: str, algo: str | None = None, env: str | None = Non
     def check(agent: Agent) -> None:
         saved = agent.config.env
         if (algo is not None and agent.algo != algo) or (env is not None and saved != env):
-            raise ConfigError(f"--resume: {run_dir!r} holds a {agent.algo} run on {saved}, "
+            raise ConfigError(f"--resume: {run_dir!r} holds a run of {agent.algo} on {saved}, "
                               f"not {algo or agent.algo} on {env or saved}")
         if env is None and ":" in saved:
             raise ConfigError(f"--resume: {run_dir!r} holds a run on {saved!r}, which imports module "

@@ -270,7 +270,7 @@ BAD_INPUTS = [
     (["train", "a3c", "--steps", "10"], "--env ENV is required to start a run"),
     (["train", "--resume", "auto"], "ALGO is required to start a run ('"),
     (["train", "n-step-q", "--env", "CartPole-v1", "--resume", "--run-dir", "{a3c-run}"],
-     "a3c-run' holds a a3c run on CartPole-v1, not n-step-q on CartPole-v1"),
+     "a3c-run' holds a run of a3c on CartPole-v1, not n-step-q on CartPole-v1"),
     (["train", "a3c", "--env", "CartPole-v1", "--resume", "--run-dir", "{corrupt-run}"],
      "corrupt-run/checkpoints/latest.pt' is not a readable asyncrl checkpoint"),
     (["eval", "/no/such/run"], "no such checkpoint or run folder: '/no/such/run'"),

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import asyncrl
-from helpers import assert_refused_in_one_line, wait_for
+from helpers import assert_refused_in_one_line, run_cli_forked, wait_for
 from subprocess_signals import sigint_as_at_a_terminal  # noqa: E402  (tests/ is on sys.path)
 
 from asyncrl.checkpoint import load_checkpoint
@@ -58,18 +58,20 @@ def test_resume_with_the_folder_alone_and_a_changed_value_refused(tmp_path):
     r = asyncrl_cli("train", "a3c", "--env", "CartPole-v1", "--workers", "2", "--seed", "3", "--steps", "2000",
                     "--run-dir", str(run_dir), "--quiet", "--eval-episodes", "0")
     assert r.returncode == 0, r.stderr
+    cases = [(["--workers", "3"], "--workers 3 differs from the run's stored value 2 in"),
+             (["--seed", "4"], "--seed 4 differs from the run's stored value 3 in"),
+             (["--lr", "0.5"], "--lr 0.5 differs from the run's stored value 0.002 in"),
+             (["--hidden", "32", "32"], "--hidden 32 32 differs from the run's stored value 64 64 in"),
+             (["--steps", "1000"], "--steps 1000 is below the run's target of 2000 steps"),
+             (["--env", "Acrobot-v1"], "holds a run of a3c on CartPole-v1, not a3c on Acrobot-v1"),
+             (["--overwrite"], "--overwrite would replace it")]
     before = sorted(p.name for p in run_dir.rglob("*"))
-    for flags, said in ((["--workers", "3"], "--workers 3 differs from the run's stored value 2 in"),
-                        (["--seed", "4"], "--seed 4 differs from the run's stored value 3 in"),
-                        (["--lr", "0.5"], "--lr 0.5 differs from the run's stored value 0.002 in"),
-                        (["--hidden", "32", "32"], "--hidden 32 32 differs from the run's stored value 64 64 in"),
-                        (["--steps", "1000"], "--steps 1000 is below the run's target of 2000 steps"),
-                        (["--env", "Acrobot-v1"], "holds a a3c run on CartPole-v1, not a3c on Acrobot-v1"),
-                        (["--overwrite"], "--overwrite would replace it")):
-        q = asyncrl_cli("train", "--resume", "--run-dir", str(run_dir), *flags)
-        assert_refused_in_one_line(q.returncode, q.stdout, q.stderr, said)
-    q = asyncrl_cli("train", "n-step-q", "--resume", "--run-dir", str(run_dir))
-    assert_refused_in_one_line(q.returncode, q.stdout, q.stderr, "holds a a3c run on CartPole-v1, not n-step-q")
+    runs = run_cli_forked([{"args": ["train", "--resume", "--run-dir", str(run_dir), *flags], "cwd": str(tmp_path),
+                            "watch": None} for flags, _ in cases]
+                          + [{"args": ["train", "n-step-q", "--resume", "--run-dir", str(run_dir)],
+                              "cwd": str(tmp_path), "watch": None}])
+    for (_, said), q in zip(cases + [(None, "holds a run of a3c on CartPole-v1, not n-step-q")], runs):
+        assert_refused_in_one_line(q["returncode"], q["stdout"], q["stderr"], said)
     assert sorted(p.name for p in run_dir.rglob("*")) == before
     # the stored values and `auto` values that resolve to them are the original run
     q = asyncrl_cli("train", "--resume", "--run-dir", str(run_dir), "--workers", "2", "--preset", "auto",

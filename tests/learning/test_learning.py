@@ -105,28 +105,27 @@ def test_a3c_learns_a_chain():
     assert res["mean_return"] == 1.0 and res["mean_length"] == 4.0, res
 
 
-#: step budgets of the value-based learning tests, below their configs' (which the benchmark
-#: runs) to keep `make test` short. Greedy scores (10 episodes) of seeds 0-4 measured here at
-#: these budgets: one-step Q at 400k 500, 500, 500, 243, 105 (at 300k: 215, 500, 500, 500,
-#: 133); one-step SARSA at 600k 470, 312, 500, 500, 500 (at 400k: 84, 468, 329, 500, 500, so
-#: not less). n-step Q keeps its config's 400k.
-TEST_STEPS = {"one-step-q": 400_000, "one-step-sarsa": 600_000}
-
-
 @pytest.mark.parametrize("method", ["n-step-q", "one-step-q", "one-step-sarsa"])
-def test_value_based_methods_learn_cartpole(method):
-    """Each asynchronous value-based method, 2 hogwild workers, its CartPole config (with the
-    budget of TEST_STEPS): the greedy policy scores far above random play (~22). The benchmark
-    (benchmarks/cartpole_value_based.py) holds the >= 475 claim at the configs' budgets; this
-    margin is generous because hogwild runs are not reproducible (a clean CI run once saw
-    n-step Q at 186 on both seeds, where the benchmark had 500 on three)."""
+def test_value_based_methods_learn_cartpole(method, tmp_path):
+    """Each asynchronous value-based method, 2 hogwild workers, its CartPole config, evaluated
+    greedily every 20k steps in the background (5 episodes) and stopped once an evaluation
+    reaches 200: best.pt (the snapshot of the best evaluation) then scores >= 150 over 10 fresh
+    greedy episodes (random play ~22). Measured here with seeds 0 and 1: stopped at 61k-82k
+    (n-step Q), 21k-181k (one-step Q), 41k-102k steps (SARSA), best.pt 201-496. The policy
+    at the end of the run is not asserted: a Q-learner's greedy policy swings (n-step Q's
+    scored 10-11 a few thousand steps after best.pt's 211-496), which is why best.pt is kept.
+    The benchmark (benchmarks/cartpole_value_based.py) holds the >= 475 claim at the configs'
+    full budgets. Hogwild runs are not reproducible, so a second seed is tried if needed."""
     cfg = load_config_file(os.path.join(ROOT, "configs", f"cartpole-{method}.yaml"))
-    cfg.update(eval_episodes=0)
-    if method in TEST_STEPS:
-        cfg.update(steps=TEST_STEPS[method])
-    best = _best_greedy(lambda seed: asyncrl.api.AGENTS[method]("CartPole-v1", workers=2, seed=seed, **cfg),
-                        good_enough=100.0)
-    assert best >= 100.0
+    cfg.update(eval_episodes=5, eval_every=20_000, stop_eval_return=200.0)
+    best = float("-inf")
+    for seed in (0, 1):
+        run = tmp_path / f"run{seed}"
+        asyncrl.api.AGENTS[method]("CartPole-v1", workers=2, seed=seed, run_dir=str(run), **cfg).learn()
+        best = max(best, asyncrl.load(str(run / "checkpoints" / "best.pt")).evaluate(10)["mean_return"])
+        if best >= 150.0:
+            break
+    assert best >= 150.0, best
 
 
 def test_a2c_solves_cartpole(tmp_path):
@@ -141,22 +140,6 @@ def test_a2c_solves_cartpole(tmp_path):
     assert agent.config.workers == 8 and agent.resolved["executor"] == "sync"
     assert agent.global_step < 500_000, "did not reach a training mean of 475 within the budget"
     assert agent.evaluate(20)["mean_return"] >= 475.0
-
-
-def test_lstm_remembers_what_the_observation_hides():
-    """Memory matters: on CartPole without its velocities (asyncrl.pomdp:CartPoleNoVelocity-v1)
-    A2C-LSTM (8 envs, 300k steps, lr 1e-2, deterministic on the CPU) evaluates >= 300 greedily
-    while the same agent without the LSTM stays below 100. Measured here at these settings:
-    LSTM 500, 310.9 and 500 on seeds 0, 1 and 2; FF 46.9 and 44.7 on seeds 0 and 1 (with lr
-    5e-3 and 600k steps, LSTM 500 on seeds 0-2, FF 45 at 300k; at 300k with lr 5e-3 seed 1
-    scored 34). benchmarks/pomdp_cartpole.py shows the same with A3C."""
-    common = dict(workers=8, seed=0, lstm_size=64, hidden=[64], activation="tanh", t_max=5, lr=1e-2,
-                  gamma=0.97, entropy_beta=0.0, steps=300_000, eval_episodes=0, device="cpu")
-    env = "asyncrl.pomdp:CartPoleNoVelocity-v1"
-    lstm = asyncrl.A2C(env, net="lstm", **common).learn()
-    assert lstm.evaluate(20)["mean_return"] >= 300.0
-    ff = asyncrl.A2C(env, net="mlp", **common).learn()
-    assert ff.evaluate(20)["mean_return"] < 100.0
 
 
 def test_a3c_lstm_defaults_remember_a_cue(tmp_path):
