@@ -170,16 +170,14 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def probe_spaces(factory: EnvFactory, check: bool = True,
-                 timeout: float = 0.0) -> tuple[gym.Space, gym.Space]:
+def probe_spaces(factory: EnvFactory, check: bool = True, timeout: float = 0.0) -> tuple[gym.Space, gym.Space]:
     """Build the env once in this process to read its spaces and (check) hold it to the
     Gymnasium API (env_api_problem: a reset and a few random steps, for at most
-    CHECK_TIMEOUT_S, or `timeout` (the run's worker-timeout) if that is shorter: an env that
-    hangs is left to the workers' timeout), closing it again, so that every space or API
-    problem is reported before any worker starts."""
+    CHECK_TIMEOUT_S, or `timeout` (the run's worker-timeout) if shorter: an env that hangs is
+    left to the workers' timeout), closed again: every problem is reported before any worker."""
     env = _build(factory)
     try:
-        limit = min(CHECK_TIMEOUT_S, timeout) if timeout > 0 else CHECK_TIMEOUT_S
+        limit = min(CHECK_TIMEOUT_S, timeout or CHECK_TIMEOUT_S)
         problem = _within(limit, lambda: env_api_problem(env)) if check else None
         spaces = env.observation_space, env.action_space
     finally:
@@ -379,8 +377,7 @@ def _close(env: Any) -> None:
 
 
 class _CheckTimeout(BaseException):
-    """Raised by SIGALRM in the env's code; a BaseException so that no `except Exception` of
-    the env's (or of _call) takes it."""
+    """Raised by SIGALRM in the env's code; a BaseException: no `except Exception` takes it."""
 
 
 def _within(seconds: float, fn: Callable[[], Any]) -> Any:
