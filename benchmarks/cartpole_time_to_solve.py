@@ -159,7 +159,7 @@ def main() -> None:
             results[row] = summarise([run_asyncrl(s, args.budget, overrides, algo, config) for s in args.seeds])
     for sb3_row in ("sb3_a2c_rlzoo", "sb3_a2c_defaults"):
         sb3 = results.get(sb3_row, {}).get("median_seconds")
-        for ours in [r for r in results if r.startswith("asyncrl")]:
+        for ours in [r for r in rows if r.startswith("asyncrl")]:
             a = results[ours].get("median_seconds")
             if a and sb3:
                 results[f"{ours}_over_{sb3_row}_median_seconds"] = round(a / sb3, 3)
