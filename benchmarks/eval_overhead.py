@@ -47,11 +47,15 @@ def main() -> None:
     off = [r["steps_per_s"] for r in runs if not r["eval"]]
     on = [r["steps_per_s"] for r in runs if r["eval"]]
     ratio = statistics.median(on) / statistics.median(off)
+    pairs = [runs[i + (0 if runs[i]["eval"] else 1)]["steps_per_s"] / runs[i + (1 if runs[i]["eval"] else 0)]["steps_per_s"]
+             for i in range(0, len(runs), 2)]      # with / without, within each pair
     print(json.dumps({**header("eval_overhead"), "env": args.env, "steps": args.steps, "workers": args.workers,
                       "eval_every": args.steps // 10, "eval_episodes": args.episodes, "runs": runs,
                       "median_steps_per_s_without": statistics.median(off),
                       "median_steps_per_s_with": statistics.median(on),
-                      "with_over_without": round(ratio, 4), "overhead_percent": round(100 * (1 - ratio), 2)},
+                      "with_over_without": round(ratio, 4), "overhead_percent": round(100 * (1 - ratio), 2),
+                      "pair_ratios": [round(r, 4) for r in pairs],
+                      "median_pair_ratio": round(statistics.median(pairs), 4)},
                      indent=2))
 
 
