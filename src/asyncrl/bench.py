@@ -5,7 +5,8 @@ their preprocessing, as training does):
   env alone   P processes stepping the env with uniformly random actions: the limit
   hogwild     the algorithm's actor-learners (not for a2c, which is the sync executor's)
   sync        the same algorithm's loss under the sync executor, N envs in lockstep
-  ray         (with --ray) the actor-learners as Ray actors, their gradients applied here
+  ray         (with --ray) the actor-learners as Ray actors, their gradients applied here (a2c: the
+              sync executor's envs split between data-parallel learners, executors.ray_a2c)
 The learners are timed in steady state: from their first metrics row to their last, so
 process start-up is left out, with learning on (a run too short for two rows is timed
 whole, start-up included, and says so: steady_state false). Timings are wall-clock: run nothing else.
@@ -105,8 +106,9 @@ def run_bench(algo: str, env: str, steps: int, env_steps: int, workers: int | No
         out["hogwild"] = learner_rate(algo, env, steps, cfg.workers, **{**values, "executor": "hogwild"})
     sync_algo_values = {**values, "executor": "sync"} if algo != "a2c" else dict(values)
     out["sync"] = learner_rate(algo, env, steps, sync_envs or DEFAULT_SYNC_ENVS, **sync_algo_values)
-    if ray and algo != "a2c":
-        out["ray"] = learner_rate(algo, env, steps, cfg.workers,
+    if ray:     # a2c: data-parallel learners stepping as many envs as the sync executor
+        ray_workers = cfg.workers if algo != "a2c" else sync_envs or DEFAULT_SYNC_ENVS
+        out["ray"] = learner_rate(algo, env, steps, ray_workers,
                                   **{**values, "executor": "ray", "ray_address": ray_address})
     k = out["sync"]["frames_per_step"]
     limit = out["env_alone"]["steps_per_s"]

@@ -85,7 +85,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     common = {**values, "algo": args.algo, "env": args.env, "steps": steps}
     Config.from_dict({**common, "workers": sync_envs, "executor": "sync"}).check()
     if with_ray:
-        Config.from_dict({**common, **({"workers": workers} if workers else {}), "executor": "ray",
+        ray_workers = sync_envs if args.algo == "a2c" else workers     # a2c: the sync executor's envs
+        Config.from_dict({**common, **({"workers": ray_workers} if ray_workers else {}), "executor": "ray",
                           "ray_address": ray_address}).check()
     print(f"asyncrl: benchmarking {args.algo} on {args.env} ({steps:,} agent steps per learner, "
           f"{env_steps:,} per env-alone process); run nothing else meanwhile", file=sys.stderr, flush=True)
@@ -103,7 +104,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rows.append((f"{args.algo}, hogwild, {res['hogwild']['workers']} workers", res["hogwild"]))
     rows.append((f"{args.algo}, sync, {res['sync']['workers']} envs", res["sync"]))
     if "ray" in res:
-        rows.append((f"{args.algo}, ray, {res['ray']['workers']} actor-learners", res["ray"]))
+        what = "envs, data-parallel learners" if args.algo == "a2c" else "actor-learners"
+        rows.append((f"{args.algo}, ray, {res['ray']['workers']} {what}", res["ray"]))
     for name, r in rows:
         rate = r["frames_per_s"] if frames else r["steps_per_s"]
         whole = "" if r.get("steady_state", True) else "  (too short for a steady rate: start-up included)"

@@ -10,6 +10,7 @@ else differs, which is what makes the executors' gradients identical for one rol
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -22,6 +23,9 @@ from .flat import attach_flat_grads_, bind_params_, flatten_params_
 from .optim import FlatOptimizer, annealed_lr
 from .rollout import Rollout
 
+#: a gradient reduction: (flat gradient, statistics) -> statistics, the gradient reduced in place
+Reduce = Callable[[torch.Tensor, dict], dict]
+
 
 def crossed_period(T: int, used: int, period: int) -> bool:
     """True if the commit that moved the counter from T - used to T crossed a multiple of
@@ -32,11 +36,13 @@ def crossed_period(T: int, used: int, period: int) -> bool:
 
 
 def compute_grads(algo: Algorithm, model: nn.Module, rollout: Rollout, flat_grad: torch.Tensor,
-                  max_grad_norm: float, target: nn.Module | None = None
+                  max_grad_norm: float, target: nn.Module | None = None, reduce: Reduce | None = None
                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The algorithm's gradient into `flat_grad`: its closed form where it has one for the
     rollout (Algorithm.gradients), else `flat_grad` zeroed and the loss backpropagated into
-    it; then its global norm clipped.
+    it; then `reduce` (data-parallel learners: the whole batch's gradient and statistics from
+    every learner's, in place), then the global norm clipped: the clip sees the reduced
+    gradient, exactly as one learner with the whole batch would.
 
     `flat_grad` must be the flat tensor the model's .grad views alias (flat.attach_flat_grads_).
     Returns (statistics, pre-clip gradient norm). A non-finite norm means the caller must
@@ -47,6 +53,8 @@ def compute_grads(algo: Algorithm, model: nn.Module, rollout: Rollout, flat_grad
         flat_grad.zero_()
         loss, stats = algo.loss(model, rollout, target)
         loss.backward()
+    if reduce is not None:
+        stats = reduce(flat_grad, stats)
     norm = torch.linalg.vector_norm(flat_grad)
     if max_grad_norm > 0:
         # the rule of torch.nn.utils.clip_grad_norm_ (scale by min(1, max / (norm + 1e-6))),
@@ -80,6 +88,7 @@ class Learner:
         self.optimizer, self.rank = optimizer, rank
         self.target, self.target_params = target, target_params
         self.grad = attach_flat_grads_(model)
+        self.reduce: Reduce | None = None     # see reduce_with
         self.max_grad_norm, self.period = cfg.max_grad_norm, cfg.target_update
         self.lr0, self.schedule, self.anneal = cfg.lr, schedule, cfg.lr_anneal
         self.lr = cfg.lr
@@ -103,8 +112,24 @@ class Learner:
         collector has already added the raw ones to the episode's score)."""
         if self.clip_rewards:
             ro.rewards.clamp_(-1.0, 1.0)
-        stats, norm = compute_grads(self.algo, self.model, ro, self.grad, self.max_grad_norm, self.target)
+        stats, norm = compute_grads(self.algo, self.model, ro, self.grad, self.max_grad_norm, self.target,
+                                    self.reduce)
         return stats, float(norm)
+
+    def reduce_with(self, reduce: Reduce, spare: int = 0) -> torch.Tensor:
+        """Reduce every gradient with `reduce` before it is clipped and applied (compute_grads);
+        the model's gradient is re-attached as the head of one buffer with `spare` elements
+        after it, which is returned: a reduction can then carry the gradient and what rides
+        with it (the statistics) in one collective, without a copy."""
+        buf = torch.zeros(self.grad.numel() + spare, dtype=self.grad.dtype, device=self.grad.device)
+        offset = 0
+        for p in self.model.parameters():
+            k = p.numel()
+            p.grad = buf[offset:offset + k].view_as(p)
+            offset += k
+        self.grad = buf[:offset]
+        self.reduce = reduce
+        return buf
 
     def update(self, ro: Rollout, step: int) -> bool:
         """One update from `ro`, whose steps brought the global step counter to `step`.

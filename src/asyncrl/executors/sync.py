@@ -128,6 +128,44 @@ def sync_back(learner: Learner, job: TrainJob) -> None:
         job.optimizer.load_state_dict(learner.optimizer.state_dict())
 
 
+class BlockSampler:
+    """The sampling generator of one of several learners that split a batch of `total`
+    environments into blocks, the envs first .. first + n - 1 being this learner's: it stands
+    in for the np.random.Generator a policy draws from (`random`, `standard_normal`), and
+    every draw of shape (n, ...) takes (total, ...) numbers from the generator it wraps, which
+    every learner seeds alike, into a buffer allocated once, returning this learner's rows.
+    Environment i's random numbers are then those that one learner stepping all `total` envs
+    from the same generator gives it, whatever the split: N learners x n envs act as one
+    learner x N n envs does (executors.ray_a2c)."""
+
+    def __init__(self, rng: np.random.Generator, first: int, n: int, total: int):
+        if first < 0 or n < 1 or first + n > total:
+            raise ValueError(f"envs {first}..{first + n - 1} are not within {total}")
+        self.rng, self.first, self.n, self.total = rng, first, n, total
+        self._bufs: dict = {}
+
+    def _block(self, shape, dtype) -> np.ndarray:
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not shape or shape[0] != self.n:
+            raise ValueError(f"a block sampler draws for its {self.n} environments (a shape ({self.n}, ...)), "
+                             f"not a shape {shape}")
+        key = (shape, np.dtype(dtype))
+        buf = self._bufs.get(key)
+        if buf is None:
+            buf = self._bufs[key] = np.empty((self.total, *shape[1:]), dtype)
+        return buf
+
+    def random(self, shape, dtype=np.float64) -> np.ndarray:
+        buf = self._block(shape, dtype)
+        self.rng.random(out=buf, dtype=dtype)
+        return buf[self.first:self.first + self.n]
+
+    def standard_normal(self, shape, dtype=np.float64) -> np.ndarray:
+        buf = self._block(shape, dtype)
+        self.rng.standard_normal(out=buf, dtype=dtype)
+        return buf[self.first:self.first + self.n]
+
+
 def cuda_available() -> bool:
     return torch.cuda.is_available()
 
@@ -213,52 +251,78 @@ class SyncExecutor(Executor):
         return self.step
 
     def _train(self, job: TrainJob, venv, learner: Learner) -> None:
-        """The lockstep loop; self.step follows the parameters' global step after every update."""
-        cfg, log, device = job.cfg, job.logger, self.device
-        algo, B = learner.algo, venv.num_envs
-        collector = VectorSegmentCollector(venv, algo.segment_length, cfg.seed, algo.needs_next_action)
-        policy = algo.make_policy(learner.model, np.random.default_rng(cfg.seed), n_envs=B)
-        if policy.tape is not None:     # the learner replays the acting forwards of each segment
-            policy.tape.watch(learner.local)
-        step, target, seg = job.start_step, job.target_step, algo.segment_length
-        policy.at_step(step)
-        learn_threads = torch.get_num_threads()
-        act_threads = self.act_threads if device.type == "cpu" else learn_threads
-        torch.set_num_threads(act_threads)
-        supervisor = self.supervisor
-        restarted = getattr(venv, "restarted", None)     # (step, envs) of env subprocesses restarted
+        """The lockstep loop (lockstep_updates); self.step follows the parameters' global step
+        after every update, which is logged, supervised and checkpointed here."""
+        log, supervisor = job.logger, self.supervisor
+        updates = lockstep_updates(job.cfg, venv, learner, self.device, self.act_threads, job.start_step,
+                                   job.target_step)
         with DeferredInterrupt() as stop:
-            while step < target and not stop.requested:
-                t = min(seg, -(-(target - step) // B))   # the last segment may be shorter
-                first = getattr(venv, "steps_taken", 0)
-                try:
-                    ro, finished = collector.collect(policy, t)
-                except WorkerError:
-                    raise                   # an env subprocess failed past the restart budget
-                except Exception as exc:
-                    raise env_failure(venv, exc, step, cfg.worker_timeout) from exc
-                if restarted:
-                    ro, finished = leave_out(ro, finished, restarted, first)
-                    restarted.clear()
-                width = 0 if ro is None else ro.rewards.shape[1]
-                before = step
-                if ro is not None:
-                    step += ro.num_steps
-                    if act_threads != learn_threads:
-                        torch.set_num_threads(learn_threads)
-                    learner.update(ro.to(device), step)
-                    if act_threads != learn_threads:
-                        torch.set_num_threads(act_threads)
-                self.step = step
-                policy.at_step(step)
+            while not stop.requested:
+                done = next(updates, None)
+                if done is None:
+                    break
+                self.step, finished = done
                 if finished:
                     now = time.time() - job.time_origin
-                    for ti, b, ret, length in finished:
-                        log.episode(worker=b, step=before + (ti + 1) * width, wall_time=now, ret=ret,
-                                    length=length)
+                    for worker, step, ret, length in finished:
+                        log.episode(worker=worker, step=step, wall_time=now, ret=ret, length=length)
                 log.stats(0, *learner.take_stats())
-                supervisor.tick(step, before_checkpoint=lambda: sync_back(learner, job))
+                supervisor.tick(self.step, before_checkpoint=lambda: sync_back(learner, job))
                 if supervisor.solved():
                     break
             self.interrupted = stop.requested
-        log.tick(step, force=True)
+        log.tick(self.step, force=True)
+
+
+def lockstep_updates(cfg: Config, venv, learner: Learner, device: torch.device, act_threads: int, step: int,
+                     target: int, first_env: int = 0, all_envs: int | None = None, life: int = 0):
+    """The sync executor's loop, one batched update per [t_max, B] segment of the B envs of
+    `venv` from global step `step` to `target`: yields (global step, episodes that ended as
+    (env, global step, return, length)) after every update.
+
+    Data-parallel learners (executors.ray_a2c) run it too, each on its block of `all_envs`
+    environments (first_env .. first_env + B - 1) with a gradient reduction installed in its
+    learner (Learner.reduce_with): env i is seeded seed + i and draws its sampling noise as
+    one learner stepping all `all_envs` would (BlockSampler), the global step advances
+    by all the envs' steps, and episodes are named by their global env index. `life` > 0: a
+    restarted group's envs and sampling noise are seeded afresh."""
+    algo, B = learner.algo, venv.num_envs
+    all_envs = B if all_envs is None else all_envs
+    others = all_envs - B                        # envs stepped in lockstep by the other learners
+    seed = cfg.seed + life * all_envs
+    collector = VectorSegmentCollector(venv, algo.segment_length, seed + first_env, algo.needs_next_action)
+    rng = np.random.default_rng(cfg.seed if life == 0 else [cfg.seed, life])
+    if others:
+        rng = BlockSampler(rng, first_env, B, all_envs)
+    policy = algo.make_policy(learner.model, rng, n_envs=B)
+    if policy.tape is not None:     # the learner replays the acting forwards of each segment
+        policy.tape.watch(learner.local)
+    seg = algo.segment_length
+    policy.at_step(step)
+    learn_threads = torch.get_num_threads()
+    act_threads = act_threads if device.type == "cpu" else learn_threads
+    torch.set_num_threads(act_threads)
+    restarted = getattr(venv, "restarted", None)     # (step, envs) of env subprocesses restarted
+    while step < target:
+        t = min(seg, -(-(target - step) // all_envs))   # the last segment may be shorter
+        first = getattr(venv, "steps_taken", 0)
+        try:
+            ro, finished = collector.collect(policy, t)
+        except WorkerError:
+            raise                   # an env subprocess failed past the restart budget
+        except Exception as exc:
+            raise env_failure(venv, exc, step, cfg.worker_timeout) from exc
+        if restarted:
+            ro, finished = leave_out(ro, finished, restarted, first)
+            restarted.clear()
+        width = 0 if ro is None else ro.rewards.shape[1] + others
+        before = step
+        if ro is not None:
+            step += ro.length * width
+            if act_threads != learn_threads:
+                torch.set_num_threads(learn_threads)
+            learner.update(ro.to(device), step)
+            if act_threads != learn_threads:
+                torch.set_num_threads(act_threads)
+        policy.at_step(step)
+        yield step, [(first_env + b, before + (ti + 1) * width, ret, length) for ti, b, ret, length in finished]
