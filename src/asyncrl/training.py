@@ -211,7 +211,7 @@ class TrainingMixin:
         self.finished, self.checkpoints_written, self.last_eval = False, 0, None
         start, target = self.global_step, self.schedule[1]
         self._time_origin = time_origin = started - self.wall_time
-        executor = make_executor(cfg)
+        executor = self._executor = make_executor(cfg)     # kept for inspection (tests, benchmarks)
         self.resolved = executor.resolve(factory)
         self.resolved["fused_optimizer"] = executor.prepare_update(
             self.optimizer, self.params, cfg.fused_optimizer, self.resolved.get("device", "cpu"),

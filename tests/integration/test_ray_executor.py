@@ -21,6 +21,7 @@ import torch
 import asyncrl
 from asyncrl.api import AGENTS
 from asyncrl.errors import ConfigError, WorkerError
+from asyncrl.executors.ray_cluster import WORKER_ENV
 from asyncrl.executors.ray_cluster import other_cluster as _other_cluster
 from asyncrl.executors.ray_executor import RayExecutor, _Slot
 from subprocess_signals import sigint_as_at_a_terminal  # noqa: E402  (tests/ is on sys.path)
@@ -34,7 +35,8 @@ def local_ray():
     """One Ray for this module's API tests (the executor uses a Ray the caller started, and
     leaves it running); its actors import what this process can, toy_envs included."""
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p or os.getcwd() for p in sys.path)}})
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p or os.getcwd() for p in sys.path),
+                                       **WORKER_ENV}})
     yield ray
     ray.shutdown()
 

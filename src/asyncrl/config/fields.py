@@ -29,6 +29,7 @@ VecEnvName = Literal["auto", "inline", "split", "threads", "subprocess", "ale", 
 AutoYesNo = Literal["auto", "yes", "no"]
 Activation = Literal["relu", "tanh"]
 StartMethod = Literal["auto", "fork", "forkserver", "spawn"]
+RayModeName = Literal["auto", "flat", "hierarchical"]
 AutoOnOff = Literal["auto", "on", "off"]
 PresetName = Literal["auto", "classic", "continuous", "paper", "atari", "none"]
 PixelsName = Literal["auto", "gray", "color", "off"]
@@ -46,6 +47,7 @@ SHARED_TORSO = get_args(AutoYesNo)
 START_METHODS = get_args(StartMethod)
 FUSED = get_args(AutoOnOff)
 PIXELS = get_args(PixelsName)
+RAY_MODES = get_args(RayModeName)
 assert get_args(PresetName) == PRESETS, "PresetName must list presets.PRESETS"
 
 
@@ -123,6 +125,23 @@ class Config:
                               "'ray://HOST:10001'; auto: RAY_ADDRESS or the last `ray start` here); "
                               "empty: a Ray already started in this process, else a local one "
                               "started on this machine for the run")
+    ray_mode: RayModeName = _f("auto", "ray executor, asynchronous methods: flat (this process is the "
+                                       "parameter server: every segment's gradient is applied here, exact, "
+                                       "one actor-learner is bit-for-bit hogwild's; for a few actors) or "
+                                       "hierarchical (a hogwild group on each node, each pushing its "
+                                       "parameter change to a global parameter store and pulling the global "
+                                       "parameters every sync-seconds: Downpour SGD); auto: hierarchical "
+                                       "when the cluster has more than one node with CPUs, else flat",
+                               choices=RAY_MODES)
+    workers_per_node: int = _f(0, "ray hierarchical: actor-learners in each node's hogwild group (workers "
+                                  "must be a multiple); 0: the workers spread over the nodes with CPUs")
+    sync_seconds: float = _f(0.5, "ray hierarchical: seconds between a node group's exchanges with the "
+                                  "parameter store (the staleness bound)")
+    sync_updates: int = _f(0, "ray hierarchical: also exchange after this many local updates of a node "
+                              "group (0: by time only)")
+    learners: int = _f(0, "ray executor, a2c: data-parallel learners, each stepping workers / learners "
+                          "environments, their gradients averaged every update (torch.distributed); "
+                          "0: one per node with CPUs")
     device: DeviceName = _f("auto", "sync executor: device of the model and the update (auto: cuda if "
                              "available); hogwild runs on cpu", choices=DEVICES)
     vec_env: VecEnvName = _f("auto", "sync executor: step the environments inline (gymnasium SyncVectorEnv), "
@@ -330,6 +349,10 @@ _APPLIES = {
     **dict.fromkeys(("hidden", "activation"), lambda c: uses_mlp(c, is_atari_id(c.env))),
     "lstm_size": lambda c: c.net == "lstm",
     "ray_address": lambda c: c.resolved().executor == "ray",
+    "ray_mode": lambda c: c.resolved().executor == "ray" and c.algo != "a2c",
+    **dict.fromkeys(("workers_per_node", "sync_seconds", "sync_updates"),
+                    lambda c: c.resolved().executor == "ray" and c.algo != "a2c" and c.ray_mode != "flat"),
+    "learners": lambda c: c.resolved().executor == "ray" and c.algo == "a2c",
     **dict.fromkeys(("device", "vec_env", "torch_threads"), _SYNC),
     **dict.fromkeys(("noop_max", "sticky_actions", "life_loss_terminal"), _ATARI),
     **dict.fromkeys(("frame_skip", "frame_stack", "screen_size"),

@@ -59,6 +59,9 @@ INT_BOUNDS: dict[str, tuple[int, int]] = {
     "max_nonfinite_updates": (0, MAX_STEPS),
     "eval_episodes": (0, MAX_EVAL_EPISODES),
     "eval_every": (0, MAX_STEPS),
+    "workers_per_node": (0, MAX_WORKERS),
+    "sync_updates": (0, MAX_STEPS),
+    "learners": (0, MAX_WORKERS),
 }
 
 #: why a maximum is what it is, where that helps the reader of the message

@@ -136,6 +136,9 @@ _LOW = {
     "max_nonfinite_updates": "max-nonfinite-updates must be >= 0 (0: never stop), got {}",
     "eval_episodes": "eval-episodes must be >= 0, got {}",
     "eval_every": "eval-every must be >= 0 global steps (0: only at the end), got {}",
+    "workers_per_node": "workers-per-node must be >= 0 (0: spread over the nodes), got {}",
+    "sync_updates": "sync-updates must be >= 0 (0: by time only), got {}",
+    "learners": "learners must be >= 0 (0: one per node), got {}",
 }
 
 
@@ -171,6 +174,7 @@ def _float_problems(cfg: Any) -> list[str]:
         ("eval_epsilon", lambda v: finite(v) and 0 <= v <= 1, "in [0, 1]"),
         ("log_interval", lambda v: finite(v) and v > 0, "a finite number > 0 seconds"),
         ("checkpoint_interval", lambda v: finite(v) and v > 0, "a finite number > 0 seconds"),
+        ("sync_seconds", lambda v: finite(v) and 0 < v <= 86_400, "a number of seconds > 0 and at most 86400"),
         ("stop_return", lambda v: is_number(v) and v == v and v != float("-inf"),
          "a number, or inf (never stop early)"),
         ("stop_eval_return", lambda v: is_number(v) and v == v and v != float("-inf"),

@@ -119,13 +119,15 @@ class ActorExecutor(Executor):
     processes, ray's actors): the options of the batched sync executor are not theirs."""
 
     noun: ClassVar[str] = "actor-learners"
+    #: runs a2c too (the ray executor: data-parallel learners, executors.ray_a2c)
+    takes_a2c: ClassVar[bool] = False
 
     @classmethod
     def option_problems(cls, cfg: Config) -> list[str]:
         if cfg.executor != cls.name:
             return []
         p, who = [], f"{cls.name} {cls.noun}"
-        if cfg.algo == "a2c":
+        if cfg.algo == "a2c" and not cls.takes_a2c:
             p.append(f"a2c is A3C's loss under the sync executor; for {who} use a3c (or drop "
                      f"--executor {cls.name})")
         if cfg.vec_env != "auto":

@@ -13,6 +13,13 @@ rank into the array while it holds the lock, so a worker killed inside the lock 
 block the others forever: `release` takes the lock over from it. Each reserve also
 stamps the worker's heartbeat (milliseconds of time.monotonic()), which the supervisor
 reads to find a worker that hangs.
+
+Leased (the ray executor's hierarchical mode, executors.ray_hier): a node's counter
+counts that node's own steps towards a target that its node agent extends as the global
+parameter store grants it more steps (`extend`); while it is `open`, a worker that finds
+every step of the lease taken waits for more instead of ending. `base` is added to the
+step a commit returns, so that the workers see the global step (the store's T at the last
+exchange plus the node's steps since); in a plain hogwild run base is 0.
 """
 from __future__ import annotations
 
@@ -20,8 +27,8 @@ import time
 
 from ..errors import WorkerError
 
-_RESERVED, _DONE, _TARGET, _STOP, _OWNER = range(5)
-_HEADER = 5          # then per rank r: outstanding reservation at _HEADER + 2r, heartbeat at +1
+_RESERVED, _DONE, _TARGET, _STOP, _OWNER, _BASE, _OPEN, _COMMITS = range(8)
+_HEADER = 8          # then per rank r: outstanding reservation at _HEADER + 2r, heartbeat at +1
 
 #: how long `release` waits for the lock before concluding that the dead worker holds it
 LOCK_TAKEOVER_S = 5.0
@@ -42,6 +49,42 @@ class StepCounter:
         self._a[_TARGET] = target
         self._a[_STOP] = 0
         self._a[_OWNER] = 0
+        self._a[_BASE] = 0
+        self._a[_OPEN] = 0
+        self._a[_COMMITS] = 0
+
+    @property
+    def step(self) -> int:
+        """The global step the workers see: T, plus `base` in a leased counter."""
+        return self._a[_DONE] + self._a[_BASE]
+
+    @property
+    def commits(self) -> int:
+        """Segments committed (updates made) so far."""
+        return self._a[_COMMITS]
+
+    @property
+    def unreserved(self) -> int:
+        """Steps of the target nobody has reserved yet."""
+        return self._a[_TARGET] - self._a[_RESERVED]
+
+    def open_lease(self, base: int) -> None:
+        """Make this a leased counter (see the module's docstring) whose workers see global
+        step `base` + T."""
+        self._a[_BASE] = base
+        self._a[_OPEN] = 1
+
+    def set_base(self, base: int) -> None:
+        self._a[_BASE] = base
+
+    def extend(self, n: int) -> None:
+        """Add n steps to the target (a lease granted)."""
+        with self._lock:
+            self._a[_TARGET] += n
+
+    def close_lease(self) -> None:
+        """No more steps will be granted: workers end once the target is reached."""
+        self._a[_OPEN] = 0
 
     @property
     def done(self) -> int:
@@ -95,8 +138,8 @@ class StepCounter:
                     if k > 0:
                         a[_RESERVED] += k
                         a[slot] = k
-                    elif a[_DONE] < a[_TARGET]:
-                        k = -1                      # all claimed, not all done: wait
+                    elif a[_DONE] < a[_TARGET] or a[_OPEN]:
+                        k = -1                      # all claimed, not all done (or more to come): wait
                     else:
                         k = 0
                 a[_OWNER] = 0
@@ -106,16 +149,18 @@ class StepCounter:
 
     def commit(self, used: int, rank: int = 0) -> int:
         """Count `used` of `rank`'s reserved steps as done and return the unused rest to the
-        pool; returns the new T. (Done is counted before the reservation is cleared, so a
-        worker killed in between leaves a state that `release` repairs exactly.)"""
+        pool; returns the new T (plus base: the global step, in a leased counter). (Done is
+        counted before the reservation is cleared, so a worker killed in between leaves a
+        state that `release` repairs exactly.)"""
         a, slot = self._a, _HEADER + 2 * rank
         with self._lock:
             a[_OWNER] = rank + 1
             a[_DONE] += used
             a[_RESERVED] -= a[slot] - used
             a[slot] = 0
+            a[_COMMITS] += 1
             a[_OWNER] = 0
-            return a[_DONE]
+            return a[_DONE] + a[_BASE]
 
     def release(self, rank: int, timeout: float = LOCK_TAKEOVER_S) -> int:
         """Give the steps that the dead worker `rank` had reserved but not committed back to

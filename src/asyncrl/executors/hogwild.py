@@ -99,7 +99,7 @@ class HogwildExecutor(ActorExecutor):
         cfg, log = job.cfg, job.logger
         ctx = mp_context(self.method)
         share_memory(job)
-        counter = StepCounter(ctx, job.start_step, job.target_step, cfg.workers)
+        counter = self.make_counter(ctx, job)
         spec = WorkerSpec(cfg, job.env_factory, job.params, job.target_params, job.optimizer, counter,
                           job.schedule, job.time_origin, os.getpid())
         self.supervisor, self._errors = Supervisor(job), {}
@@ -132,6 +132,11 @@ class HogwildExecutor(ActorExecutor):
             self.step = counter.done
         log.tick(counter.done, force=True)
         return counter.done
+
+    def make_counter(self, ctx, job: TrainJob) -> StepCounter:
+        """The run's step counter (a node group of the ray executor's hierarchical mode makes
+        a leased one)."""
+        return StepCounter(ctx, job.start_step, job.target_step, self.cfg.workers)
 
     # ------------------------------------------------------------------ helpers
     def _replace(self, w: _Worker, ctx, spec: WorkerSpec, log) -> _Worker:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -14,6 +15,13 @@ from typing import Any
 from ..config import Config
 from ..errors import ConfigError
 from ..system import available_cores
+
+
+#: the environment of the actors of a local Ray: Ray runs its worker processes at niceness 15
+#: (so that they yield to its own daemons), which on a busy machine starves the actor-learners
+#: against anything else (a hogwild run, a test beside it: 5x slower here); theirs is 0, as a
+#: hogwild worker's
+WORKER_ENV = {"RAY_worker_niceness": "0"}
 
 
 def import_ray():
@@ -103,7 +111,7 @@ def connect(ray, cfg: Config) -> bool:
         # modules of `module:Id` env ids and of env factories, from the current folder too
         path = os.pathsep.join(p or os.getcwd() for p in sys.path)
         kwargs.update(num_cpus=max(available_cores(), cfg.workers), include_dashboard=False,
-                      runtime_env={"env_vars": {"PYTHONPATH": path}})
+                      runtime_env={"env_vars": {"PYTHONPATH": path, **WORKER_ENV}})
     sigterm = signal.getsignal(signal.SIGTERM)   # ray.init installs its own: keep the CLI's
     try:
         ray.init(address=address, **kwargs)
@@ -128,3 +136,18 @@ def check_capacity(ray, workers: int) -> None:
     if cpus < workers:
         raise ConfigError(f"workers {workers}: the Ray cluster has {cpus:g} CPUs and each "
                           f"actor-learner takes one; use --workers {int(cpus)} or fewer, or add nodes")
+
+
+def cpu_nodes(ray) -> list[dict]:
+    """The cluster's alive nodes that have CPUs (ray.nodes() entries), in a stable order:
+    the nodes a hierarchical run spreads its groups over."""
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= 1]
+    return sorted(nodes, key=lambda n: n["NodeID"])
+
+
+def remote_error(exc: BaseException) -> tuple[str, str]:
+    """(its last line, e.g. 'RuntimeError: ...'; the whole text) of an error Ray brought back
+    from an actor, colour codes removed."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).rstrip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return (lines[-1].strip() if lines else type(exc).__name__), text

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import time
 import warnings
 
@@ -34,7 +33,7 @@ from ..procs import JOIN_TIMEOUT_S, POLL_S, DeferredInterrupt
 from ..threads import single_threaded
 from .actor import ActorLearner
 from .base import ActorExecutor, TrainJob
-from .ray_cluster import check_capacity, connect, import_ray, ray_address_problem
+from .ray_cluster import check_capacity, connect, cpu_nodes, import_ray, ray_address_problem, remote_error
 from .supervise import Supervisor
 
 #: seconds an actor may take to start (import torch, build its env and model) when
@@ -81,14 +80,6 @@ class RayActorLearner:
         self.actor.env.close()
 
 
-def remote_error(exc: BaseException) -> tuple[str, str]:
-    """(its last line, e.g. 'RuntimeError: ...'; the whole text) of an error Ray brought back
-    from an actor, colour codes removed."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).rstrip()
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return (lines[-1].strip() if lines else type(exc).__name__), text
-
-
 class _Slot:
     """One rank's current Ray actor and its segment in flight."""
 
@@ -104,6 +95,7 @@ class _Slot:
 
 class RayExecutor(ActorExecutor):
     name = "ray"
+    takes_a2c = True
 
     @classmethod
     def option_problems(cls, cfg: Config) -> list[str]:
@@ -114,10 +106,16 @@ class RayExecutor(ActorExecutor):
             problem = ray_address_problem(cfg.ray_address, probe=False)
             if problem:
                 p.append(problem)
+        if cfg.executor == "ray" and cfg.algo != "a2c":
+            from .ray_hier import workers_per_node_problem
+            problem = workers_per_node_problem(cfg)
+            if problem:
+                p.append(problem)
         if cfg.executor == "ray" and importlib.util.find_spec("ray") is None:
             p.append("executor 'ray' needs the ray package, which is not installed: pip install "
                      "'asyncrl[ray]' (Ray 2.10 or later)")
-        return p
+        from .ray_a2c import DataParallel     # a2c's data-parallel learners: workers / learners envs each
+        return p + DataParallel.option_problems(cfg)
 
     @classmethod
     def probe_problems(cls, cfg: Config) -> list[str]:
@@ -132,7 +130,12 @@ class RayExecutor(ActorExecutor):
         return {"executor": "ray", "device": "cpu"}
 
     def describe(self) -> str:
-        return f"{self.cfg.workers} ray actor-learners ({self.cfg.ray_address or 'local Ray'})"
+        where = self.cfg.ray_address or "local Ray"
+        if self.cfg.algo == "a2c":
+            learners = self.cfg.learners or "one per node"
+            return f"{self.cfg.workers} environments over data-parallel ray learners ({learners}; {where})"
+        mode = "" if self.cfg.ray_mode == "auto" else f", {self.cfg.ray_mode}"
+        return f"{self.cfg.workers} ray actor-learners ({where}{mode})"
 
     # ------------------------------------------------------------------ set-up
     def _spawn(self, ray, job: TrainJob, s: _Slot) -> None:
@@ -177,8 +180,30 @@ class RayExecutor(ActorExecutor):
 
     # ------------------------------------------------------------------ training
     def run(self, job: TrainJob) -> int:
+        """Train in the mode the config and the cluster call for: a2c's data-parallel learners
+        (executors.ray_a2c), the hierarchical mode (executors.ray_hier) or the flat one (here)."""
         ray = import_ray()
         started = connect(ray, self.cfg)
+        try:
+            if job.cfg.algo == "a2c":
+                from .ray_a2c import run_data_parallel
+                return run_data_parallel(self, ray, job)
+            if self.mode(ray) == "hierarchical":
+                from .ray_hier import run_hierarchical
+                return run_hierarchical(self, ray, job)
+            return self._run_flat(ray, job)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def mode(self, ray) -> str:
+        """ray-mode made concrete: auto is hierarchical on a cluster of more than one node
+        with CPUs."""
+        if self.cfg.ray_mode != "auto":
+            return self.cfg.ray_mode
+        return "hierarchical" if len(cpu_nodes(ray)) > 1 else "flat"
+
+    def _run_flat(self, ray, job: TrainJob) -> int:
         slots = [_Slot(rank) for rank in range(job.cfg.workers)]
         finished = False
         try:
@@ -193,8 +218,6 @@ class RayExecutor(ActorExecutor):
             finished = True
         finally:
             self._stop_actors(ray, slots, close=finished)
-            if started:
-                ray.shutdown()
         return self.step
 
     def _stop_actors(self, ray, slots: list[_Slot], close: bool) -> None:

@@ -53,11 +53,13 @@ class Supervisor:
 
     def tick(self, step: int, before_checkpoint=None) -> None:
         """Log at global step `step`, and checkpoint every checkpoint-interval seconds or when a
-        callback asks (`before_checkpoint()` first: e.g. copying parameters back from a device)."""
+        callback asks (`before_checkpoint()` first: e.g. copying parameters back from a device;
+        when it returns a step, the parameters it brought are of that step, which the
+        checkpoint then carries)."""
         self.log.tick(step)
         asked = self.log.take_checkpoint_request()
         if asked or time.monotonic() - self._last_checkpoint >= self.cfg.checkpoint_interval:
             if before_checkpoint is not None:
-                before_checkpoint()
+                step = before_checkpoint() or step
             self.job.checkpoint(step)
             self._last_checkpoint = time.monotonic()

@@ -67,7 +67,7 @@ def run_worker(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:
                                spec.optimizer, spec.schedule)
     env, learner, collector, policy = actor.env, actor.learner, actor.collector, actor.policy
     counter, seg = spec.counter, learner.algo.segment_length
-    policy.at_step(counter.done)
+    policy.at_step(counter.step)
     last_report = time.monotonic()
     while True:
         n = counter.reserve(seg, rank)
