@@ -85,9 +85,26 @@ def learner_rate(algo: str, env: Any, steps: int, workers: int | None, **values:
         total = time.perf_counter() - t0
         rate, rows = steady_rate(os.path.join(run_dir, "metrics.csv"))
     steady = rate == rate          # not nan: at least two metrics rows
-    return {"executor": agent.config.executor, "workers": agent.config.workers, "steps": agent.global_step,
-            "seconds_total": total, "steps_per_s": rate if steady else agent.global_step / total,
-            "steady_state": steady, "metrics_rows": rows, "frames_per_step": agent.frames_per_step}
+    out = {"executor": agent.config.executor, "workers": agent.config.workers, "steps": agent.global_step,
+           "seconds_total": total, "steps_per_s": rate if steady else agent.global_step / total,
+           "steady_state": steady, "metrics_rows": rows, "frames_per_step": agent.frames_per_step}
+    traffic = getattr(getattr(agent, "_executor", None), "traffic", None)
+    if traffic:
+        out["traffic"] = traffic_summary(traffic)
+    return out
+
+
+def traffic_summary(t: dict) -> dict:
+    """What crossed the network in a ray run (executors: `traffic`): bytes per agent step,
+    and the parameter server's updates (flat: gradients applied by the driver; hierarchical:
+    the store's exchanges) per second of the run and per second of its own busy time (its
+    capacity on one core)."""
+    steps, moved = max(t["steps"], 1), t["bytes_in"] + t["bytes_out"]
+    return {"mode": t["mode"], "bytes_per_step": moved / steps, "bytes": moved, "updates": t["updates"],
+            "updates_per_s": t["updates"] / t["seconds"] if t["seconds"] > 0 else float("nan"),
+            "server_busy_s": t["server_busy_s"],
+            "server_capacity_updates_per_s": t["updates"] / t["server_busy_s"] if t["server_busy_s"] > 0
+            else float("nan")}
 
 
 def run_bench(algo: str, env: str, steps: int, env_steps: int, workers: int | None = None,

@@ -110,6 +110,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rate = r["frames_per_s"] if frames else r["steps_per_s"]
         whole = "" if r.get("steady_state", True) else "  (too short for a steady rate: start-up included)"
         print(f"{name:<44} {rate:>12,.0f} {r['of_env_alone']:>13.2f}{whole}")
+    t = res.get("ray", {}).get("traffic")
+    if t:
+        server = "the driver (parameter server)" if t["mode"] == "flat" else "the parameter store"
+        print(f"ray {t['mode']}: {t['bytes_per_step']:,.0f} bytes over the network per agent step; {server}: "
+              f"{t['updates_per_s']:,.0f} updates/s, busy {t['server_busy_s']:.1f} s (capacity "
+              f"{t['server_capacity_updates_per_s']:,.0f} updates/s on one core)")
     return 0
 
 

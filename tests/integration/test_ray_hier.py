@@ -39,6 +39,11 @@ def test_a3c_learns_cartpole_with_a_hogwild_group_on_each_node(cluster, tmp_path
     # the final evaluation: seed 0 reached 500.0 (10 greedy episodes) here; 60k steps with
     # 1 s of staleness at most: a generous bar
     assert agent.last_eval["mean_return"] >= 300
+    _learned.update(run=str(tmp_path / "learn"), params=agent.params.clone(),
+                    square_avg=agent.optimizer.state_dict()["square_avg"].clone())
+
+
+_learned: dict = {}      # the first test's run, for the second
 
 
 class _RemoveNode(Callback):
@@ -51,17 +56,20 @@ class _RemoveNode(Callback):
             self.cluster.remove_node(next(iter(self.cluster.worker_nodes)))   # its raylet and processes are gone
 
 
-def test_a_checkpoint_carries_the_stores_state_and_resumes_exactly(cluster, tmp_path):
-    agent = _agent(tmp_path, "resume", ray_mode="hierarchical", eval_episodes=0)
-    agent.learn(8_000)
-    assert agent.global_step == 8_000
-    assert float(agent.optimizer.state_dict()["square_avg"].abs().sum()) > 0   # the nodes' RMSProp statistics
-    again = asyncrl.load(str(tmp_path / "resume"))
-    assert again.global_step == 8_000
-    torch.testing.assert_close(again.params, agent.params)
-    torch.testing.assert_close(again.optimizer.state_dict()["square_avg"], agent.optimizer.state_dict()["square_avg"])
-    again.learn(4_000)
-    assert again.global_step == 12_000
+def test_a_checkpoint_carries_the_stores_state_and_resumes(cluster, tmp_path_factory):
+    """The learning run's checkpoint (the previous test's folder): the store's theta, the
+    nodes' RMSProp statistics and T; training goes on from it with T exact."""
+    run = _learned.get("run")
+    if run is None:
+        pytest.skip("needs the learning run of this module's first test")
+    again = asyncrl.load(run)
+    assert again.global_step == 60_000
+    torch.testing.assert_close(again.params, _learned["params"])
+    square_avg = again.optimizer.state_dict()["square_avg"]
+    assert float(square_avg.abs().sum()) > 0                    # the nodes' statistics, not zeros
+    torch.testing.assert_close(square_avg, _learned["square_avg"])
+    again.learn(3_000)
+    assert again.global_step == 63_000
 
 
 def test_a_node_lost_mid_run_is_survived_with_t_exact(cluster, tmp_path):

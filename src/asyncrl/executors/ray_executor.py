@@ -239,6 +239,9 @@ class RayExecutor(ActorExecutor):
         log = job.logger
         seg = appliers[0].algo.segment_length
         self.reserved = job.start_step          # steps handed out (committed + in flight)
+        self.traffic = {"mode": "flat", "bytes_out": 0, "bytes_in": 0, "updates": 0, "server_busy_s": 0.0,
+                        "steps": 0, "seconds": 0.0}
+        started = time.monotonic()
         stopping = False
         supervisor = self.supervisor
         with DeferredInterrupt() as interrupt:
@@ -265,6 +268,7 @@ class RayExecutor(ActorExecutor):
                 supervisor.tick(self.step)
                 self._kill_hung(ray, slots)
             self.interrupted = interrupt.requested
+        self.traffic.update(steps=self.step - job.start_step, seconds=time.monotonic() - started)
         log.tick(self.step, force=True)
 
     def _send(self, job: TrainJob, s: _Slot, seg: int) -> None:
@@ -278,6 +282,7 @@ class RayExecutor(ActorExecutor):
             target = job.target_params.numpy()
             s.target_version = job.target_params._version
         s.ref = s.handle.segment.remote(job.params.numpy(), target, n, self.step)
+        self.traffic["bytes_out"] += job.params.numel() * 4 + (0 if target is None else target.nbytes)
         s.n, s.since = n, time.monotonic()
 
     def _next_results(self, ray, flying: dict) -> list:
@@ -298,6 +303,7 @@ class RayExecutor(ActorExecutor):
 
     def _apply(self, job: TrainJob, s: _Slot, applier: Learner, result) -> None:
         """Apply slot s's gradient as its own hogwild worker would, and log what it reports."""
+        t0 = time.perf_counter()
         grad, length, num_steps, stats, norm, finished = result
         step = self.step + length
         np.copyto(applier.grad.numpy(), grad)   # grad: a read-only view of Ray's object store
@@ -309,6 +315,10 @@ class RayExecutor(ActorExecutor):
             log.episode(worker=s.rank, step=step, wall_time=time.time() - job.time_origin,
                         ret=finished[0], length=finished[1])
         log.stats(s.rank, *applier.take_stats())
+        traffic = self.traffic
+        traffic["bytes_in"] += grad.nbytes
+        traffic["updates"] += 1
+        traffic["server_busy_s"] += time.perf_counter() - t0
 
     def _replace(self, ray, job: TrainJob, s: _Slot, exc: BaseException | None, applier: Learner) -> None:
         """Slot s's actor failed (exc) or hung: kill it and start a replacement on the current

@@ -114,6 +114,7 @@ def run_hierarchical(executor, ray, job: TrainJob) -> int:
     store = Store.remote(job.params.numpy(), None if job.target_params is None else job.target_params.numpy(),
                          job.start_step, job.target_step, cfg.target_update if job.target_params is not None else 0,
                          opt_state)
+    started = time.monotonic()
     pg = placement_group([{"CPU": s} for s in sizes], strategy="SPREAD")
     groups = [_Group(g, s, sum(sizes[:g])) for g, s in enumerate(sizes)]
     try:
@@ -145,6 +146,10 @@ def run_hierarchical(executor, ray, job: TrainJob) -> int:
                     pass
         try:
             _pull(ray, store, job)
+            c = ray.get(store.counters.remote())
+            executor.traffic = {"mode": "hierarchical", "bytes_out": c["bytes_out"], "bytes_in": c["bytes_in"],
+                                "updates": c["pushes"], "server_busy_s": c["busy_s"],
+                                "steps": c["T"] - job.start_step, "seconds": time.monotonic() - started}
             ray.kill(store, no_restart=True)
         except Exception:
             pass
