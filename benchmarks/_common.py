@@ -35,14 +35,15 @@ def emit(result: dict, path: str | None) -> None:
             fh.write(text + "\n")
 
 
-def train_and_evaluate(algo: str, env: str, config: str, seed: int, eval_episodes: int,
+def train_and_evaluate(algo: str, env: str, config: str | None, seed: int, eval_episodes: int,
                        run_dir: str | None = None, **overrides) -> dict:
-    """Train `algo` on `env` with configs/<config>.yaml (+ overrides), then a greedy evaluation
-    of `eval_episodes` episodes. If run_dir is given the run folder is kept there."""
+    """Train `algo` on `env` with configs/<config>.yaml (None: no config file, the defaults)
+    (+ overrides), then a greedy evaluation of `eval_episodes` episodes. If run_dir is given
+    the run folder is kept there."""
     from asyncrl.api import AGENTS
     from asyncrl.config import load_config_file
 
-    cfg = load_config_file(os.path.join(ROOT, "configs", f"{config}.yaml"))
+    cfg = {} if config is None else load_config_file(os.path.join(ROOT, "configs", f"{config}.yaml"))
     cfg.update(seed=seed, eval_episodes=0, **overrides)
     if run_dir and os.path.exists(run_dir):
         shutil.rmtree(run_dir)
