@@ -14,9 +14,7 @@ so that they cannot drift from the code.
 - The benchmark pages' tables (docs/benchmarks/*.md): a block `<!-- results-table ... -->`
   holds a small YAML spec (which file of benchmarks/results/, which entries are the rows,
   and a format string per column) and is replaced by a table of the numbers in that file,
-  so the figures on a page are the file's. See `results_table`. A block
-  `<!-- results-table-once-present ... -->` is the same for a results file still to come:
-  a table once the file exists, until then a line saying it does not.
+  so the figures on a page are the file's. See `results_table`.
 """
 from __future__ import annotations
 
@@ -41,7 +39,6 @@ CLI_MARKER = "<!-- generated: cli-help -->"
 ERRORS_MARKER = "<!-- generated: error-classes -->"
 
 RESULTS_TABLE = re.compile(r"<!-- results-table\n(.*?)\n-->", re.S)
-PENDING_TABLE = re.compile(r"<!-- results-table-once-present\n(.*?)\n-->", re.S)
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 
 README_PAGE = "readme.md"        # the README, as a page of the site
@@ -150,7 +147,6 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
     src = page.file.src_uri
     repo_path = "README.md" if src == README_PAGE else "docs/" + src
     markdown = _rewrite_links(markdown, repo_path, src)
-    markdown = PENDING_TABLE.sub(lambda m: pending_table(m.group(1), src), markdown)
     markdown = RESULTS_TABLE.sub(lambda m: results_table(m.group(1), src), markdown)
     if CONFIG_MARKER in markdown:
         markdown = markdown.replace(CONFIG_MARKER, config_table())
@@ -439,14 +435,3 @@ def results_table(text: str, page: str = "") -> str:
         raise ValueError(f"{page}: a results table that cannot be made: {type(exc).__name__}: {exc}\n"
                          f"{text}") from exc
     return "\n".join(lines) + "\n"
-
-
-def pending_table(text: str, page: str = "") -> str:
-    """A `<!-- results-table-once-present ... -->` block: results_table's table once its file
-    exists in benchmarks/results/ (then anything it lacks fails the build), else one line."""
-    import yaml
-
-    name = (yaml.safe_load(text) or {}).get("file", "")
-    if name and os.path.isfile(os.path.join(RESULTS_DIR, name)):
-        return results_table(text, page)
-    return f"*Not measured yet: `benchmarks/results/{name}` does not exist yet; its table appears here once it does.*\n"
