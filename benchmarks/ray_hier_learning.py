@@ -87,21 +87,29 @@ def main() -> None:
                     runs.append(one(tmp, f"hierarchical S={s:g}", seed, args.steps, args.eval_episodes, marks,
                                     executor="ray", ray_mode="hierarchical", sync_seconds=s))
                     print(runs[-1], file=sys.stderr, flush=True)
-    arms = {}
-    for r in runs:
-        a = arms.setdefault(r["arm"], {"greedy": [], "solved_at": [], "final_mean_100": []})
-        a["greedy"].append(r["greedy_mean"])
-        a["solved_at"].append(r["solved_at_step"])
-        a["final_mean_100"].append(r["mean_100_at"][marks[-1]])
-    summary = {name: {"greedy_median": statistics.median(a["greedy"]),
-                      "solved": sum(x is not None for x in a["solved_at"]),
-                      "solved_at_median": statistics.median([x for x in a["solved_at"] if x is not None])
-                      if any(x is not None for x in a["solved_at"]) else None,
-                      "final_mean_100_median": statistics.median(a["final_mean_100"])}
-               for name, a in arms.items()}
     emit({**header("ray_hier_learning"), "env": ENV, "workers": WORKERS, "steps": args.steps,
           "seeds": args.seeds, "cluster": "2 Ray nodes on this machine, 1 CPU each, head with none",
-          "summary": summary, "runs": runs}, args.out)
+          "arms": summarise(runs, marks), "runs": runs}, args.out)
+
+
+def summarise(runs: list[dict], marks: list[int]) -> list[dict]:
+    """One row per arm, in the order first run: the runs' medians and how many solved."""
+    arms: dict[str, list[dict]] = {}
+    for r in runs:
+        arms.setdefault(r["arm"], []).append(r)
+    out = []
+    for name, rs in arms.items():
+        solved = [r["solved_at_step"] for r in rs if r["solved_at_step"] is not None]
+        out.append({"arm": name, "runs": len(rs), "solved": len(solved),
+                    "solved_at": ", ".join(f"{x:,}" if x is not None else "never"
+                                           for x in (r["solved_at_step"] for r in rs)),
+                    "solved_at_median": statistics.median(solved) if solved else None,
+                    "greedy": ", ".join(f"{r['greedy_mean']:g}" for r in rs),
+                    "greedy_median": statistics.median(r["greedy_mean"] for r in rs),
+                    "mean_100_at_50k_median": statistics.median(r["mean_100_at"].get(50_000, float("nan")) for r in rs)
+                    if marks[0] == 50_000 else None,
+                    "final_mean_100_median": statistics.median(r["mean_100_at"][marks[-1]] for r in rs)})
+    return out
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ The model (its arithmetic is `predict` below; frames = 4 per agent step, t_max =
   frames/s(N) = N x R_node x min(1, 2 S / max(S, N / C)); bytes per agent step = 2P / (S x R_node / 4).
 Goal (issue 33): hierarchical at 32 nodes >= 0.8 x 32 x R_node; flat below one node's R_node.
 
-    python benchmarks/ray_scaling_model.py [--updates 400] [--sync-seconds 0.5] [--out F]
+    python benchmarks/ray_scaling_model.py [--updates 400] [--sync-seconds 0.1] [--out F]
 """
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def predict(P: float, c_flat: float, c_store: float, r_node: float, sync_s: floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--updates", type=int, default=400, help="updates (exchanges) timed for each capacity")
-    ap.add_argument("--sync-seconds", type=float, default=0.5, help="the hierarchical mode's sync-seconds")
+    ap.add_argument("--sync-seconds", type=float, default=0.1, help="the hierarchical mode's sync-seconds (its default)")
     ap.add_argument("--node-steps", type=int, default=30_000, help="agent steps of the hogwild Pong run")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "ray_scaling_model.json"))
     args = ap.parse_args()

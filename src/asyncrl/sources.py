@@ -25,7 +25,7 @@ _BY_TAG = {
     "authors": ("lr", "rms_eps", "value_coef"),
     "sb3": ("hidden", "activation"),
     "atari": ("life_loss_terminal",),
-    "measured": ("torch_threads", "fused_optimizer"),
+    "measured": ("torch_threads", "fused_optimizer", "sync_seconds"),
     "torch": ("adam_beta1", "adam_beta2", "adam_eps"),
 }
 #: Config field -> the source of its own default (the fields not named above are options: asyncrl)
