@@ -95,7 +95,7 @@ def run_hierarchical(executor, ray, job: TrainJob) -> int:
     docstring); returns T. The executor's step, interrupted and supervisor are set as every
     executor's are."""
     from ray.util.placement_group import placement_group, remove_placement_group
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
     cfg = job.cfg
     problem = workers_per_node_problem(cfg)
@@ -111,7 +111,10 @@ def run_hierarchical(executor, ray, job: TrainJob) -> int:
     executor.step = job.start_step
     executor.group_results = {}         # (group, life) -> what its run() returned: node id, restarts, exchanges
     opt_state = numpy_state(job.optimizer.state_dict())
-    store = Store.remote(job.params.numpy(), None if job.target_params is None else job.target_params.numpy(),
+    # the store lives on the driver's node (a lost worker node must not take it along; the
+    # driver's own node lost ends the run anyway), where Ray can place it there (soft)
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    store = Store.options(scheduling_strategy=here).remote(job.params.numpy(), None if job.target_params is None else job.target_params.numpy(),
                          job.start_step, job.target_step, cfg.target_update if job.target_params is not None else 0,
                          opt_state)
     started = time.monotonic()
