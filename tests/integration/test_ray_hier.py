@@ -26,20 +26,21 @@ def _agent(tmp_path, name, **kw):
 
 
 def test_a3c_learns_cartpole_with_a_hogwild_group_on_each_node(cluster, tmp_path):
-    agent = _agent(tmp_path, "learn")               # ray-mode auto: hierarchical on 2 nodes with CPUs
-    agent.learn(60_000)
+    # ray-mode auto: hierarchical on 2 nodes with CPUs; the defaults (benchmarks/
+    # ray_hier_learning.py, S = 0.1: seeds 0-2 solved at 114,904, 95,853, 81,705 steps and
+    # evaluated at 500 greedy after 200k)
+    agent = _agent(tmp_path, "learn")
+    agent.learn(150_000)
     executor = agent._executor
     assert executor.mode(ray) == "hierarchical"
-    assert agent.global_step == 60_000              # T exact across the nodes
+    assert agent.global_step == 150_000             # T exact across the nodes
+    assert agent.last_eval["mean_return"] >= 300, agent.last_eval
     nodes = {r["node"] for r in executor.group_results.values()}
     assert len(executor.group_results) == 2 and len(nodes) == 2     # one group on each node
     assert all(r["exchanges"] >= 3 for r in executor.group_results.values())
     workers = {int(line.split(",")[2]) for line in open(tmp_path / "learn" / "episodes.csv").readlines()[1:]}
     assert workers == {0, 1}                        # both groups' episodes reached the driver's log
-    # the final evaluation: seed 0 reached 500.0 (10 greedy episodes) here; 60k steps with
-    # 1 s of staleness at most: a generous bar
-    assert agent.last_eval["mean_return"] >= 300
-    _learned.update(run=str(tmp_path / "learn"), params=agent.params.clone(),
+    _learned.update(run=str(tmp_path / "learn"), step=agent.global_step, params=agent.params.clone(),
                     square_avg=agent.optimizer.state_dict()["square_avg"].clone())
 
 
@@ -63,13 +64,13 @@ def test_a_checkpoint_carries_the_stores_state_and_resumes(cluster, tmp_path_fac
     if run is None:
         pytest.skip("needs the learning run of this module's first test")
     again = asyncrl.load(run)
-    assert again.global_step == 60_000
+    assert again.global_step == _learned["step"]
     torch.testing.assert_close(again.params, _learned["params"])
     square_avg = again.optimizer.state_dict()["square_avg"]
     assert float(square_avg.abs().sum()) > 0                    # the nodes' statistics, not zeros
     torch.testing.assert_close(square_avg, _learned["square_avg"])
     again.learn(3_000)
-    assert again.global_step == 63_000
+    assert again.global_step == _learned["step"] + 3_000          # T exact after the resume
 
 
 def test_a_node_lost_mid_run_is_survived_with_t_exact(cluster, tmp_path):
