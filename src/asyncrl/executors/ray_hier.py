@@ -112,8 +112,8 @@ def run_hierarchical(executor, ray, job: TrainJob) -> int:
     executor.group_results = {}         # (group, life) -> what its run() returned: node id, restarts, exchanges
     opt_state = numpy_state(job.optimizer.state_dict())
     # the store lives on the driver's node (a lost worker node must not take it along; the
-    # driver's own node lost ends the run anyway), where Ray can place it there (soft)
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    # driver's own node lost ends the run anyway); a soft affinity was seen placed elsewhere
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     store = Store.options(scheduling_strategy=here).remote(job.params.numpy(), None if job.target_params is None else job.target_params.numpy(),
                          job.start_step, job.target_step, cfg.target_update if job.target_params is not None else 0,
                          opt_state)
