@@ -54,16 +54,18 @@ def bind_params_(module: nn.Module, flat: torch.Tensor, requires_grad: bool = Fa
     return flat
 
 
-def attach_flat_grads_(module: nn.Module) -> torch.Tensor:
+def attach_flat_grads_(module: nn.Module, spare: int = 0) -> torch.Tensor:
     """Give every parameter a `.grad` that is a view into one zeroed 1-D tensor.
 
     Autograd accumulates into an existing `.grad` in place, so after `backward()` the
     whole gradient is in the returned tensor. Zero it with `flat_grad.zero_()`, never
     with `zero_grad()` (which would set the views to None and break the aliasing).
+    `spare` > 0: the tensor has that many elements more after the gradient (what a
+    data-parallel reduction carries with it in the same collective).
     """
     params = list(module.parameters())
     n = sum(p.numel() for p in params)
-    flat_grad = torch.zeros(n, dtype=params[0].dtype, device=params[0].device)
+    flat_grad = torch.zeros(n + spare, dtype=params[0].dtype, device=params[0].device)
     offset = 0
     for p in params:
         k = p.numel()

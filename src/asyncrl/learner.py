@@ -121,13 +121,9 @@ class Learner:
         the model's gradient is re-attached as the head of one buffer with `spare` elements
         after it, which is returned: a reduction can then carry the gradient and what rides
         with it (the statistics) in one collective, without a copy."""
-        buf = torch.zeros(self.grad.numel() + spare, dtype=self.grad.dtype, device=self.grad.device)
-        offset = 0
-        for p in self.model.parameters():
-            k = p.numel()
-            p.grad = buf[offset:offset + k].view_as(p)
-            offset += k
-        self.grad = buf[:offset]
+        n = self.grad.numel()
+        buf = attach_flat_grads_(self.model, spare)
+        self.grad = buf[:n]
         self.reduce = reduce
         return buf
 

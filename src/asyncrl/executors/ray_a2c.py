@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime
 import gc
 import os
-import re
 import socket
 import time
 import warnings
@@ -42,7 +41,7 @@ from ..procs import JOIN_TIMEOUT_S, POLL_S, DeferredInterrupt
 from ..threads import single_threaded
 from ..vector import close_vector_env, make_vector_env
 from .base import TrainJob
-from .ray_cluster import cpu_nodes
+from .ray_cluster import cpu_nodes, remote_error
 from .supervise import Supervisor
 from .sync import choose_threads, lockstep_updates
 
@@ -60,7 +59,7 @@ def failure(exc: BaseException) -> tuple[str, str]:
     """(one line, the whole text) of an error Ray brought back from a learner: the exception
     it raised, or why its actor died."""
     cause = getattr(exc, "cause", None)
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).rstrip()
+    text = remote_error(exc)[1]
     if isinstance(cause, BaseException):
         return f"{type(cause).__name__}: {cause}".splitlines()[0], text
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

@@ -110,10 +110,6 @@ class NodeGroup:
         self._halt = threading.Event()
         self.error: BaseException | None = None
 
-    def ready(self) -> int:
-        import os
-        return os.getpid()
-
     def run(self) -> dict:
         import ray
         init = ray.get(self.store.join.remote(self.key))
