@@ -163,7 +163,7 @@ def main() -> None:
     torch.set_num_threads(1)
     learner, params, fused = atari_learner()
     P = params.numel() * 4
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
              runtime_env={"env_vars": dict(WORKER_ENV)})
     try:
         c_flat = flat_capacity(ray, learner, params, args.updates)

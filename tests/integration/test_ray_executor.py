@@ -33,8 +33,9 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def local_ray():
     """One Ray for this module's API tests (the executor uses a Ray the caller started, and
-    leaves it running); its actors import what this process can, toy_envs included."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
+    leaves it running); its actors import what this process can, toy_envs included. A new
+    local Ray ("local"): never a running one, a user's or one another run left behind."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p or os.getcwd() for p in sys.path),
                                        **WORKER_ENV}})
     yield ray

@@ -55,6 +55,30 @@ def test_a_dropped_group_gives_its_unreported_steps_back_and_its_late_push_is_re
     np.testing.assert_array_equal(s.state()["theta"], np.arange(4) + 1.0)
 
 
+def test_no_steps_are_granted_until_every_first_group_has_joined():
+    s = ParameterStore(np.zeros(4, dtype=np.float32), None, 0, 100, 0, None, groups=2, start_grace_s=60.0)
+    s.join((0, 0))
+    r = _push(s, (0, 0), want=1000)
+    assert r["granted"] == 0 and r["more"] and not r["stop"]     # group 1 is still starting
+    s.join((1, 0))
+    assert _push(s, (0, 0), want=1000)["granted"] == 50          # both in: fair shares
+    assert _push(s, (1, 0), want=1000)["granted"] == 50
+
+
+def test_the_start_barrier_lifts_when_a_first_group_is_lost_before_joining_or_the_grace_ends():
+    s = ParameterStore(np.zeros(4, dtype=np.float32), None, 0, 100, 0, None, groups=2, start_grace_s=60.0)
+    s.join((0, 0))
+    assert s.drop((1, 0)) == 0                  # it never joined: nothing to give back
+    assert _push(s, (0, 0), want=1000)["granted"] == 100
+    s = ParameterStore(np.zeros(4, dtype=np.float32), None, 0, 100, 0, None, groups=2, start_grace_s=0.0)
+    s.join((0, 0))
+    assert _push(s, (0, 0), want=1000)["granted"] == 100          # grace over: no more waiting
+    s = ParameterStore(np.zeros(4, dtype=np.float32), None, 0, 100, 0, None, groups=2, start_grace_s=60.0)
+    s.join((0, 0))
+    s.join((1, 1))                              # a replacement does not count as a first group
+    assert _push(s, (0, 0), want=1000)["granted"] == 0
+
+
 def test_more_steps_may_come_while_another_group_holds_a_lease():
     s = _store(target_step=20)
     s.join((0, 0))

@@ -116,7 +116,7 @@ def run_hierarchical(executor, ray, job: TrainJob) -> int:
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     store = Store.options(scheduling_strategy=here).remote(job.params.numpy(), None if job.target_params is None else job.target_params.numpy(),
                          job.start_step, job.target_step, cfg.target_update if job.target_params is not None else 0,
-                         opt_state)
+                         opt_state, len(sizes), START_TIMEOUT_S)
     started = time.monotonic()
     pg = placement_group([{"CPU": s} for s in sizes], strategy="SPREAD")
     groups = [_Group(g, s, sum(sizes[:g])) for g, s in enumerate(sizes)]
@@ -174,7 +174,7 @@ def _pull(ray, store, job: TrainJob) -> int:
     return state["T"]
 
 
-def _forward(log, records: list, group: int) -> None:
+def _forward(log, records: list) -> None:
     for r in records:
         if r[0] == "episode":
             log.episode(worker=r[1], step=r[2], wall_time=r[3], ret=r[4], length=r[5])
@@ -202,7 +202,7 @@ def _drive(ray, job: TrainJob, executor, supervisor: Supervisor, store, groups: 
     with DeferredInterrupt() as interrupt:
         while True:
             info = ray.get(store.poll.remote())
-            _forward(log, info["records"], 0)
+            _forward(log, info["records"])
             executor.step = T = info["T"]
             if not stopping and (interrupt.requested or supervisor.solved()):
                 stopping = True
@@ -249,7 +249,7 @@ def _drive(ray, job: TrainJob, executor, supervisor: Supervisor, store, groups: 
         executor.interrupted = interrupt.requested
     # the last records, then the final state
     info = ray.get(store.poll.remote())
-    _forward(log, info["records"], 0)
+    _forward(log, info["records"])
     executor.step = _pull(ray, store, job)
     log.tick(executor.step, force=True)
 

@@ -14,7 +14,7 @@ class ParameterStore:
     time, so each push is applied atomically and T is exact)."""
 
     def __init__(self, theta: np.ndarray, target: np.ndarray | None, T: int, target_step: int, period: int,
-                 opt_state: dict | None):
+                 opt_state: dict | None, groups: int = 1, start_grace_s: float = 0.0):
         self.theta = np.array(theta, dtype=np.float32)
         self.target = None if target is None else np.array(target, dtype=np.float32)
         self.target_version = 0
@@ -26,9 +26,16 @@ class ParameterStore:
         self.pushes = 0
         self.bytes_in = self.bytes_out = 0
         self.busy_s = 0.0
+        # the start barrier: no steps are granted until every one of the run's first `groups`
+        # has joined (or start_grace_s has passed), so a node slower to start (importing torch,
+        # making its environments) does not find the run done by the others
+        self.waiting_for = groups
+        self.start_by = time.monotonic() + start_grace_s
 
     def join(self, key: tuple) -> dict:
         self.leases[key] = 0
+        if key[1] == 0:
+            self.waiting_for -= 1
         return {"theta": self.theta, "target": self.target, "target_version": self.target_version, "T": self.T,
                 "opt_state": self.opt_state}
 
@@ -51,7 +58,9 @@ class ParameterStore:
         if opt_state is not None:
             self.opt_state = opt_state
         granted = 0
-        if want > 0 and not self.stopping and not final:
+        if self.waiting_for > 0 and time.monotonic() >= self.start_by:
+            self.waiting_for = 0
+        if want > 0 and not self.stopping and not final and self.waiting_for <= 0:
             # no group holds more than an equal share of the steps left: near the end a lease
             # a slow group sits on does not keep the others waiting
             remaining = self.target_step - self.granted
@@ -72,6 +81,8 @@ class ParameterStore:
 
     def drop(self, key: tuple) -> int:
         """Group `key` is lost: its unused and unreported steps go back to the pool."""
+        if key not in self.leases and key[1] == 0:
+            self.waiting_for -= 1                 # lost before it joined: the others need not wait
         lost = self.leases.pop(key, 0)
         self.granted -= lost
         return lost
