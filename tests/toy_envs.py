@@ -80,6 +80,23 @@ class ChainEnv(gym.Env):
         return self.pos, float(done), done, False, {}
 
 
+class ChainWithSuccess(ChainEnv):
+    """The chain, saying in its last step's info whether the right end was reached (the
+    Gymnasium / SB3 convention, info["is_success"]); 6 steps at most."""
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, reward, done, _, info = super().step(action)
+        self.t += 1
+        truncated = not done and self.t >= 6
+        if done or truncated:
+            info = {"is_success": done}
+        return obs, reward, done, truncated, info
+
+
 class ConstantRewardEnv(gym.Env):
     """Reward 1 every step, never terminates: only the time limit ends an episode. Under
     correct truncation handling V(s) -> 1/(1-gamma); treating the cut as terminal gives less."""
@@ -202,6 +219,7 @@ gym.register("FailingReset-v0", entry_point=FailingResetEnv, max_episode_steps=1
 gym.register("NaNRewardOnce-v0", entry_point=NaNRewardCartPole, kwargs={"at": 30})
 gym.register("NaNRewardAlways-v0", entry_point=NaNRewardCartPole, kwargs={"every": 1})
 gym.register("Chain-v0", entry_point=ChainEnv, max_episode_steps=50)
+gym.register("ChainWithSuccess-v0", entry_point=ChainWithSuccess)
 gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=20)
 
 

@@ -17,6 +17,7 @@ from .atari import AtariOptions, is_atari_id, looks_atari, make_atari, require_a
 from .errors import EnvError
 from .pixels import PixelOptions, register_ids, shape_observations
 from .presets import pixel_mode
+from .success import with_success
 
 
 class EnvFactory:
@@ -99,7 +100,8 @@ class EnvFactory:
         try:
             if self.atari is not None:
                 return make_atari(self.env_id, self.atari, **{**self.make_kwargs, **kwargs})
-            return gym.make(self.env_id, **{**self.make_kwargs, **kwargs})
+            # a scenario that defines success says it in info["is_success"] (asyncrl.success)
+            return with_success(gym.make(self.env_id, **{**self.make_kwargs, **kwargs}), self.env_id)
         except gym.error.Error as exc:
             if looks_atari(self.env_id):
                 require_ale(self.env_id)       # without ale-py: say what to install

@@ -81,21 +81,24 @@ def evaluate_policy(act: Callable[[Any], Any], factory: EnvFactory, episodes: in
     stops the thread at its next step. Returns summary statistics and the returns."""
     args = (act, factory, episodes, seed, max_steps, on_reset, epsilon, recorder)
     if timeout > 0:
-        returns, lengths = _play_with_deadline(args, timeout)
+        returns, lengths, successes = _play_with_deadline(args, timeout)
     else:
-        returns, lengths = _play(*args)
+        returns, lengths, successes = _play(*args)
     arr = np.asarray(returns, dtype=np.float64)
+    # info["is_success"] on every episode's last step (asyncrl.success): the share that succeeded
+    said = episodes > 0 and all(s is not None for s in successes)
     return {"episodes": episodes, "mean_return": float(arr.mean()) if episodes else float("nan"),
             "std_return": float(arr.std()) if episodes else float("nan"),
             "min_return": float(arr.min()) if episodes else float("nan"),
             "max_return": float(arr.max()) if episodes else float("nan"),
             "mean_length": float(np.mean(lengths)) if episodes else float("nan"),
             "returns": [float(x) for x in returns], "seed": seed, "epsilon": epsilon,
+            **({"success_rate": float(np.mean(successes))} if said else {}),
             **({"video": recorder.path, "video_episodes": min(recorder.episodes, episodes),
                 "video_frames": recorder.frames} if recorder is not None else {})}
 
 
-def _play_with_deadline(args: tuple, timeout: float) -> tuple[list, list]:
+def _play_with_deadline(args: tuple, timeout: float) -> tuple[list, list, list]:
     progress = _Progress()
 
     def run() -> None:
@@ -126,11 +129,13 @@ def _play_with_deadline(args: tuple, timeout: float) -> tuple[list, list]:
 
 
 def _play(act, factory: EnvFactory, episodes: int, seed: int, max_steps: int, on_reset, epsilon: float,
-          recorder, progress: _Progress | None = None) -> tuple[list, list]:
+          recorder, progress: _Progress | None = None) -> tuple[list, list, list]:
+    """The returns, lengths and successes (info["is_success"] at the end, else None) of the
+    episodes."""
     env = factory(**recorder.make_kwargs) if recorder is not None else factory()
     env.action_space.seed(seed)
     rng = np.random.default_rng(seed)
-    returns, lengths = [], []
+    returns, lengths, successes = [], [], []
     ok = False
     try:
         for i in range(episodes):
@@ -142,7 +147,7 @@ def _play(act, factory: EnvFactory, episodes: int, seed: int, max_steps: int, on
                 recorder.add(env, factory.name)
             if on_reset is not None:
                 on_reset()
-            total, n = 0.0, 0
+            total, n, info = 0.0, 0, {}
             while n < max_steps:
                 if progress is not None:
                     if progress.stop:
@@ -151,7 +156,7 @@ def _play(act, factory: EnvFactory, episodes: int, seed: int, max_steps: int, on
                 a = act(obs)
                 if epsilon > 0 and rng.random() < epsilon:
                     a = env.action_space.sample()
-                obs, r, term, trunc, _ = env.step(a)
+                obs, r, term, trunc, info = env.step(a)
                 if record:
                     recorder.add(env, factory.name)
                 total += float(r)
@@ -160,9 +165,11 @@ def _play(act, factory: EnvFactory, episodes: int, seed: int, max_steps: int, on
                     break
             returns.append(total)
             lengths.append(n)
+            success = info.get("is_success") if isinstance(info, dict) else None
+            successes.append(None if success is None else bool(success))
         ok = True
     finally:
         env.close()
         if recorder is not None:
             recorder.close(ok)
-    return returns, lengths
+    return returns, lengths, successes

@@ -51,7 +51,7 @@ class RunLogger:
             + (("frames_per_s",) if frames else ()) + BASE_METRIC_COLUMNS[3:] + self.stat_keys
         if run_dir:
             os.makedirs(run_dir, exist_ok=True)
-            for name in ("episodes.csv", "metrics.csv"):     # a resume continues from start_step
+            for name in ("episodes.csv", "metrics.csv", "evaluations.csv"):   # a resume continues from start_step
                 cut_back(os.path.join(run_dir, name), start_step)
             self._continue_episodes(os.path.join(run_dir, "episodes.csv"))
             self._ep_file, self._ep_csv = self._open_csv("episodes.csv", self.episode_columns)

@@ -35,7 +35,7 @@ LOCK = ".asyncrl-lock"
 #: everything asyncrl writes into a run folder (names and patterns): all that --overwrite removes
 RUN_ENTRIES = ("config.yaml", "episodes.csv", "metrics.csv", "evaluations.csv", "faults.log", "eval.json",
                "learning_curve.png", "tb", "wandb", "checkpoints", "episodes.csv.after-*", "metrics.csv.after-*",
-               TMP_GLOB)
+               "evaluations.csv.after-*", TMP_GLOB)
 
 
 # --------------------------------------------------------------------------- the lock

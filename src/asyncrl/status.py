@@ -83,6 +83,8 @@ def describe_eval(ev: dict, greedy: bool = True) -> str:
             f"(min {ev['min_return']:.1f}, max {ev['max_return']:.1f})")
     if ev.get("human_normalized") is not None:
         text += f"; human-normalised {100 * ev['human_normalized']:.1f}%"
+    if ev.get("success_rate") is not None:
+        text += f"; success rate {ev['success_rate']:.2f}"
     return text
 
 

@@ -29,7 +29,7 @@ from .run import hold_run_dir, save_run_checkpoint, write_config, write_eval
 
 _FIELD_NAMES = frozenset(Config.__dataclass_fields__)
 EVAL_COLUMNS = ("step", "wall_time", "mean_return", "std_return", "min_return", "max_return", "mean_length",
-                "episodes", "seconds")
+                "episodes", "seconds", "success_rate")     # success_rate: empty where the env says none
 
 
 def callbacks_of(cfg: Config) -> list:
@@ -55,6 +55,7 @@ class TrainingSession:
         self.next_eval = 0
         self.last_eval: dict | None = None
         self._eval_file = self._eval_csv = None
+        self._eval_columns = EVAL_COLUMNS
 
     @property
     def evaluates(self) -> bool:
@@ -76,6 +77,8 @@ class TrainingSession:
             if cfg.run_dir:
                 path = os.path.join(cfg.run_dir, "evaluations.csv")
                 new = not os.path.exists(path) or os.path.getsize(path) == 0
+                # a file begun before success_rate was a column keeps its own columns
+                self._eval_columns = EVAL_COLUMNS if new else _header(path) or EVAL_COLUMNS
                 self._eval_file = open(path, "a", newline="")
                 self._eval_csv = csv.writer(self._eval_file)
                 if new:
@@ -130,16 +133,28 @@ class TrainingSession:
         log = self.job.logger
         log.scalar("eval/mean_return", result["mean_return"], result["step"])
         log.scalar("eval/std_return", result["std_return"], result["step"])
+        if "success_rate" in result:
+            log.scalar("eval/success_rate", result["success_rate"], result["step"])
         log.last_eval = result["mean_return"]
         if self._eval_csv is not None:
-            self._eval_csv.writerow([result["step"], f"{result['wall_time']:.3f}"]
-                                    + [f"{result[c]:.6g}" for c in EVAL_COLUMNS[2:7]]
-                                    + [result["episodes"], result["seconds"]])
+            success = result.get("success_rate")
+            row = ([result["step"], f"{result['wall_time']:.3f}"] + [f"{result[c]:.6g}" for c in EVAL_COLUMNS[2:7]]
+                   + [result["episodes"], result["seconds"], "" if success is None else f"{success:.6g}"])
+            self._eval_csv.writerow(row[:len(self._eval_columns)])
             self._eval_file.flush()
         best = self.agent.best_return
         if math.isnan(best) or result["mean_return"] > best:
             self.agent.save_best(self.evaluator.snapshot, result)
         self._stop_if(self.callbacks.on_eval(self.agent, result))
+
+
+def _header(path: str) -> tuple | None:
+    """The column names of a CSV file's first row (None if it cannot be read)."""
+    try:
+        with open(path, newline="") as fh:
+            return tuple(next(csv.reader(fh)))
+    except (OSError, StopIteration, csv.Error):
+        return None
 
 
 class TrainingMixin:

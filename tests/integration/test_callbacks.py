@@ -174,3 +174,35 @@ def test_training_that_ends_during_an_evaluation_says_nothing_about_it(tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "done 3000"
     assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+
+
+def test_evaluations_log_the_success_rate_where_the_env_says_it(tmp_path):
+    """An env that says info["is_success"] (here a chain that pays 1 exactly when its end is
+    reached, so the success rate is the mean return): evaluations.csv, TensorBoard's
+    eval/success_rate and eval.json carry it. A run folder whose evaluations.csv was begun
+    without the column keeps its own columns when training goes on."""
+    import json
+
+    import toy_envs  # noqa: F401
+
+    run = tmp_path / "run"
+    agent = asyncrl.A3C("toy_envs:ChainWithSuccess-v0", workers=1, run_dir=str(run), eval_every=1000, seed=0,
+                        lr=3e-3, gamma=0.9, **{**SMALL, "eval_episodes": 5})
+    agent.learn(4000)
+    with open(run / "evaluations.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(r["success_rate"] != "" for r in rows), rows
+    for r in rows:
+        assert float(r["success_rate"]) == pytest.approx(float(r["mean_return"]))
+    final = json.loads((run / "eval.json").read_text())
+    assert final["success_rate"] == pytest.approx(final["mean_return"])
+    # an evaluations.csv of the former columns: rows appended on resume keep to them
+    old = ["step", "wall_time", "mean_return", "std_return", "min_return", "max_return", "mean_length",
+           "episodes", "seconds"]
+    with open(run / "evaluations.csv", "w", newline="") as fh:
+        csv.writer(fh).writerow(old)
+    again = asyncrl.load(str(run), env="toy_envs:ChainWithSuccess-v0")
+    again.learn(2000)
+    with open(run / "evaluations.csv", newline="") as fh:
+        lines = list(csv.reader(fh))
+    assert lines[0] == old and len(lines) > 1 and all(len(line) == len(old) for line in lines[1:]), lines

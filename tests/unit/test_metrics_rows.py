@@ -97,3 +97,19 @@ def test_progress_false_makes_no_bar(monkeypatch):
     log = RunLogger(None, (), 0, 100, 0.0, 1.0, False)
     log._start()
     assert log._bar is None
+
+
+def test_a_resume_moves_the_evaluations_past_its_step_aside(tmp_path):
+    """evaluations.csv is cut back like episodes.csv and metrics.csv: the evaluations of a
+    stretch a crash discarded go to evaluations.csv.after-<step>-<time>, not deleted."""
+    import glob
+
+    path = tmp_path / "evaluations.csv"
+    path.write_text("step,wall_time,mean_return\r\n1000,1.0,9.0\r\n2000,2.0,10.0\r\n3000,3.0,11.0\r\n")
+    log = RunLogger(str(tmp_path), (), 2000, 5000, 0.0, log_interval=1.0, progress=False)
+    log.close()
+    assert path.read_bytes() == b"step,wall_time,mean_return\r\n1000,1.0,9.0\r\n2000,2.0,10.0\r\n"
+    aside = glob.glob(str(tmp_path / "evaluations.csv.after-2000-*"))
+    assert len(aside) == 1
+    with open(aside[0], "rb") as fh:
+        assert fh.read() == b"step,wall_time,mean_return\r\n3000,3.0,11.0\r\n"
