@@ -58,3 +58,18 @@ def train_and_evaluate(algo: str, env: str, config: str | None, seed: int, eval_
             "train_return_last100": round(agent.recent_return, 1),
             "eval_mean_return": round(ev["mean_return"], 1), "eval_std_return": round(ev["std_return"], 1),
             "eval_min_return": round(ev["min_return"], 1), "eval_max_return": round(ev["max_return"], 1)}
+
+
+def train_for_minutes(cmd: list[str], minutes: float, grace_s: float = 120.0) -> int:
+    """Run an `asyncrl train ...` command line as a user would, for at most `minutes`: then
+    SIGTERM (the run saves its checkpoint and exits 130; `--resume` continues it). Returns
+    the exit code."""
+    import signal
+
+    proc = subprocess.Popen(cmd)
+    try:
+        proc.wait(timeout=minutes * 60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace_s)
+    return proc.returncode

@@ -31,13 +31,11 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import ROOT, header  # noqa: E402
+from _common import ROOT, header, train_for_minutes  # noqa: E402
 
 WINDOW = 10
 MILESTONES = (-15.0, -10.0, -5.0, 0.0, 10.0, 18.0, 20.0)
@@ -132,15 +130,9 @@ def main() -> None:
                 cmd += ["--vec-env", args.vec_env]
                 res["vec_env"] = args.vec_env
             cmd += args.train_args.split()
-        proc = subprocess.Popen(cmd)
-        try:
-            proc.wait(timeout=args.minutes * 60)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=120)
-        res["exit_code"] = proc.returncode
+        res["exit_code"] = code = train_for_minutes(cmd, args.minutes)
         segments.append({"commit": res["commit"], "from_minute": start, "to_minute": wall_minutes(args.run_dir),
-                         "budget_minutes": args.minutes, "exit_code": proc.returncode, "note": args.note})
+                         "budget_minutes": args.minutes, "exit_code": code, "note": args.note})
         with open(seg_path, "w") as fh:
             json.dump(segments, fh, indent=2)
     res["segments"] = segments
