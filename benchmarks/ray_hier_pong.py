@@ -63,6 +63,7 @@ def summarise(dirs: dict[str, str]) -> dict:
     return {"frames_reached": reached, "wall_time_s": {a: (rows[-1][1] if rows else 0.0) for a, rows in curves.items()},
             "episodes": {a: len(rows) for a, rows in curves.items()},
             f"mean_last_{WINDOW}_at_frames": at,
+            "per_million_frames": [{"frames": m, **{arm: at[arm][m] for arm in at}} for m in marks],
             "last_20_at_the_end": {a: round(statistics.fmean([r for _, _, r in rows][-WINDOW:]), 2) if rows else None
                                    for a, rows in curves.items()}}
 
