@@ -8,6 +8,7 @@ Prints one JSON object (and writes --out when given); with --plot-dir, writes ea
 learning curve (seed 0).
 
     python benchmarks/continuous_control.py [--envs InvertedPendulum-v5 ...] [--seeds 0 1 2] [--defaults]
+                                            [--steps N] [--out FILE]
 """
 from __future__ import annotations
 
@@ -31,13 +32,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--plot-dir", default=None, help="write <env>_a3c.png here (seed 0's curve)")
     ap.add_argument("--defaults", action="store_true", help="no config file: the defaults (preset auto)")
+    ap.add_argument("--steps", type=int, default=None, help="override the budget (the config's or the preset's)")
     ap.add_argument("--out", default=None, help="also write the JSON here")
     args = ap.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for env in args.envs:
             config = None if args.defaults else ENVS[env]
-            rows = [train_and_evaluate("a3c", env, config, s, 20, run_dir=os.path.join(tmp, f"{env}-{s}"))
+            more = {"steps": args.steps} if args.steps else {}
+            rows = [train_and_evaluate("a3c", env, config, s, 20, run_dir=os.path.join(tmp, f"{env}-{s}"), **more)
                     for s in args.seeds]
             results[env] = {"config": "none (preset auto: continuous)" if args.defaults else f"configs/{config}.yaml",
                             "runs": rows,

@@ -100,7 +100,6 @@ class EnvFactory:
         try:
             if self.atari is not None:
                 return make_atari(self.env_id, self.atari, **{**self.make_kwargs, **kwargs})
-            # a scenario that defines success says it in info["is_success"] (asyncrl.success)
             return with_success(gym.make(self.env_id, **{**self.make_kwargs, **kwargs}), self.env_id)
         except gym.error.Error as exc:
             if looks_atari(self.env_id):
@@ -383,8 +382,7 @@ class _CheckTimeout(BaseException):
 
 
 def _within(seconds: float, fn: Callable[[], Any]) -> Any:
-    """fn(), or None when it takes longer than `seconds` (a SIGALRM timer; in the main thread
-    only, elsewhere fn runs untimed)."""
+    """fn(), or None when it takes over `seconds` (SIGALRM: in the main thread; elsewhere untimed)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         return fn()
 

@@ -20,7 +20,7 @@ LAYERS = [
     ["errors", "system", "procs", "threads", "flat", "returns", "paths"],   # foundations: no asyncrl imports but these
     ["presets", "sources", "atari.registry"],                                # data the config's defaults need
     ["config"],                                                     # fields, coercion, rules
-    ["spaces", "atari", "pixels", "envs", "pomdp", "video", "budget"],  # environments, their spaces, what a run needs
+    ["spaces", "atari", "pixels", "envs", "success", "pomdp", "video", "budget"],  # environments, their spaces, what a run needs
     ["nets", "rollout"],                                            # networks; rollouts and collectors
     ["vector"],                                                     # environments stepped in batches
     ["algos"],                                                      # the math of each method
