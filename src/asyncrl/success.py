@@ -16,9 +16,10 @@ from typing import Any, Callable
 
 import gymnasium as gym
 
-#: Gymnasium id prefix (after any `module:`) -> (success from the episode's raw return, why)
-SUCCESS_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "VizdoomMyWayHome": (lambda total: total > 0.0, "the goal reached (a positive return)"),
+#: Gymnasium id prefix (after any `module:`) -> success from the episode's raw return (the
+#: module docstring says why)
+SUCCESS_RULES: dict[str, Callable[[float], bool]] = {
+    "VizdoomMyWayHome": lambda total: total > 0.0,
 }
 
 
@@ -27,7 +28,7 @@ def success_rule(env_id: "str | None") -> "Callable[[float], bool] | None":
     if not isinstance(env_id, str):
         return None
     name = env_id.split(":", 1)[-1]
-    return next((rule for prefix, (rule, _) in SUCCESS_RULES.items() if name.startswith(prefix)), None)
+    return next((rule for prefix, rule in SUCCESS_RULES.items() if name.startswith(prefix)), None)
 
 
 class EpisodeSuccess(gym.Wrapper):

@@ -55,7 +55,7 @@ class TrainingSession:
         self.next_eval = 0
         self.last_eval: dict | None = None
         self._eval_file = self._eval_csv = None
-        self._eval_columns = EVAL_COLUMNS
+        self._eval_width = len(EVAL_COLUMNS)      # the columns evaluations.csv has
 
     @property
     def evaluates(self) -> bool:
@@ -78,7 +78,7 @@ class TrainingSession:
                 path = os.path.join(cfg.run_dir, "evaluations.csv")
                 new = not os.path.exists(path) or os.path.getsize(path) == 0
                 # a file begun before success_rate was a column keeps its own columns
-                self._eval_columns = EVAL_COLUMNS if new else _header(path) or EVAL_COLUMNS
+                self._eval_width = len(EVAL_COLUMNS if new else _header(path) or EVAL_COLUMNS)
                 self._eval_file = open(path, "a", newline="")
                 self._eval_csv = csv.writer(self._eval_file)
                 if new:
@@ -140,7 +140,7 @@ class TrainingSession:
             success = result.get("success_rate")
             row = ([result["step"], f"{result['wall_time']:.3f}"] + [f"{result[c]:.6g}" for c in EVAL_COLUMNS[2:7]]
                    + [result["episodes"], result["seconds"], "" if success is None else f"{success:.6g}"])
-            self._eval_csv.writerow(row[:len(self._eval_columns)])
+            self._eval_csv.writerow(row[:self._eval_width])
             self._eval_file.flush()
         best = self.agent.best_return
         if math.isnan(best) or result["mean_return"] > best:
