@@ -197,8 +197,11 @@ class RunLogger:
             due = dt >= self.log_interval
         if not force and not due:
             return None
-        if step == self._last_step and self._updates == 0 and self._skipped == 0:
-            return None                 # nothing new since the last row (forced or not)
+        if step == self._last_step:
+            # One row per step: the steps are the file's key (a resume cuts back by step).
+            # Statistics that arrive after their step's row (the workers' last reports,
+            # after a row at the final step) stay out of the CSV rather than repeat the step.
+            return None
         sps = (step - self._last_step) / dt if dt > 0 else 0.0
         n = max(self._updates, 1)
         row = {"step": step, "wall_time": time.time() - self.time_origin, "steps_per_s": sps,

@@ -43,6 +43,19 @@ def test_skipped_updates_alone_make_a_row(tmp_path):
     assert [(r["skipped_updates"], r["grad_norm"]) for r in rows(tmp_path)] == [("3", "")]
 
 
+def test_no_step_gets_a_second_row_when_statistics_arrive_after_its_row(tmp_path):
+    # The race seen in a kill -9 resume test: a periodic row at the final step, then the
+    # workers' last statistics, then the forced row after training at that same step.
+    log = RunLogger(str(tmp_path), ("loss/policy",), 0, 30, 0.0, log_interval=1.0, progress=False, log_steps=10)
+    log.stats(0, 1, 0, 1.0, {"loss/policy": 2.0}, 1e-3)
+    log.tick(30)
+    log.stats(0, 1, 1, 1.0, {"loss/policy": 2.0}, 1e-3)
+    log.tick(30)
+    log.tick(30, force=True)
+    log.close()
+    assert [(r["step"], r["updates"]) for r in rows(tmp_path)] == [("30", "1")]
+
+
 def test_interactive_means_a_terminal_or_a_jupyter_kernel(monkeypatch):
     class NotATty:
         def isatty(self):
