@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import gymnasium as gym
@@ -254,3 +256,28 @@ class FaultAfterFileCartPole(gym.Wrapper):
 
 
 gym.register("FaultAfterFile-v0", entry_point=FaultAfterFileCartPole, max_episode_steps=500)
+
+
+class EngineCartPole(gym.Wrapper):
+    """CartPole that starts a process of its own, as ViZDoom starts its game engine: the
+    process ignores SIGTERM and outlives its parent unless something kills it. Its pid is
+    written to the folder named by TOY_ENGINE_DIR; close() kills it."""
+
+    metadata = {"render_modes": []}     # read from the class by gym.make
+
+    def __init__(self):
+        super().__init__(gym.make("CartPole-v1"))
+        code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(900)"
+        self.engine = subprocess.Popen([sys.executable, "-c", code])
+        folder = os.environ.get("TOY_ENGINE_DIR")
+        if folder:
+            open(os.path.join(folder, str(self.engine.pid)), "w").close()
+
+    def close(self):
+        if self.engine.poll() is None:
+            self.engine.kill()
+            self.engine.wait()
+        super().close()
+
+
+gym.register("EngineCartPole-v0", entry_point=EngineCartPole, max_episode_steps=200)

@@ -12,7 +12,6 @@ evaluation is the best so far."""
 from __future__ import annotations
 
 import os
-import signal
 import time
 import traceback
 from typing import Any
@@ -27,7 +26,7 @@ from .config import Config
 from .errors import WorkerError
 from .evaluate import evaluate_policy
 from .flat import bind_params_
-from .procs import JOIN_TIMEOUT_S, die_with, resolve_start_method, single_threaded_children
+from .procs import JOIN_TIMEOUT_S, kill_group, lead_own_group, resolve_start_method, single_threaded_children
 from .threads import single_threaded
 
 #: evaluation episodes are seeded from the run's seed plus this (as Agent.evaluate's)
@@ -96,17 +95,16 @@ class BackgroundEvaluator:
         except OSError:
             pass
         self.proc.join(timeout=JOIN_TIMEOUT_S if self.step is None else 0.5)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(timeout=JOIN_TIMEOUT_S)
+        kill_group(self.proc)
+        self.proc.join(timeout=JOIN_TIMEOUT_S)
 
 
 def _main(conn, parent_end, parent_pid: int, cfg: Config, factory, obs_space, action_space,
           snapshot: torch.Tensor, episodes: int, seed: int, epsilon: float, timeout: float) -> None:
-    """The evaluator process: one math thread, Ctrl-C left to the main process, dead with it."""
+    """The evaluator process: one math thread, Ctrl-C left to the main process, dead with it
+    (with what its env started: procs.lead_own_group)."""
     single_threaded()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with(parent_pid)
+    lead_own_group(parent_pid)
     if parent_end is not None:
         parent_end.close()          # forked: the main process's end is ours too
     algorithm = make_algorithm(cfg)

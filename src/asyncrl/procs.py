@@ -69,27 +69,55 @@ class single_threaded_children:
                 os.environ[k] = v
 
 
-def die_with(supervisor: int) -> None:
-    """On Linux, have the kernel SIGKILL this process when the main process dies, even by
-    SIGKILL (no orphan trains on, or blocks on a queue nobody reads). Only for a direct
-    child (not under forkserver); if the main process is already gone, exit."""
+def die_with(supervisor: int, sig: int = signal.SIGKILL) -> None:
+    """On Linux, have the kernel send this process `sig` (SIGKILL: no orphan trains on, or
+    blocks on a queue nobody reads) when the main process dies, even by SIGKILL. Only for a
+    direct child (not under forkserver); if the main process is already gone, exit."""
     if not sys.platform.startswith("linux") or os.getppid() != supervisor:
         return
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)    # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig))    # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
     if os.getppid() != supervisor:      # it died before the prctl
         os._exit(EXIT_FAILED)
 
 
-def leave_process_group() -> None:
-    """Ctrl-C and a SIGTERM to the group are for the main process to handle (it stops at the
-    end of an update and closes the envs), not for an env subprocess, which would otherwise
-    die mid-step (or run the parent's SIGTERM handler)."""
-    os.setpgid(0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def lead_own_group(supervisor: int) -> None:
+    """For a child that builds envs (a hogwild worker, the evaluator, an env subprocess).
+
+    It leads its own process group: Ctrl-C and a SIGTERM to the terminal's or a job
+    manager's group (`timeout`, a scheduler) reach the main process only, which stops at the
+    end of an update and closes the envs, instead of killing the child mid-step. What its
+    envs start (ViZDoom's engine: it ignores SIGTERM and outlives its parent) is in that
+    group and goes with it: a SIGTERM (the main process's terminate(), or the kernel's when
+    the main process dies, even by SIGKILL) SIGKILLs the whole group at once."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:                     # already a session or group leader: keep it
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _kill_own_group)
+    die_with(supervisor, signal.SIGTERM)
+
+
+def _kill_own_group(signum, frame) -> None:
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def kill_group(proc) -> None:
+    """SIGKILL a living child that called lead_own_group, and its group (what its envs
+    started). Only while the child has not been reaped (its pid, and so its group's id, is
+    still its own); a child that has not yet made its group is killed alone."""
+    if proc.pid is None or proc.exitcode is not None:
+        return
+    try:
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.kill()
 
 
 class DeferredInterrupt:

@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 
 from ..config import Config
 from ..errors import NonFiniteError, StorageError
-from ..procs import JOIN_TIMEOUT_S, POLL_S, resolve_start_method, signal_name, single_threaded_children
+from ..procs import JOIN_TIMEOUT_S, POLL_S, kill_group, resolve_start_method, signal_name, single_threaded_children
 from .base import ActorExecutor, TrainJob
 from .counter import StepCounter
 from .supervise import Supervisor
@@ -119,7 +119,7 @@ class HogwildExecutor(ActorExecutor):
                     elif w.proc.exitcode is None and cfg.worker_timeout > 0 \
                             and counter.silent_for(w.rank) > cfg.worker_timeout:
                         w.hung = True           # no segment finished for too long: a hang
-                        w.proc.kill()
+                        kill_group(w.proc)
                         w.proc.join(timeout=JOIN_TIMEOUT_S)
                 if all(w.ended for w in workers):
                     break
@@ -193,8 +193,7 @@ class HogwildExecutor(ActorExecutor):
             self._drain(workers, log)        # keep the pipes empty so workers can exit
             time.sleep(POLL_S)
         for w in workers:
-            if w.proc.is_alive():
-                w.proc.terminate()
+            kill_group(w.proc)
             if w.started:
                 w.proc.join(timeout=2.0)
         self._drain(workers, log)            # what the last workers sent as they exited

@@ -7,7 +7,6 @@ with the shared optimiser, lock-free. Nothing else happens per environment step.
 from __future__ import annotations
 
 import os
-import signal
 import time
 import traceback
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import torch
 from ..config import Config
 from ..errors import NonFiniteError
 from ..optim import FlatOptimizer
-from ..procs import EXIT_FAILED, die_with
+from ..procs import EXIT_FAILED, lead_own_group
 from ..threads import single_threaded
 from .actor import ActorLearner
 from .counter import StepCounter
@@ -46,12 +45,11 @@ def worker_main(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:
     # First: one thread for torch and NumPy's BLAS. A forked child that uses the parent's
     # OpenMP pool hangs.
     single_threaded()
-    # Ctrl-C reaches the whole process group; the main process decides how to stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # terminate() (the main process giving up on it, or exiting) kills at once: not the main
-    # process's SIGTERM handler, which a forked worker inherits
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    die_with(spec.supervisor_pid)
+    # Ctrl-C and a SIGTERM to the group are the main process's to handle; its terminate()
+    # (giving up on this worker, or exiting) or its death kills this worker at once, with
+    # what its env started (ViZDoom's engine): not the main process's SIGTERM handler,
+    # which a forked worker inherits
+    lead_own_group(spec.supervisor_pid)
     try:
         run_worker(rank, spec, queue, life)
     except BaseException as exc:

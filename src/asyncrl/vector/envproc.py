@@ -11,20 +11,19 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import write_to_shared_memory
 
-from ..procs import die_with, leave_process_group, signal_name
+from ..procs import kill_group, lead_own_group, signal_name
 from .common import call_envs, step_env
 
 
 def serve(conn, parent_end, parent_pid: int, env_fns, first: int, space: gym.Space, shm) -> None:
     """A worker process: builds its environments (indices first, first+1, ...), then answers
     commands until told to close or until the parent goes away (its pipe closes; on Linux
-    the kernel also kills it when the parent dies). It leaves the process group first, so
-    that Ctrl-C and a SIGTERM to the group reach the main process only, which stops at the
-    end of an update and closes the environments."""
+    the kernel also kills it when the parent dies). It leads its own process group
+    (procs.lead_own_group): Ctrl-C and a SIGTERM to the group reach the main process only,
+    which stops at the end of an update and closes the environments."""
     if parent_end is not None:          # forked: the parent's end of the pipe is ours too
         parent_end.close()
-    die_with(parent_pid)
-    leave_process_group()
+    lead_own_group(parent_pid)
     envs: list[gym.Env] = []
     try:
         envs = [fn() for fn in env_fns]
@@ -115,7 +114,6 @@ def fault_cause(proc, exc: BaseException, worker_tb: str | None, timeout: float 
             why = f"was killed by {signal_name(-code)}"
         else:
             why = f"exited with code {code}"
-    if proc.is_alive():
-        proc.kill()
+    kill_group(proc)
     proc.join(timeout=5.0)
     return why, (f"\n{worker_tb.rstrip()}" if worker_tb else "")

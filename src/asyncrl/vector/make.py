@@ -11,7 +11,7 @@ import gymnasium as gym
 from ..config import Config
 from ..envs import EnvFactory
 from ..errors import EnvError
-from ..procs import resolve_start_method, single_threaded_children
+from ..procs import kill_group, resolve_start_method, single_threaded_children
 from ..system import available_cores
 from .atari import AtariSyncVectorEnv, EnvPoolAtari, make_ale_vector_env
 from .split import SplitVectorEnv, SubprocessVectorEnv
@@ -101,7 +101,6 @@ def close_vector_env(venv: gym.vector.VectorEnv, failed: bool) -> None:
     except Exception:                   # a dead subprocess's pipe: nothing left to say to it
         pass
     for proc in getattr(venv, "processes", ()):
-        if proc.is_alive():
-            proc.kill()
+        kill_group(proc)
         proc.join(timeout=5.0)
     venv.closed = True

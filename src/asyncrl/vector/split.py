@@ -26,7 +26,7 @@ import numpy as np
 from gymnasium.vector.utils import (batch_space, create_shared_memory, iterate, read_from_shared_memory,
                                     write_to_shared_memory)
 
-from ..procs import single_threaded_children
+from ..procs import kill_group, single_threaded_children
 from .common import call_envs, group_bounds, merged_infos, raise_first, step_env
 from .envproc import fault_cause, start_worker
 
@@ -359,9 +359,8 @@ class SplitVectorEnv(gym.vector.VectorEnv):
                         pass
             for proc in self.processes:
                 proc.join(timeout=0 if terminate else 5.0)
-                if proc.is_alive():
-                    proc.kill()
-                    proc.join(timeout=5.0)
+                kill_group(proc)
+                proc.join(timeout=5.0)
             for conn in self._conns:
                 conn.close()
         finally:
