@@ -261,17 +261,25 @@ gym.register("FaultAfterFile-v0", entry_point=FaultAfterFileCartPole, max_episod
 class EngineCartPole(gym.Wrapper):
     """CartPole that starts a process of its own, as ViZDoom starts its game engine: the
     process ignores SIGTERM and outlives its parent unless something kills it. Its pid is
-    written to the folder named by TOY_ENGINE_DIR; close() kills it."""
+    written to the folder named by TOY_ENGINE_DIR; close() kills it. With TOY_ENGINE_FAIL_AT=K
+    an instance's K-th step raises (a worker that fails, its env not closed)."""
 
     metadata = {"render_modes": []}     # read from the class by gym.make
 
     def __init__(self):
         super().__init__(gym.make("CartPole-v1"))
+        self.steps, self.fail_at = 0, int(os.environ.get("TOY_ENGINE_FAIL_AT", "0"))
         code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(900)"
         self.engine = subprocess.Popen([sys.executable, "-c", code])
         folder = os.environ.get("TOY_ENGINE_DIR")
         if folder:
             open(os.path.join(folder, str(self.engine.pid)), "w").close()
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == self.fail_at:
+            raise RuntimeError("the engine stopped answering")
+        return super().step(action)
 
     def close(self):
         if self.engine.poll() is None:

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 #: how long the main process waits for a child to exit before it kills it
 JOIN_TIMEOUT_S = 10.0
@@ -69,18 +70,22 @@ class single_threaded_children:
                 os.environ[k] = v
 
 
-def die_with(supervisor: int, sig: int = signal.SIGKILL) -> None:
-    """On Linux, have the kernel send this process `sig` (SIGKILL: no orphan trains on, or
-    blocks on a queue nobody reads) when the main process dies, even by SIGKILL. Only for a
-    direct child (not under forkserver); if the main process is already gone, exit."""
+def die_with(supervisor: int) -> None:
+    """On Linux, have the kernel SIGKILL this process when the main process dies, even by
+    SIGKILL (no orphan trains on, or blocks on a queue nobody reads). Only for a direct
+    child (not under forkserver); if the main process is already gone, exit."""
     if not sys.platform.startswith("linux") or os.getppid() != supervisor:
         return
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig))    # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)    # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
     if os.getppid() != supervisor:      # it died before the prctl
         os._exit(EXIT_FAILED)
+
+
+#: how often a group's watcher looks whether its leader is still alive
+WATCH_S = 0.2
 
 
 def lead_own_group(supervisor: int) -> None:
@@ -90,19 +95,34 @@ def lead_own_group(supervisor: int) -> None:
     manager's group (`timeout`, a scheduler) reach the main process only, which stops at the
     end of an update and closes the envs, instead of killing the child mid-step. What its
     envs start (ViZDoom's engine: it ignores SIGTERM and outlives its parent) is in that
-    group and goes with it: a SIGTERM (the main process's terminate(), or the kernel's when
-    the main process dies, even by SIGKILL) SIGKILLs the whole group at once."""
+    group, and a watcher process in the group SIGKILLs the group once the child has died,
+    however it died (a failure's exit, a kill by the main process or the OOM killer, the
+    kernel's SIGKILL when the main process dies). The child itself dies with the main process."""
+    if not hasattr(os, "setpgid"):
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not a forked main process's handler
     try:
         os.setpgid(0, 0)
     except OSError:                     # already a session or group leader: keep it
         pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _kill_own_group)
-    die_with(supervisor, signal.SIGTERM)
+    die_with(supervisor)
+    leader = os.getpid()                # taken before the fork: the watcher's getppid() may be 1 already
+    if os.getpgrp() == leader and os.fork() == 0:
+        _watch_group(leader)
 
 
-def _kill_own_group(signum, frame) -> None:
-    os.killpg(os.getpgrp(), signal.SIGKILL)
+def _watch_group(leader: int) -> None:
+    """The watcher: holds no file (a pipe it held open would hide the leader's death from
+    the main process), waits for the leader to die, then SIGKILLs what is left of the group
+    (itself included). Its membership keeps the group's id from being reused meanwhile."""
+    try:
+        os.closerange(0, 65536)
+        while os.getppid() == leader:
+            time.sleep(WATCH_S)
+        os.killpg(leader, signal.SIGKILL)
+    finally:
+        os._exit(0)
 
 
 def kill_group(proc) -> None:

@@ -2,7 +2,7 @@
 SIGTERM and outlives its parent): a SIGTERM to the run's whole process group, as `timeout`
 or a job scheduler sends, stops the run with a checkpoint and leaves no engine behind; so
 does a SIGKILL of the main process, under hogwild (workers and the evaluator) and under the
-sync executor's env subprocesses."""
+sync executor's env subprocesses; and so does a worker that fails without closing its env."""
 from __future__ import annotations
 
 import os
@@ -75,3 +75,20 @@ def test_no_env_process_outlives_the_run(tmp_path, run, how):
         for pid in engines(folder):
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups and /proc: Linux")
+def test_a_failed_workers_env_process_goes_with_it(tmp_path):
+    """Every env raises at its 300th step: the workers fail (their envs not closed), are
+    restarted twice, then the run stops with exit code 3; no engine is left."""
+    folder = tmp_path / "engines"
+    folder.mkdir()
+    with open(tmp_path / "stderr.txt", "w") as err:     # not a pipe: an orphaned engine would hold it open
+        p = subprocess.run([sys.executable, "-m", "asyncrl", "train", "a3c", "--workers", "2", "--env",
+                            "toy_envs:EngineCartPole-v0", "--steps", "100000", "--max-worker-restarts", "2",
+                            "--eval-episodes", "0", "--run-dir", str(tmp_path / "run"), "--quiet"],
+                           stdout=subprocess.DEVNULL, stderr=err, timeout=120,
+                           env={**os.environ, "TOY_ENGINE_DIR": str(folder), "TOY_ENGINE_FAIL_AT": "300"})
+    assert p.returncode == 3, (tmp_path / "stderr.txt").read_text()[-2000:]
+    assert len(engines(folder)) >= 4                # the check's, 2 workers', 2 replacements' at least
+    wait_for(lambda: not any(alive(pid) for pid in engines(folder)), timeout=10, what="every engine gone")
