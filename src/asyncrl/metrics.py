@@ -195,12 +195,13 @@ class RunLogger:
             due = step // self.log_steps > self._last_step // self.log_steps
         else:
             due = dt >= self.log_interval
-        if not force and not due:
-            return None
+        if not force and (not due or step >= self._target_step):
+            return None                 # the target's row is the forced one after training:
+                                        # the workers' last statistics arrive before it
         if step == self._last_step:
             # One row per step: the steps are the file's key (a resume cuts back by step).
-            # Statistics that arrive after their step's row (the workers' last reports,
-            # after a row at the final step) stay out of the CSV rather than repeat the step.
+            # Statistics that arrive after their step's row (after an interrupted run's
+            # last periodic row) stay out of the CSV rather than repeat the step.
             return None
         sps = (step - self._last_step) / dt if dt > 0 else 0.0
         n = max(self._updates, 1)

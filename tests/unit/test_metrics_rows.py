@@ -47,13 +47,19 @@ def test_no_step_gets_a_second_row_when_statistics_arrive_after_its_row(tmp_path
     # The race seen in a kill -9 resume test: a periodic row at the final step, then the
     # workers' last statistics, then the forced row after training at that same step.
     log = RunLogger(str(tmp_path), ("loss/policy",), 0, 30, 0.0, log_interval=1.0, progress=False, log_steps=10)
+    # The target's row waits for the forced tick, which has every late report; a row at
+    # another step is never written twice either.
     log.stats(0, 1, 0, 1.0, {"loss/policy": 2.0}, 1e-3)
+    log.tick(20)
+    log.stats(0, 1, 0, 1.0, {"loss/policy": 2.0}, 1e-3)
+    log.tick(20, force=True)
     log.tick(30)
     log.stats(0, 1, 1, 1.0, {"loss/policy": 2.0}, 1e-3)
     log.tick(30)
     log.tick(30, force=True)
     log.close()
-    assert [(r["step"], r["updates"]) for r in rows(tmp_path)] == [("30", "1")]
+    assert [(r["step"], r["updates"], r["skipped_updates"]) for r in rows(tmp_path)] == \
+        [("20", "1", "0"), ("30", "2", "1")]     # the row at the target has every report
 
 
 def test_interactive_means_a_terminal_or_a_jupyter_kernel(monkeypatch):
