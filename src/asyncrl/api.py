@@ -62,7 +62,7 @@ class Agent(TrainingMixin):
             raise ConfigError(f"{clash[0]!r} is set by {name} itself; do not pass it as a hyperparameter")
         cfg = Config.from_dict({**hyperparameters, **fixed}, source=name, what=what).resolved()
         if cfg.preset == "auto":        # the env family's preset, under the values given
-            family = FAMILY_PRESETS[family_of(factory)]
+            family = FAMILY_PRESETS[family_of(factory.configured(cfg))]     # with its env-kwargs
             cfg = Config.from_dict({**hyperparameters, **fixed, "preset": family}, source=name).resolved()
         executor = EXECUTORS.get(cfg.executor)           # None: an unknown name, refused by check()
         default_workers = executor.default_workers if executor is not None else None
@@ -104,8 +104,10 @@ class Agent(TrainingMixin):
             return AGENTS[algo or "a3c"].from_config(config, env, **kwargs)
         if algo is not None and algo != cls.algo:
             raise ConfigError(f"{source} is a {algo} config; use asyncrl.{AGENTS[algo].__name__}.from_config")
-        env = given.pop("env", "") if env is None else env
-        given.pop("env", None)
+        saved = given.pop("env", "")
+        if env is not None and env != saved:
+            given.pop("env_kwargs", None)      # the saved env's keyword arguments, not another's
+        env = saved if env is None else env
         if isinstance(env, str) and not env:
             raise ConfigError(f"{source} names no env; pass env=... to from_config")
         given = {**given, **kwargs}
@@ -358,8 +360,9 @@ def load(path: str, env: "str | Callable[[], gym.Env] | gym.Env | None" = None, 
     agent.progress = progress
     obs_space, action_space = space_from_dict(data["observation_space"]), space_from_dict(data["action_space"])
     untrusted = None
-    if env is not None:
-        factory: EnvFactory | None = EnvFactory(env).configured(cfg)
+    if env is not None:         # another env: the saved env's keyword arguments are not its
+        own = cfg if env == cfg.env else cfg.replace(env_kwargs={})
+        factory: EnvFactory | None = EnvFactory(env).configured(own)
         check_same_spaces(factory, obs_space, action_space, data["path"], timeout=cfg.worker_timeout)
     elif cfg.env.startswith("<"):
         factory = None

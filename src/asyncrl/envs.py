@@ -2,6 +2,7 @@
 factories from the Python API, made picklable so worker processes can build their own."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -66,8 +67,12 @@ class EnvFactory:
         return self.env_id if self.fn is None else f"<{self.env_id}>"
 
     def configured(self, cfg: Any) -> "EnvFactory":
-        """This recipe with the config's Atari preprocessing when the id is an Atari game."""
+        """This recipe with the config's env-kwargs and image preprocessing (Atari's, or --pixels')."""
         out = EnvFactory(self)
+        if cfg.env_kwargs and self.fn is not None:
+            raise EnvError(f"env-kwargs (env_kwargs) are for gym.make of an env id; {self.name} is a factory "
+                           f"or an instance: give it its arguments yourself")
+        out.make_kwargs = {**cfg.env_kwargs, **self.make_kwargs}
         if self.fn is None and is_atari_id(self.env_id):
             out.atari = AtariOptions.from_config(cfg)
         else:       # any other image env: --pixels (auto: ViZDoom and CarRacing ids)
@@ -182,7 +187,8 @@ def probe_spaces(factory: EnvFactory, check: bool = True, timeout: float = 0.0) 
         problem = _within(limit, lambda: env_api_problem(env)) if check else None
         spaces = env.observation_space, env.action_space
     finally:
-        _close(env)
+        with contextlib.suppress(Exception):
+            env.close()
     if problem:
         raise EnvError(f"environment {factory.name!r} breaks the Gymnasium API: {problem}")
     return spaces
@@ -214,7 +220,8 @@ def check_env(factory: EnvFactory, steps: int = CHECK_STEPS) -> None:
     try:
         problem = _within(CHECK_TIMEOUT_S, lambda: env_api_problem(env, steps))
     finally:
-        _close(env)
+        with contextlib.suppress(Exception):
+            env.close()
     if problem:
         raise EnvError(f"environment {factory.name!r} breaks the Gymnasium API: {problem}")
 
@@ -368,13 +375,6 @@ def _build(factory: EnvFactory) -> gym.Env:
         raise
     except Exception as exc:  # a user's factory or env constructor failed
         raise EnvError(f"environment {factory.name!r} failed to build: {type(exc).__name__}: {_first_line(exc)}") from None
-
-
-def _close(env: Any) -> None:
-    try:
-        env.close()
-    except Exception:
-        pass
 
 
 class _CheckTimeout(BaseException):

@@ -37,6 +37,8 @@ def coerce_value(f: Field, value: Any, source: str = "config") -> Any:
             items = value if isinstance(value, (list, tuple)) else [value]
             item_type = f.metadata.get("item_type", str)
             return [coerce_item(v, item_type) for v in items]
+        if kind is dict:
+            return keyword_arguments(value)
         if kind is str:
             if isinstance(value, bool) and "yes" in f.metadata.get("choices", ()):
                 return "yes" if value else "no"      # YAML 1.1 reads yes/no/on/off as booleans
@@ -48,7 +50,52 @@ def coerce_value(f: Field, value: Any, source: str = "config") -> Any:
     else:
         return value
     expected = f"a list of {f.metadata.get('item_type', str).__name__}" if kind is list else kind.__name__
+    if kind is dict:
+        expected = "KEY=VALUE pairs (a mapping of names to values in a config file)"
     raise ConfigError(f"{source}: {name.replace('_', '-')} must be {expected}, got {original!r}")
+
+
+def keyword_arguments(value: Any) -> dict:
+    """A mapping of keyword names to values, from a mapping (YAML, Python) or from KEY=VALUE
+    strings (the command line; VALUE an int or float if it reads as one, else read as YAML:
+    false, null, [1, 2], text). Nothing (None, "", []) is {}. ValueError for anything else, a
+    KEY that is no Python name, or a value config.yaml could not hold."""
+    import yaml
+
+    if value is None or value == "":
+        return {}
+    if isinstance(value, dict):
+        items = list(value.items())
+    else:
+        items = []
+        for pair in [value] if isinstance(value, str) else value:
+            if not isinstance(pair, str) or "=" not in pair:
+                raise ValueError(pair)
+            key, text = pair.split("=", 1)
+            items.append((key.strip(), _scalar(text.strip())))
+    out = dict(items)
+    if not all(isinstance(k, str) and k.isidentifier() for k in out):
+        raise ValueError(value)
+    try:
+        if yaml.safe_load(yaml.safe_dump(out)) != out:      # a tuple, a NumPy number, an object
+            raise ValueError(value)
+    except yaml.YAMLError:
+        raise ValueError(value) from None
+    return out
+
+
+def _scalar(text: str) -> Any:
+    import yaml
+
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        raise ValueError(text) from None
 
 
 def coerce_item(value: Any, item_type: type) -> Any:

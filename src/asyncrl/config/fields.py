@@ -173,6 +173,9 @@ class Config:
                                     "(the frame-skip, screen-size, frame-stack values); auto: color for "
                                     "ViZDoom and CarRacing ids, off for others", choices=PIXELS)
     obs_keys: list[str] = _f([], "Dict observations: the entries the network reads (default: all)", nargs="+")
+    env_kwargs: dict = _f({}, "keyword arguments for gym.make of the env id, as KEY=VALUE (values read as "
+                              "YAML: continuous=false, lap_complete_percent=0.95; a mapping in a config file)",
+                          nargs="+")
     sticky_actions: float = _f(0.0, "Atari: probability of repeating the previous action (ALE v5's "
                                     "default is 0.25; the paper had none)")
     life_loss_terminal: bool = _f(False, "Atari: a lost life ends the episode for learning (no "

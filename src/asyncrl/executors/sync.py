@@ -191,6 +191,9 @@ class SyncExecutor(Executor):
         if cfg.vec_env in ("ale", "envpool") and not is_atari_id(cfg.env):
             p.append(f"vec-env {cfg.vec_env!r} steps Atari games only (ALE/Pong-v5, PongNoFrameskip-v4, ...), "
                      f"not {cfg.env!r}")
+        elif cfg.vec_env in ("ale", "envpool") and cfg.env_kwargs:
+            p.append(f"vec-env {cfg.vec_env!r} makes its games itself and takes no env-kwargs "
+                     f"({', '.join(cfg.env_kwargs)}); use --vec-env inline, split, threads or subprocess")
         elif cfg.vec_env == "ale" and cfg.life_loss_terminal:
             p.append("vec-env 'ale' cannot end episodes on a lost life for learning only; use "
                      "--vec-env inline, split, threads or subprocess with --life-loss-terminal")
