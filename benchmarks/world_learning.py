@@ -9,13 +9,19 @@ Studies (--study):
            success rate of at least 0.9 within 60 minutes
   health   VizdoomHealthGatheringSupreme-v1 (gather medkits in a maze): LSTM against FF, the
            score after the budget
-  carracing  CarRacing-v3 (the TORCS stand-in: driving from pixels), continuous A3C
-           (Gaussian policy, the paper's continuous-action entropy beta 1e-4)
+  carracing  CarRacing-v3 (the TORCS stand-in: driving from pixels): continuous A3C
+           (Gaussian policy, the paper's continuous-action entropy beta 1e-4), and the
+           discrete variant (--env-kwargs continuous=false: 5 actions) with A3C and with
+           n-step Q; beside them a uniformly random policy (each variant) and
+           Stable-Baselines3's A2C (CnnPolicy, 8 envs, 4 stacked frames, its defaults) given
+           the same wall time (arm sb3-a2c, needs the `bench` extra)
 
-Every arm: `asyncrl train a3c --env ENV --workers 2 --net NET --steps S --eval-every E
---eval-episodes K --run-dir DIR/ARM --overwrite --quiet` plus --train-args (the paper
-preset's values are the default for image observations; e.g. "--rms-eps 1e-5 --lr 3e-4",
-what Pong needed on 2 workers). Frames are agent steps x --frame-skip (4).
+Every asyncrl arm: `asyncrl train ALGO --env ENV --workers 2 [arm flags] --steps S
+--eval-every E --eval-episodes K --run-dir DIR/ARM --overwrite --quiet` plus --train-args
+(the paper preset's values are the default for image observations; e.g. "--rms-eps 1e-5
+--lr 3e-4", what Pong needed on 2 workers), then `asyncrl eval DIR/ARM --episodes K
+--json` of the checkpoint at the budget (not counted in it). Frames are agent steps x
+--frame-skip (4).
 
 Writes benchmarks/results/world_STUDY.json (per arm: the exit code, steps, frames, minutes,
 every periodic evaluation with its frames and minutes, the first evaluation at the bar,
@@ -24,6 +30,7 @@ the last one, the mean of the last 100 training episodes), world_STUDY_evaluatio
 steps and wall time, and the evaluations).
 
     python benchmarks/world_learning.py --study myway [--arms lstm ff] [--minutes 60]
+    python benchmarks/world_learning.py --study carracing --minutes 90
         [--eval-every 50000] [--eval-episodes 20] [--train-args "..."] [--analyse-only]
 
 Run nothing else on the machine meanwhile: wall time is the point.
@@ -32,7 +39,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,12 +50,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import HERE, ROOT, emit, header, train_for_minutes  # noqa: E402
 
 FRAME_SKIP = 4
+DISCRETE = ["--env-kwargs", "continuous=false"]
+#: study -> its env, its arms (name -> the algorithm and its flags; SB3 for the sb3- arms), the
+#: evaluation bar, and the env variants whose random policy is measured (name -> gym.make kwargs)
 STUDIES = {
-    "myway": {"env": "VizdoomMyWayHome-v1", "arms": {"lstm": ["--net", "lstm"], "ff": ["--net", "cnn"]},
-              "bar": ("success_rate", 0.9)},
-    "health": {"env": "VizdoomHealthGatheringSupreme-v1", "arms": {"lstm": ["--net", "lstm"], "ff": ["--net", "cnn"]},
-               "bar": None},
-    "carracing": {"env": "CarRacing-v3", "arms": {"a3c": []}, "bar": None},
+    "myway": {"env": "VizdoomMyWayHome-v1", "arms": {"lstm": ("a3c", ["--net", "lstm"]),
+                                                     "ff": ("a3c", ["--net", "cnn"])},
+              "bar": ("success_rate", 0.9), "random": {}},
+    "health": {"env": "VizdoomHealthGatheringSupreme-v1", "arms": {"lstm": ("a3c", ["--net", "lstm"]),
+                                                                   "ff": ("a3c", ["--net", "cnn"])},
+               "bar": None, "random": {}},
+    "carracing": {"env": "CarRacing-v3",
+                  "arms": {"a3c": ("a3c", ["--entropy-beta", "1e-4"]), "a3c-discrete": ("a3c", DISCRETE),
+                           "nstepq-discrete": ("n-step-q", DISCRETE), "sb3-a2c": ("sb3", [])},
+                  "bar": None, "random": {"continuous": {}, "discrete": {"continuous": False}}},
 }
 
 
@@ -84,6 +101,101 @@ def summarise_arm(run_dir: str, bar: tuple[str, float] | None) -> dict:
     return out
 
 
+def read_json(path: str) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def evaluate_run(exe: str, run_dir: str, episodes: int) -> dict | None:
+    """`asyncrl eval RUN --episodes N --json` of the run's last checkpoint (greedy), kept
+    beside the run as final_evaluation.json."""
+    p = subprocess.run([exe, "eval", run_dir, "--episodes", str(episodes), "--json"], capture_output=True, text=True)
+    if p.returncode != 0:
+        print(p.stderr, file=sys.stderr)
+        return None
+    out = json.loads(p.stdout)
+    with open(os.path.join(run_dir, "final_evaluation.json"), "w") as fh:
+        json.dump(out, fh, indent=1)
+    return out
+
+
+def random_return(env_id: str, kwargs: dict, episodes: int, seed: int = 0) -> dict:
+    """A uniformly random policy's mean return (and its spread) over `episodes` episodes of
+    the raw env (no preprocessing: the score is the env's own)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id, **kwargs)
+    env.action_space.seed(seed)
+    returns = []
+    for i in range(episodes):
+        env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            total += float(r)
+            done = term or trunc
+        returns.append(total)
+    env.close()
+    return {"episodes": episodes, "mean_return": round(statistics.fmean(returns), 2),
+            "std_return": round(statistics.pstdev(returns), 2)}
+
+
+def run_sb3_for_minutes(env_id: str, minutes: float, run_dir: str, episodes: int, seed: int = 0) -> dict:
+    """Stable-Baselines3's A2C as its users run it on images: CnnPolicy (NatureCNN), 8 envs
+    in one process (DummyVecEnv), 4 stacked frames, every hyperparameter its default; trained
+    until `minutes` of wall time have passed, then evaluated greedily (deterministic=True)."""
+    import time
+
+    import numpy as np
+    from stable_baselines3 import A2C
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    class WallClock(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.start, self.episodes = time.time(), []
+
+        def _on_step(self) -> bool:
+            for info in self.locals.get("infos", ()):
+                if "episode" in info:
+                    self.episodes.append((self.num_timesteps, round(time.time() - self.start, 1),
+                                          float(info["episode"]["r"])))
+            return time.time() - self.start < minutes * 60
+
+    os.makedirs(run_dir, exist_ok=True)
+    venv = VecFrameStack(make_vec_env(env_id, n_envs=8, seed=seed), n_stack=4)
+    model = A2C("CnnPolicy", venv, seed=seed, verbose=0)
+    clock = WallClock()
+    model.learn(total_timesteps=10**9, callback=clock)
+    trained_s = time.time() - clock.start
+    venv.close()
+    evaluation = VecFrameStack(make_vec_env(env_id, n_envs=1, seed=seed + 10_000), n_stack=4)
+    returns, obs, total = [], evaluation.reset(), 0.0
+    while len(returns) < episodes:
+        action, _ = model.predict(obs, deterministic=True)
+        obs, reward, done, _ = evaluation.step(action)
+        total += float(reward[0])
+        if done[0]:
+            returns.append(total)
+            total = 0.0
+    evaluation.close()
+    with open(os.path.join(run_dir, "episodes.csv"), "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["step", "wall_time", "return"])
+        w.writerows(clock.episodes)
+    last = [r for _, _, r in clock.episodes[-100:]]
+    return {"algo": "sb3", "sb3_version": __import__("stable_baselines3").__version__, "n_envs": 8,
+            "steps": model.num_timesteps, "frames": model.num_timesteps,     # no frame skip: a step is a frame "minutes": round(trained_s / 60, 1),
+            "frames_per_s": round(model.num_timesteps / trained_s), "training_episodes": len(clock.episodes),
+            "mean_of_last_100_training_episodes": round(float(np.mean(last)), 3) if last else None,
+            "final_evaluation": {"episodes": episodes, "mean_return": round(float(np.mean(returns)), 2),
+                                 "std_return": round(float(np.std(returns)), 2)}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", choices=list(STUDIES), required=True)
@@ -109,27 +221,59 @@ def main() -> None:
            "eval_episodes": args.eval_episodes, "train_args": args.train_args, "frame_skip": FRAME_SKIP,
            "bar": study["bar"], "arms": {}}
     dirs = {arm: os.path.join(args.dir, f"{args.study}-{arm}") for arm in arms}
+    if study["random"] and not args.analyse_only:
+        res["random_policy"] = {name: random_return(study["env"], kwargs, args.eval_episodes)
+                                for name, kwargs in study["random"].items()}
     for arm in arms:
+        algo, flags = study["arms"][arm]
+        if algo == "sb3":
+            if not args.analyse_only:
+                emit(run_sb3_for_minutes(study["env"], args.minutes, dirs[arm], args.eval_episodes),
+                     os.path.join(dirs[arm], "sb3.json"))
+            res["arms"][arm] = read_json(os.path.join(dirs[arm], "sb3.json"))
+            continue
+        before = ((read_json(os.path.join(HERE, "results", f"world_{args.study}.json")) or {}).get("arms") or {}).get(arm)
+        code, final = (before or {}).get("exit_code"), read_json(os.path.join(dirs[arm], "final_evaluation.json"))
         if not args.analyse_only:
-            cmd = [exe, "train", "a3c", "--env", study["env"], "--workers", str(args.workers),
+            cmd = [exe, "train", algo, "--env", study["env"], "--workers", str(args.workers),
                    "--steps", str(args.steps), "--eval-every", str(args.eval_every),
                    "--eval-episodes", str(args.eval_episodes), "--run-dir", dirs[arm], "--overwrite", "--quiet",
-                   *study["arms"][arm], *args.train_args.split()]
+                   *flags, *args.train_args.split()]
             code = train_for_minutes(cmd, args.minutes)
-        else:
-            code = None
-        res["arms"][arm] = {"flags": study["arms"][arm], "exit_code": code, **summarise_arm(dirs[arm], study["bar"])}
+            final = evaluate_run(exe, dirs[arm], args.eval_episodes)
+        res["arms"][arm] = {"algo": algo, "flags": flags, "exit_code": code, **summarise_arm(dirs[arm], study["bar"]),
+                            "final_evaluation": final}
     results = os.path.join(HERE, "results")
+    # the arms' logs (not their checkpoints) are kept under results/world/STUDY-ARM, so that an
+    # arm run in a later session, perhaps on another machine, is plotted and tabled beside them
+    kept = {}
+    for arm in list(study["arms"]):
+        folder = os.path.join(results, "world", f"{args.study}-{arm}")
+        if arm in arms and study["arms"][arm][0] != "sb3" and os.path.isdir(dirs[arm]):
+            os.makedirs(folder, exist_ok=True)
+            for name in ("config.yaml", "episodes.csv", "evaluations.csv"):
+                if os.path.exists(os.path.join(dirs[arm], name)):
+                    shutil.copy(os.path.join(dirs[arm], name), folder)
+        if os.path.exists(os.path.join(folder, "episodes.csv")):
+            kept[arm] = folder
+    path = os.path.join(results, f"world_{args.study}.json")
+    for arm, r in ((read_json(path) or {}).get("arms") or {}).items():
+        if arm not in res["arms"]:
+            res["arms"][arm] = r                    # measured before, kept
+    for arm in arms:
+        if res["arms"].get(arm) is not None:      # re-analysed: the commit it was run at
+            res["arms"][arm]["commit"] = res.get("commit") if not args.analyse_only else \
+                ((read_json(path) or {}).get("arms", {}).get(arm) or {}).get("commit", res.get("commit"))
     with open(os.path.join(results, f"world_{args.study}_evaluations.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["arm", "step", "frames", "minutes", "mean_return", "success_rate", "episodes"])
         for arm, r in res["arms"].items():
-            for e in r["evaluations"]:
+            for e in (r or {}).get("evaluations", []):
                 w.writerow([arm, e["step"], e["frames"], e["minutes"], e["mean_return"], e.get("success_rate", ""),
                             e["episodes"]])
-    subprocess.run([exe, "plot", *dirs.values(), "--labels", *dirs, "--window", "20",
+    subprocess.run([exe, "plot", *kept.values(), "--labels", *kept, "--window", "20",
                     "--out", os.path.join(ROOT, "docs", f"world_{args.study}.png")], check=False)
-    emit(res, os.path.join(results, f"world_{args.study}.json"))
+    emit(res, path)
 
 
 if __name__ == "__main__":

@@ -137,9 +137,9 @@ def test_load_and_act_on_a_pong_observation(pong_run):
     env.close()
 
 
-@pytest.mark.slow          # ~6 s each here (a training run of its own)
-@pytest.mark.parametrize("vec_env,resolved,steps", [(None, "inline", 2000), ("ale", "ale", 1000),
-                                                     ("envpool", "envpool", 1000)])
+@pytest.mark.slow          # a training run of its own: 4 envs x 40 segments, or 20
+@pytest.mark.parametrize("vec_env,resolved,steps", [(None, "inline", 800), ("ale", "ale", 400),
+                                                     ("envpool", "envpool", 400)])
 def test_a2c_on_pong(vec_env, resolved, steps, tmp_path):
     """Sync A2C on Pong with 4 environments: vec-env auto resolves to inline (the same
     AtariPreprocessed envs as hogwild; config.yaml records it), --vec-env ale and envpool work

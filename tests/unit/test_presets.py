@@ -80,3 +80,22 @@ def test_every_default_and_every_preset_value_names_its_source():
     assert default_note("checkpoint_interval", 60.0) == "default 60 [asyncrl]"
     assert default_note("workers", 2, "2 here (the cores)").startswith("default 2 here (the cores) [asyncrl]; "
                                                                        "classic preset: a2c 8 [baselines]")
+
+
+def test_the_a3c_demo_config_is_the_defaults_with_a_stop_at_solved():
+    """configs/cartpole-a3c.yaml (what `make demo` runs) gives CartPole the values that the
+    defaults give it, plus stop-return 475: the defaults' learning test covers the demo too.
+    (A2C's demo config has a larger budget, and a learning test of its own.)"""
+    import os
+
+    from asyncrl.config import load_config_file
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    demo = load_config_file(os.path.join(root, "configs", "cartpole-a3c.yaml"))
+    assert demo.pop("stop_return") == 475.0
+    for key in ("eval_episodes", "log_interval", "device", "vec_env"):
+        demo.pop(key, None)         # how the run is watched and where it runs, not what it learns
+    assert demo.pop("shared_torso") is False and asyncrl.A3C("CartPole-v1").config.shared_torso == "auto"
+    # (auto: separate torsos for an MLP, as the file says; a shared one for a CNN)
+    defaults = asyncrl.A3C("CartPole-v1").config
+    assert {k: getattr(defaults, k) for k in demo} == demo
