@@ -94,7 +94,8 @@ def summarise_arm(run_dir: str, bar: tuple[str, float] | None) -> dict:
            "frames_per_s": round(steps * FRAME_SKIP / (minutes * 60)) if minutes else None,
            "training_episodes": len(returns),
            "mean_of_last_100_training_episodes": round(statistics.fmean(returns[-100:]), 3) if returns else None,
-           "evaluations": evals, "last_evaluation": evals[-1] if evals else None}
+           "evaluations": evals, "last_evaluation": evals[-1] if evals else None,
+           "best_evaluation": max(evals, key=lambda e: (e.get("success_rate", 0.0), e["mean_return"])) if evals else None}
     if bar is not None:
         key, level = bar
         out["first_evaluation_at_the_bar"] = next((e for e in evals if e.get(key, float("-inf")) >= level), None)
