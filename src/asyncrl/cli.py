@@ -18,6 +18,7 @@ import sys
 from .cli_args import build_parser, config_values, int_arg
 from .cli_train import cmd_train
 from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NONFINITE, EXIT_WORKER_FAILED, command_line_words
+from .procs import repeated_interrupt
 from .status import describe_eval as _describe_eval
 
 __all__ = ["build_parser", "main"]
@@ -147,6 +148,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _sigterm_as_interrupt(signum, frame):
+    if repeated_interrupt():        # `timeout` signals the main process, then its group
+        return
     raise KeyboardInterrupt
 
 

@@ -140,6 +140,22 @@ def kill_group(proc) -> None:
     proc.kill()
 
 
+#: a signal this soon after an interrupt is the same request: `timeout` and job schedulers
+#: signal the main process and then its whole process group, so it gets two at once
+REPEAT_S = 1.0
+_last_interrupt = [float("-inf")]
+
+
+def repeated_interrupt() -> bool:
+    """Note an interrupt now; True if it repeats one of under REPEAT_S ago (to be ignored:
+    only a second request a person makes means 'stop right now')."""
+    now = time.monotonic()
+    if now - _last_interrupt[0] < REPEAT_S:
+        return True
+    _last_interrupt[0] = now
+    return False
+
+
 class DeferredInterrupt:
     """SIGINT/SIGTERM set a flag instead of raising mid-update; the loop stops at the end of
     the current update (parameters and optimiser statistics are never half-written)."""
@@ -151,6 +167,8 @@ class DeferredInterrupt:
         self._saved: dict = {}
 
     def _handler(self, signum, frame) -> None:
+        if repeated_interrupt():        # the same request, sent to the group as well
+            return
         if self.requested:              # a second Ctrl-C: stop right now
             raise KeyboardInterrupt
         self.requested = True
