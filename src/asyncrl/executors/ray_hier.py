@@ -40,7 +40,7 @@ import torch
 
 from ..config import Config
 from ..errors import ConfigError, NonFiniteError, WorkerError
-from ..procs import POLL_S, DeferredInterrupt
+from ..procs import JOIN_TIMEOUT_S, POLL_S, DeferredInterrupt
 from .base import TrainJob
 from .ray_cluster import cpu_nodes, remote_error
 from .ray_node import NodeGroup, load_state, numpy_state
@@ -194,11 +194,26 @@ def _failure(ray, exc: BaseException) -> str:
     return "was lost (its node or process died)"
 
 
+def _collect_results(ray, executor, groups: list) -> None:
+    """What finished groups' run() returned, waiting for them at most JOIN_TIMEOUT_S (the run
+    is over: a group lost now costs nothing)."""
+    refs = [g.ref for g in groups]
+    done = ray.wait(refs, num_returns=len(refs), timeout=JOIN_TIMEOUT_S)[0] if refs else []
+    for g in groups:
+        if g.ref in done:
+            try:
+                executor.group_results[(g.index, g.life)] = ray.get(g.ref)
+                g.state = "done"
+            except ray.exceptions.RayError:
+                pass
+
+
 def _drive(ray, job: TrainJob, executor, supervisor: Supervisor, store, groups: list, spawn) -> None:
     log, cfg = job.logger, job.cfg
     stopping = False
     last_pull = time.monotonic()
     alone_since = None              # when no group was left running with a lease to work on
+    worked: set = set()             # (group, life) of every group that has joined the store
     with DeferredInterrupt() as interrupt:
         while True:
             info = ray.get(store.poll.remote())
@@ -212,9 +227,13 @@ def _drive(ray, job: TrainJob, executor, supervisor: Supervisor, store, groups: 
                 _pull(ray, store, job)
                 last_pull = time.monotonic()
             running = [g for g in groups if g.state == "running"]
+            worked |= {tuple(k) for k in info["joined"]}
             joined = {k[0] for k in info["joined"]}
             if info["finished"] and not any(g.index in joined for g in running):
-                break                   # the pending replacements are not needed
+                # the pending replacements are not needed; the groups that worked and have
+                # left the store return their results just after: wait for those
+                _collect_results(ray, executor, [g for g in running if (g.index, g.life) in worked])
+                break
             if not running:
                 break
             done, _ = ray.wait([g.ref for g in running], num_returns=len(running), timeout=POLL_S)
