@@ -222,6 +222,9 @@ def main() -> None:
            "eval_episodes": args.eval_episodes, "train_args": args.train_args, "frame_skip": FRAME_SKIP,
            "bar": study["bar"], "arms": {}}
     dirs = {arm: os.path.join(args.dir, f"{args.study}-{arm}") for arm in arms}
+    results = os.path.join(HERE, "results")
+    path = os.path.join(results, f"world_{args.study}.json")
+    previous = (read_json(path) or {}).get("arms") or {}      # arms measured before (kept, or re-analysed)
     if study["random"] and not args.analyse_only:
         res["random_policy"] = {name: random_return(study["env"], kwargs, args.eval_episodes)
                                 for name, kwargs in study["random"].items()}
@@ -233,8 +236,7 @@ def main() -> None:
                      os.path.join(dirs[arm], "sb3.json"))
             res["arms"][arm] = read_json(os.path.join(dirs[arm], "sb3.json"))
             continue
-        before = ((read_json(os.path.join(HERE, "results", f"world_{args.study}.json")) or {}).get("arms") or {}).get(arm)
-        code, final = (before or {}).get("exit_code"), read_json(os.path.join(dirs[arm], "final_evaluation.json"))
+        code, final = (previous.get(arm) or {}).get("exit_code"), read_json(os.path.join(dirs[arm], "final_evaluation.json"))
         if not args.analyse_only:
             cmd = [exe, "train", algo, "--env", study["env"], "--workers", str(args.workers),
                    "--steps", str(args.steps), "--eval-every", str(args.eval_every),
@@ -244,7 +246,6 @@ def main() -> None:
             final = evaluate_run(exe, dirs[arm], args.eval_episodes)
         res["arms"][arm] = {"algo": algo, "flags": flags, "exit_code": code, **summarise_arm(dirs[arm], study["bar"]),
                             "final_evaluation": final}
-    results = os.path.join(HERE, "results")
     # the arms' logs (not their checkpoints) are kept under results/world/STUDY-ARM, so that an
     # arm run in a later session, perhaps on another machine, is plotted and tabled beside them
     kept = {}
@@ -257,14 +258,13 @@ def main() -> None:
                     shutil.copy(os.path.join(dirs[arm], name), folder)
         if os.path.exists(os.path.join(folder, "episodes.csv")):
             kept[arm] = folder
-    path = os.path.join(results, f"world_{args.study}.json")
-    for arm, r in ((read_json(path) or {}).get("arms") or {}).items():
+    for arm, r in previous.items():
         if arm not in res["arms"]:
             res["arms"][arm] = r                    # measured before, kept
     for arm in arms:
         if res["arms"].get(arm) is not None:      # re-analysed: the commit it was run at
-            res["arms"][arm]["commit"] = res.get("commit") if not args.analyse_only else \
-                ((read_json(path) or {}).get("arms", {}).get(arm) or {}).get("commit", res.get("commit"))
+            run_at = (previous.get(arm) or {}).get("commit") if args.analyse_only else None
+            res["arms"][arm]["commit"] = run_at or res.get("commit")
     with open(os.path.join(results, f"world_{args.study}_evaluations.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["arm", "step", "frames", "minutes", "mean_return", "success_rate", "episodes"])

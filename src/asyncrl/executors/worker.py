@@ -45,10 +45,9 @@ def worker_main(rank: int, spec: WorkerSpec, queue: Any, life: int = 0) -> None:
     # First: one thread for torch and NumPy's BLAS. A forked child that uses the parent's
     # OpenMP pool hangs.
     single_threaded()
-    # Ctrl-C and a SIGTERM to the group are the main process's to handle; its terminate()
-    # (giving up on this worker, or exiting) or its death kills this worker at once, with
-    # what its env started (ViZDoom's engine): not the main process's SIGTERM handler,
-    # which a forked worker inherits
+    # Ctrl-C and a SIGTERM to the group are the main process's to handle; when this worker
+    # dies (killed by the main process, or with it), what its env started (ViZDoom's
+    # engine) goes too
     lead_own_group(spec.supervisor_pid)
     try:
         run_worker(rank, spec, queue, life)
