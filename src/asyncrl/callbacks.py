@@ -9,9 +9,11 @@ actor-learners finish their segments, a checkpoint is written, learn() returns. 
     on_step(agent, step)             often: at each of the training loop's ticks (hogwild:
                                      every 50 ms; sync: every update; ray: every gradient)
     on_episode(agent, episode)       a training episode ended: {step, wall_time, worker,
-                                     return, length}
+                                     return, length; success where the scenario
+                                     defines one (asyncrl.success)}
     on_metrics(agent, row)           a metrics.csv row: {step, wall_time, steps_per_s,
-                                     return_mean_100, loss/..., ...}
+                                     return_mean_100, loss/..., ...; success_rate_100
+                                     with a success rule}
     on_eval(agent, result)           a periodic evaluation finished: {step, mean_return,
                                      std_return, min_return, max_return, episodes, ...}
     on_checkpoint(agent, path, step) a checkpoint was written

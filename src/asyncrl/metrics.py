@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections import deque
+from typing import Callable
 
 from .checkpoint import write_atomically
 
@@ -22,13 +23,18 @@ BASE_METRIC_COLUMNS = ("step", "wall_time", "steps_per_s", "episodes", "return_m
 class RunLogger:
     def __init__(self, run_dir: str | None, stat_keys: tuple[str, ...], start_step: int,
                  target_step: int, time_origin: float, log_interval: float, progress: bool | None,
-                 log_steps: int = 0, frames_per_step: int = 1, backends: list | None = None):
+                 log_steps: int = 0, frames_per_step: int = 1, backends: list | None = None,
+                 success: Callable[[float], bool] | None = None):
         self.run_dir = run_dir
         self.stat_keys = tuple(stat_keys)
         self.time_origin = time_origin
         self.log_interval = log_interval
         self.log_steps = log_steps      # > 0: a row per this many steps instead of per interval
         self.returns: deque[float] = deque(maxlen=100)
+        #: the scenario's success rule over an episode's raw return (asyncrl.success), if it has
+        #: one: episodes.csv gets `success` (0/1) and metrics.csv `success_rate_100`
+        self.success = success
+        self.successes: deque[bool] = deque(maxlen=100)
         self.episodes = 0
         self.worker_restarts = 0
         self._sums = dict.fromkeys(self.stat_keys, 0.0)
@@ -46,16 +52,20 @@ class RunLogger:
         # Atari: `step` counts agent steps; `frames` = emulator frames (step x action repeat)
         self.frames_per_step = frames_per_step
         frames = ("frames",) if frames_per_step > 1 else ()
-        self.episode_columns = EPISODE_COLUMNS[:1] + frames + EPISODE_COLUMNS[1:]
+        said = ("success",) if success else ()
+        self.episode_columns = EPISODE_COLUMNS[:1] + frames + EPISODE_COLUMNS[1:] + said
         self.metric_columns = BASE_METRIC_COLUMNS[:1] + frames + BASE_METRIC_COLUMNS[1:3] \
-            + (("frames_per_s",) if frames else ()) + BASE_METRIC_COLUMNS[3:] + self.stat_keys
+            + (("frames_per_s",) if frames else ()) + BASE_METRIC_COLUMNS[3:5] \
+            + (("success_rate_100",) if success else ()) + BASE_METRIC_COLUMNS[5:] + self.stat_keys
         if run_dir:
             os.makedirs(run_dir, exist_ok=True)
             for name in ("episodes.csv", "metrics.csv", "evaluations.csv"):   # a resume continues from start_step
                 cut_back(os.path.join(run_dir, name), start_step)
             self._continue_episodes(os.path.join(run_dir, "episodes.csv"))
-            self._ep_file, self._ep_csv = self._open_csv("episodes.csv", self.episode_columns)
-            self._metrics_file, self._metrics_csv = self._open_csv("metrics.csv", self.metric_columns)
+            # a file begun by an earlier version keeps its own columns (a resume appends to it)
+            self._ep_file, self._ep_csv, self.episode_columns = self._open_csv("episodes.csv", self.episode_columns)
+            self._metrics_file, self._metrics_csv, self.metric_columns = self._open_csv("metrics.csv",
+                                                                                        self.metric_columns)
         self._bar = None
         self._progress, self._start_step, self._target_step = progress, start_step, target_step
         self._started = False
@@ -88,19 +98,28 @@ class RunLogger:
         with open(path, newline="") as fh:
             for row in csv.DictReader(fh):
                 try:
-                    self.returns.append(float(row["return"]))
+                    ret = float(row["return"])
                 except (KeyError, TypeError, ValueError):
                     continue            # a line cut short by a crash
+                self.returns.append(ret)
+                if self.success is not None:
+                    self.successes.append(bool(self.success(ret)))
                 self.episodes += 1
 
     def _open_csv(self, name: str, columns: tuple[str, ...]):
+        """The file `name` opened to append, its writer and its columns: `columns`, written as
+        the header of a new file, or an existing file's header."""
         path = os.path.join(self.run_dir, name)
         new = not os.path.exists(path) or os.path.getsize(path) == 0
+        if not new:
+            with open(path, newline="") as fh:
+                header = next(csv.reader(fh), None)
+            columns = tuple(header) if header else columns
         fh = open(path, "a", newline="")
         writer = csv.writer(fh)
         if new:
             writer.writerow(columns)
-        return fh, writer
+        return fh, writer, columns
 
     # ------------------------------------------------------------------ inputs
     def episode(self, worker: int, step: int, wall_time: float, ret: float, length: int) -> None:
@@ -108,14 +127,18 @@ class RunLogger:
             self._start()
         self.returns.append(ret)
         self.episodes += 1
+        row = {"step": step, "wall_time": wall_time, "worker": worker, "return": ret, "length": length}
+        if self.success is not None:
+            row["success"] = success = bool(self.success(ret))
+            self.successes.append(success)
         if self._ep_file:
-            frames = (step * self.frames_per_step,) if self.frames_per_step > 1 else ()
-            self._ep_csv.writerow((step, *frames, f"{wall_time:.3f}", worker, f"{ret:.6g}", length))
+            cells = {**row, "frames": step * self.frames_per_step, "wall_time": f"{wall_time:.3f}",
+                     "return": f"{ret:.6g}", "success": int(row.get("success", False))}
+            self._ep_csv.writerow([cells.get(c, "") for c in self.episode_columns])
             self._scalar("episode/return", ret, step)
             self._scalar("episode/length", length, step)
         if self.observer is not None:
-            self.observer.episode({"step": step, "wall_time": wall_time, "worker": worker, "return": ret,
-                                   "length": length})
+            self.observer.episode(row)
 
     def stats(self, worker: int, updates: int, skipped: int, norm_sum: float, sums: dict, lr: float) -> None:
         self._updates += updates
@@ -149,6 +172,12 @@ class RunLogger:
     @property
     def recent_mean(self) -> float:
         return sum(self.returns) / len(self.returns) if self.returns else float("nan")
+
+    @property
+    def success_rate(self) -> float:
+        """The share of the last 100 training episodes (fewer at first) that succeeded by the
+        scenario's rule; nan without a rule or an episode."""
+        return sum(self.successes) / len(self.successes) if self.successes else float("nan")
 
     @property
     def mean_100(self) -> float:
@@ -188,7 +217,9 @@ class RunLogger:
         if self._bar is not None:
             self._bar.n = step
             evaluated = "" if self.last_eval is None else f" eval={self.last_eval:.1f}"
-            self._bar.set_postfix_str(f"ret={self.recent_mean:.1f} eps={self.episodes}{evaluated}", refresh=False)
+            succeeded = f" success={self.success_rate:.2f}" if self.successes else ""
+            self._bar.set_postfix_str(f"ret={self.recent_mean:.1f}{succeeded} eps={self.episodes}{evaluated}",
+                                      refresh=False)
             self._bar.refresh() if force else self._bar.update(0)
         dt = now - self._last_time
         if self.log_steps > 0:
@@ -212,14 +243,18 @@ class RunLogger:
                "frames": step * self.frames_per_step, "frames_per_s": sps * self.frames_per_step}
         for k in self.stat_keys:
             row[k] = self._sums[k] / n if self._updates else float("nan")
+        if self.success is not None:
+            row["success_rate_100"] = self.success_rate
         if self._metrics_file:
-            self._metrics_csv.writerow([_fmt(row[c]) for c in self.metric_columns])
+            self._metrics_csv.writerow([_fmt(row.get(c, float("nan"))) for c in self.metric_columns])
             self._metrics_file.flush()
             self._ep_file.flush()
         self._scalar("time/sps", sps, step)
         if self.frames_per_step > 1:
             self._scalar("time/frames_per_s", row["frames_per_s"], step)
         self._scalar("episode/return_mean_100", row["return_mean_100"], step)
+        if self.successes:
+            self._scalar("episode/success_rate_100", row["success_rate_100"], step)
         for k in ("lr", "grad_norm", *self.stat_keys):
             if not math.isnan(row[k]):
                 self._scalar(k if "/" in k else f"train/{k}", row[k], step)

@@ -5,6 +5,8 @@ episode succeeded says so in the `info` of its last step, as `info["is_success"]
 Evaluations (asyncrl.evaluate) count it: their result has a `success_rate` when every
 episode said. Environments that do not say it themselves but whose scenario defines success
 get it from the rule below, added as a wrapper when the env is made (asyncrl.envs).
+Training episodes are judged by the same rule, from their raw return, in the main process's
+writer (asyncrl.metrics): episodes.csv's `success`, metrics.csv's `success_rate_100`.
 
     VizdoomMyWayHome   the goal (a vest somewhere in a maze of rooms) reached: +1 at the goal,
                        -0.0001 a tic, 2100 tics at most, so the episode's return is > 0

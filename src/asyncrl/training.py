@@ -26,6 +26,7 @@ from .learner import check_finite_params
 from .loggers import backends
 from .metrics import RunLogger
 from .run import hold_run_dir, save_run_checkpoint, write_config, write_eval
+from .success import success_rule
 
 _FIELD_NAMES = frozenset(Config.__dataclass_fields__)
 EVAL_COLUMNS = ("step", "wall_time", "mean_return", "std_return", "min_return", "max_return", "mean_length",
@@ -237,7 +238,7 @@ class TrainingMixin:
             self._write_config(target)
         logger = RunLogger(cfg.run_dir or None, self.algorithm.stat_keys, start, target, time_origin,
                            cfg.log_interval, self.progress, cfg.log_steps, self.frames_per_step,
-                           backends(cfg, start))
+                           backends(cfg, start), success_rule(factory.env_id) if factory.fn is None else None)
         self._logger, self._session = logger, session
         logger.observer = session
         job = TrainJob(cfg, factory, self.observation_space, self.action_space, self.params,

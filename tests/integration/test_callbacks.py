@@ -206,3 +206,26 @@ def test_evaluations_log_the_success_rate_where_the_env_says_it(tmp_path):
     with open(run / "evaluations.csv", newline="") as fh:
         lines = list(csv.reader(fh))
     assert lines[0] == old and len(lines) > 1 and all(len(line) == len(old) for line in lines[1:]), lines
+
+
+def test_training_episodes_are_judged_by_the_scenarios_rule(tmp_path, monkeypatch):
+    """A scenario with a success rule (asyncrl.success; here the chain: its end reached, a
+    return of 1, else 0 at the 50-step limit): every training episode's row in episodes.csv
+    says whether it succeeded, metrics.csv carries the share of the last 100, the callbacks'
+    episode rows carry it too."""
+    import toy_envs  # noqa: F401
+    from asyncrl import success
+
+    monkeypatch.setitem(success.SUCCESS_RULES, "Chain-v0", lambda total: total > 0.5)
+    run, rec = tmp_path / "run", Recorder()
+    agent = asyncrl.A3C("toy_envs:Chain-v0", workers=1, run_dir=str(run), seed=0, lr=3e-3, gamma=0.9, **SMALL)
+    agent.learn(3000, callback=rec)
+    with open(run / "episodes.csv", newline="") as fh:
+        eps = list(csv.DictReader(fh))
+    assert len(eps) >= 20 and {r["success"] for r in eps} <= {"0", "1"}
+    assert [r["success"] == "1" for r in eps] == [float(r["return"]) > 0.5 for r in eps]
+    assert [e["success"] for e in rec.of("episode")] == [r["success"] == "1" for r in eps]
+    with open(run / "metrics.csv", newline="") as fh:
+        last = list(csv.DictReader(fh))[-1]
+    share = sum(r["success"] == "1" for r in eps[-100:]) / len(eps[-100:])
+    assert float(last["success_rate_100"]) == pytest.approx(share, abs=1e-5)
