@@ -5,32 +5,60 @@ evaluation protocol, and write one table and one figure.
 
 Each game trains in its own run folder, <out>/<game>, with `asyncrl train ... --resume auto`:
 a suite stopped part way (Ctrl-C, a reboot) is started again with the same command and each
-game resumes where its checkpoint left it (a finished game is evaluated again, not retrained).
-The budget is wall time (`--minutes`, through --steps as an upper bound and a stop after that
-many minutes) or global steps (`--steps`). Evaluation is the Atari protocol: whole games from
-up to 30 no-op starts, epsilon-greedy with epsilon 0.05 (`asyncrl eval --epsilon 0.05`).
+game resumes where its checkpoint left it (a game at its budget is evaluated again, not
+retrained). The budget is wall time (`--minutes`: the training time the run folder holds,
+its metrics.csv's wall_time, which goes on across resumes; the run is SIGTERMed when it is
+spent, as a user's `timeout` would, and saves its checkpoint) or global steps (`--steps`, an
+upper bound with --minutes). Evaluation is the Atari protocol: whole games from up to 30
+no-op starts, epsilon-greedy with epsilon 0.05 (`asyncrl eval --epsilon 0.05`), not counted
+in the budget.
 
-Written to --out: suite.json (per game: raw score, human-normalised score, steps; the mean,
-median and interquartile mean of the human-normalised scores with 95% bootstrap intervals,
-asyncrl.atari.scores.aggregate), suite.md (the same as a table) and suite.png (per-game bars
-and the three aggregates with their intervals).
+Written to --out: suite.json (per game: raw score, human-normalised score, steps, frames,
+minutes; the mean, median and interquartile mean of the human-normalised scores with 95%
+bootstrap intervals, asyncrl.atari.scores.aggregate), suite.md (the same as a table),
+suite.png (per-game bars and the three aggregates with their intervals) and curves.png (each
+game's training return against steps and wall time, `asyncrl plot`). With --publish NAME
+they are also copied to benchmarks/results/atari_suite_NAME.{json,md}, docs/atari_suite_NAME.png
+and docs/atari_suite_NAME_curves.png, and each game's config.yaml and episodes.csv to
+benchmarks/results/atari_suite/NAME/<game>/.
+
+    .venv/bin/python benchmarks/atari_suite.py --minutes 30 --publish a3c-30min -- --rms-eps 1e-5 --lr 3e-4
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
+sys.path.insert(0, HERE)
 
+from _common import ROOT, header, train_for_minutes  # noqa: E402
 from asyncrl.atari.registry import REFERENCE_SCORES, REFERENCE_SOURCE, atari_id  # noqa: E402
 from asyncrl.atari.scores import AGGREGATES, aggregate, fmt_percent, normalized  # noqa: E402
 
 #: the paper's Figure 1 games
 FIGURE_1 = ["beam_rider", "breakout", "pong", "qbert", "space_invaders"]
+#: a game with less of its wall-time budget left than this is not resumed (a run's start,
+#: imports and envs, takes seconds of it)
+MIN_LEFT_S = 60.0
+#: action repeat of the Atari preset: frames = agent steps x 4
+FRAME_SKIP = 4
+
+
+def spent_seconds(run: str) -> float:
+    """The training wall time `run` holds: its last metrics.csv row's wall_time (0 without one)."""
+    path = os.path.join(run, "metrics.csv")
+    if not os.path.exists(path):
+        return 0.0
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("wall_time")]
+    return float(rows[-1]["wall_time"]) if rows else 0.0
 
 
 def train(game: str, args: argparse.Namespace) -> None:
@@ -39,27 +67,81 @@ def train(game: str, args: argparse.Namespace) -> None:
     cmd = [sys.executable, "-m", "asyncrl", "train", args.algo, "--env", atari_id(game), "--run-dir", run,
            "--resume", "auto", "--workers", str(args.workers), "--steps", str(args.steps),
            "--eval-episodes", "0", "--quiet", *args.extra]
-    timeout = 60 * args.minutes if args.minutes else None
-    try:
-        subprocess.run(cmd, check=False, timeout=timeout)
-    except subprocess.TimeoutExpired:       # the wall-time budget: SIGKILL'd runs resume from a checkpoint
-        pass
+    if not args.minutes:
+        subprocess.run(cmd, check=False)
+        return
+    left = 60 * args.minutes - spent_seconds(run)
+    if left < MIN_LEFT_S:
+        print(f"{game}: {spent_seconds(run) / 60:.1f} minutes trained: at its budget", flush=True)
+        return
+    train_for_minutes(cmd, left / 60)
+
+
+def fingerprint(run: str, args: argparse.Namespace) -> list:
+    """What an evaluation of `run` depends on: its checkpoints (name, size, mtime) and the
+    protocol's episodes."""
+    folder = os.path.join(run, "checkpoints")
+    names = sorted(n for n in os.listdir(folder) if n in ("latest.pt", "final.pt")) if os.path.isdir(folder) else []
+    return [args.episodes, 0.05] + [[n, os.stat(os.path.join(folder, n)).st_size,
+                                     os.stat(os.path.join(folder, n)).st_mtime_ns] for n in names]
 
 
 def evaluate(game: str, args: argparse.Namespace) -> dict:
+    """The game's evaluation by the protocol; kept in <out>/<game>/suite_eval.json and used
+    again while its checkpoints are unchanged (a suite run again after a game at its budget)."""
     run = os.path.join(args.out, game)
+    kept, key = os.path.join(run, "suite_eval.json"), fingerprint(run, args)
+    if os.path.exists(kept):
+        with open(kept) as fh:
+            cached = json.load(fh)
+        if cached.get("fingerprint") == key:
+            return cached["result"]
     p = subprocess.run([sys.executable, "-m", "asyncrl", "eval", run, "--episodes", str(args.episodes),
                         "--epsilon", "0.05", "--json"], capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"{game}: eval failed: {p.stderr.strip()}")
-    return json.loads(p.stdout)
+    result = json.loads(p.stdout)
+    with open(kept, "w") as fh:
+        json.dump({"fingerprint": key, "result": result}, fh, indent=1)
+    return result
+
+
+def frame_skip(run: str) -> int:
+    """The run's action repeat (config.yaml's frame_skip; the Atari preset's 4)."""
+    import yaml
+
+    try:
+        with open(os.path.join(run, "config.yaml")) as fh:
+            return int((yaml.safe_load(fh) or {}).get("frame_skip") or FRAME_SKIP)
+    except (OSError, ValueError, TypeError):
+        return FRAME_SKIP
+
+
+def publish(name: str, args: argparse.Namespace) -> None:
+    """The suite's files into benchmarks/results and docs, each game's logs (not checkpoints)
+    into benchmarks/results/atari_suite/NAME/<game>/."""
+    results, docs = os.path.join(ROOT, "benchmarks", "results"), os.path.join(ROOT, "docs")
+    for src, dst in (("suite.json", os.path.join(results, f"atari_suite_{name}.json")),
+                     ("suite.md", os.path.join(results, f"atari_suite_{name}.md")),
+                     ("suite.png", os.path.join(docs, f"atari_suite_{name}.png")),
+                     ("curves.png", os.path.join(docs, f"atari_suite_{name}_curves.png"))):
+        if os.path.exists(os.path.join(args.out, src)):
+            shutil.copy(os.path.join(args.out, src), dst)
+    for game in args.games:
+        folder = os.path.join(results, "atari_suite", name, game)
+        os.makedirs(folder, exist_ok=True)
+        for log in ("config.yaml", "episodes.csv"):
+            if os.path.exists(os.path.join(args.out, game, log)):
+                shutil.copy(os.path.join(args.out, game, log), folder)
 
 
 def table(rows: dict[str, dict], agg: dict) -> str:
-    lines = ["| game | steps | raw score | random | human | human-normalised |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| game | minutes | agent steps | frames | raw score | random | human | human-normalised |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for game, r in rows.items():
         random, human = REFERENCE_SCORES[game]
-        lines.append(f"| {game} | {r['step']:,} | {r['raw']:.1f} | {random:g} | {human:g} | {fmt_percent(r['hns'])} |")
+        lines.append(f"| {game} | {r.get('minutes', '')} | {r['step']:,} | {r.get('frames', 0):,} | {r['raw']:.1f} "
+                     f"| {random:g} | {human:g} | {fmt_percent(r['hns'])} |")
     lines += ["", "| aggregate | value | 95% bootstrap interval |", "|---|---:|---:|"]
     for name in AGGREGATES:
         a = agg[name]
@@ -103,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     p.add_argument("--out", default="runs/atari-suite")
     p.add_argument("--evaluate-only", action="store_true", help="evaluate the run folders as they are")
+    p.add_argument("--publish", metavar="NAME", help="copy the results into benchmarks/results and docs as NAME")
     p.add_argument("extra", nargs="*", help="after --: more `asyncrl train` options")
     args = p.parse_args(argv)
     unknown = [g for g in args.games if g not in REFERENCE_SCORES]
@@ -114,12 +197,15 @@ def main(argv: list[str] | None = None) -> None:
         if not args.evaluate_only:
             train(game, args)
         result = evaluate(game, args)
-        rows[game] = {"raw": result["mean_return"], "std": result["std_return"], "step": int(result.get("step", 0)),
+        run, step = os.path.join(args.out, game), int(result.get("step", 0))
+        rows[game] = {"raw": result["mean_return"], "std": result["std_return"], "step": step,
+                      "frames": step * frame_skip(run), "minutes": round(spent_seconds(run) / 60, 1),
                       "episodes": result["episodes"]}
     for game, hns in normalized({g: r["raw"] for g, r in rows.items()}).items():
         rows[game]["hns"] = hns
     agg = aggregate([r["hns"] for r in rows.values()], reps=args.reps)
-    report = {"algo": args.algo, "workers": args.workers, "minutes": args.minutes, "steps": args.steps,
+    report = {**header("atari_suite"), "algo": args.algo, "workers": args.workers, "minutes": args.minutes,
+              "steps": args.steps, "train_args": args.extra,
               "eval": {"episodes": args.episodes, "epsilon": 0.05, "noop_max": 30},
               "reference_scores": REFERENCE_SOURCE, "games": rows, "aggregates": agg}
     with open(os.path.join(args.out, "suite.json"), "w") as fh:
@@ -129,6 +215,11 @@ def main(argv: list[str] | None = None) -> None:
     figure(rows, agg, os.path.join(args.out, "suite.png"),
            f"{args.algo}, {args.workers} workers, {args.minutes or args.steps} "
            f"{'min' if args.minutes else 'steps'} per game")
+    runs = [os.path.join(args.out, g) for g in args.games]
+    subprocess.run([sys.executable, "-m", "asyncrl", "plot", *runs, "--labels", *args.games, "--window", "20",
+                    "--out", os.path.join(args.out, "curves.png")], check=False)
+    if args.publish:
+        publish(args.publish, args)
     print(table(rows, agg))
 
 
