@@ -49,6 +49,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import HERE, ROOT, emit, header, train_for_minutes  # noqa: E402
 
+from asyncrl.success import success_rule  # noqa: E402
+
 FRAME_SKIP = 4
 DISCRETE = ["--env-kwargs", "continuous=false"]
 #: study -> its env, its arms (name -> the algorithm and its flags; SB3 for the sb3- arms), the
@@ -56,10 +58,10 @@ DISCRETE = ["--env-kwargs", "continuous=false"]
 STUDIES = {
     "myway": {"env": "VizdoomMyWayHome-v1", "arms": {"lstm": ("a3c", ["--net", "lstm"]),
                                                      "ff": ("a3c", ["--net", "cnn"])},
-              "bar": ("success_rate", 0.9), "random": {}},
+              "bar": ("success_rate", 0.9), "random": {"uniform": {}}},
     "health": {"env": "VizdoomHealthGatheringSupreme-v1", "arms": {"lstm": ("a3c", ["--net", "lstm"]),
                                                                    "ff": ("a3c", ["--net", "cnn"])},
-               "bar": None, "random": {}},
+               "bar": None, "random": {"uniform": {}}},
     "carracing": {"env": "CarRacing-v3",
                   "arms": {"a3c": ("a3c", ["--entropy-beta", "1e-4"]), "a3c-discrete": ("a3c", DISCRETE),
                            "nstepq-discrete": ("n-step-q", DISCRETE), "sb3-a2c": ("sb3", [])},
@@ -74,9 +76,11 @@ def read_rows(path: str) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def summarise_arm(run_dir: str, bar: tuple[str, float] | None) -> dict:
+def summarise_arm(run_dir: str, env_id: str, bar: tuple[str, float] | None) -> dict:
     """What one arm's run folder shows: its evaluations against frames and minutes, the first
-    one at the bar, and the training returns."""
+    one at the bar, the training returns, and (a scenario with a success rule) the share of
+    the first and the last 200 training episodes that succeeded (episodes.csv's `success`, the
+    same rule applied to the return)."""
     evals = []
     for r in read_rows(os.path.join(run_dir, "evaluations.csv")):
         step = int(r["step"])
@@ -85,17 +89,26 @@ def summarise_arm(run_dir: str, bar: tuple[str, float] | None) -> dict:
         if r.get("success_rate"):
             row["success_rate"] = float(r["success_rate"])
         evals.append(row)
+    commands = []                       # each training session's command line (config.yaml's comments)
+    if os.path.exists(os.path.join(run_dir, "config.yaml")):
+        with open(os.path.join(run_dir, "config.yaml")) as fh:
+            commands = [line.split("command:", 1)[1].strip() for line in fh if line.startswith("#   command:")]
     episodes = read_rows(os.path.join(run_dir, "episodes.csv"))
     returns = [float(r["return"]) for r in episodes if r.get("return")]
     metrics = read_rows(os.path.join(run_dir, "metrics.csv"))
     steps = int(metrics[-1]["step"]) if metrics else 0
     minutes = float(metrics[-1]["wall_time"]) / 60 if metrics else 0.0
-    out = {"steps": steps, "frames": steps * FRAME_SKIP, "minutes": round(minutes, 1),
+    out = {"commands": commands, "steps": steps, "frames": steps * FRAME_SKIP, "minutes": round(minutes, 1),
            "frames_per_s": round(steps * FRAME_SKIP / (minutes * 60)) if minutes else None,
            "training_episodes": len(returns),
            "mean_of_last_100_training_episodes": round(statistics.fmean(returns[-100:]), 3) if returns else None,
            "evaluations": evals, "last_evaluation": evals[-1] if evals else None,
            "best_evaluation": max(evals, key=lambda e: (e.get("success_rate", 0.0), e["mean_return"])) if evals else None}
+    rule = success_rule(env_id)
+    if rule is not None and returns:
+        ok = [rule(r) for r in returns]
+        out["training_success_first_200"] = round(statistics.fmean(ok[:200]), 3)
+        out["training_success_last_200"] = round(statistics.fmean(ok[-200:]), 3)
     if bar is not None:
         key, level = bar
         out["first_evaluation_at_the_bar"] = next((e for e in evals if e.get(key, float("-inf")) >= level), None)
@@ -127,6 +140,10 @@ def random_return(env_id: str, kwargs: dict, episodes: int, seed: int = 0) -> di
     the raw env (no preprocessing: the score is the env's own)."""
     import gymnasium as gym
 
+    from asyncrl.pixels import register_ids
+    from asyncrl.success import success_rule
+
+    register_ids(env_id)                # ViZDoom's ids
     env = gym.make(env_id, **kwargs)
     env.action_space.seed(seed)
     returns = []
@@ -139,8 +156,10 @@ def random_return(env_id: str, kwargs: dict, episodes: int, seed: int = 0) -> di
             done = term or trunc
         returns.append(total)
     env.close()
+    rule = success_rule(env_id)
     return {"episodes": episodes, "mean_return": round(statistics.fmean(returns), 2),
-            "std_return": round(statistics.pstdev(returns), 2)}
+            "std_return": round(statistics.pstdev(returns), 2),
+            **({"success_rate": round(statistics.fmean(map(rule, returns)), 3)} if rule else {})}
 
 
 def run_sb3_for_minutes(env_id: str, minutes: float, run_dir: str, episodes: int, seed: int = 0) -> dict:
@@ -190,7 +209,8 @@ def run_sb3_for_minutes(env_id: str, minutes: float, run_dir: str, episodes: int
         w.writerows(clock.episodes)
     last = [r for _, _, r in clock.episodes[-100:]]
     return {"algo": "sb3", "sb3_version": __import__("stable_baselines3").__version__, "n_envs": 8,
-            "steps": model.num_timesteps, "frames": model.num_timesteps,     # no frame skip: a step is a frame "minutes": round(trained_s / 60, 1),
+            "steps": model.num_timesteps, "frames": model.num_timesteps,     # no frame skip: a step is a frame
+            "minutes": round(trained_s / 60, 1),
             "frames_per_s": round(model.num_timesteps / trained_s), "training_episodes": len(clock.episodes),
             "mean_of_last_100_training_episodes": round(float(np.mean(last)), 3) if last else None,
             "final_evaluation": {"episodes": episodes, "mean_return": round(float(np.mean(returns)), 2),
@@ -206,6 +226,8 @@ def main() -> None:
                     help="the runs' --steps (the learning rate anneals to 0 over it; the budget stops them first)")
     ap.add_argument("--eval-every", type=int, default=50_000)
     ap.add_argument("--eval-episodes", type=int, default=20)
+    ap.add_argument("--random-episodes", type=int, default=None,
+                    help="episodes of the random policy, measured once per study (default: --eval-episodes)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--train-args", default="", help="more `asyncrl train` flags for every arm")
     ap.add_argument("--dir", default=os.path.join(ROOT, "runs", "world"), help="the arms' run folders go under it")
@@ -224,10 +246,13 @@ def main() -> None:
     dirs = {arm: os.path.join(args.dir, f"{args.study}-{arm}") for arm in arms}
     results = os.path.join(HERE, "results")
     path = os.path.join(results, f"world_{args.study}.json")
-    previous = (read_json(path) or {}).get("arms") or {}      # arms measured before (kept, or re-analysed)
-    if study["random"] and not args.analyse_only:
-        res["random_policy"] = {name: random_return(study["env"], kwargs, args.eval_episodes)
-                                for name, kwargs in study["random"].items()}
+    before = read_json(path) or {}
+    previous = before.get("arms") or {}         # arms measured before (kept, or re-analysed)
+    if args.analyse_only and not args.train_args and "train_args" in before:
+        res["train_args"] = before["train_args"]    # what the runs were given (each arm: its commands)
+    res["random_policy"] = {name: (before.get("random_policy") or {}).get(name)
+                            or random_return(study["env"], kwargs, args.random_episodes or args.eval_episodes)
+                            for name, kwargs in study["random"].items()}     # measured once
     for arm in arms:
         algo, flags = study["arms"][arm]
         if algo == "sb3":
@@ -236,7 +261,8 @@ def main() -> None:
                      os.path.join(dirs[arm], "sb3.json"))
             res["arms"][arm] = read_json(os.path.join(dirs[arm], "sb3.json"))
             continue
-        code, final = (previous.get(arm) or {}).get("exit_code"), read_json(os.path.join(dirs[arm], "final_evaluation.json"))
+        code = (previous.get(arm) or {}).get("exit_code")
+        final = read_json(os.path.join(dirs[arm], "final_evaluation.json"))
         if not args.analyse_only:
             cmd = [exe, "train", algo, "--env", study["env"], "--workers", str(args.workers),
                    "--steps", str(args.steps), "--eval-every", str(args.eval_every),
@@ -244,7 +270,8 @@ def main() -> None:
                    *flags, *args.train_args.split()]
             code = train_for_minutes(cmd, args.minutes)
             final = evaluate_run(exe, dirs[arm], args.eval_episodes)
-        res["arms"][arm] = {"algo": algo, "flags": flags, "exit_code": code, **summarise_arm(dirs[arm], study["bar"]),
+        res["arms"][arm] = {"algo": algo, "flags": flags, "exit_code": code,
+                            **summarise_arm(dirs[arm], study["env"], study["bar"]),
                             "final_evaluation": final}
     # the arms' logs (not their checkpoints) are kept under results/world/STUDY-ARM, so that an
     # arm run in a later session, perhaps on another machine, is plotted and tabled beside them
