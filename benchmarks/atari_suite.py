@@ -41,6 +41,7 @@ sys.path.insert(0, HERE)
 from _common import ROOT, header, train_for_minutes  # noqa: E402
 from asyncrl.atari.registry import REFERENCE_SCORES, REFERENCE_SOURCE, atari_id  # noqa: E402
 from asyncrl.atari.scores import AGGREGATES, aggregate, fmt_percent, normalized  # noqa: E402
+from asyncrl.run import read_config  # noqa: E402
 
 #: the paper's Figure 1 games
 FIGURE_1 = ["beam_rider", "breakout", "pong", "qbert", "space_invaders"]
@@ -70,9 +71,10 @@ def train(game: str, args: argparse.Namespace) -> None:
     if not args.minutes:
         subprocess.run(cmd, check=False)
         return
-    left = 60 * args.minutes - spent_seconds(run)
+    spent = spent_seconds(run)
+    left = 60 * args.minutes - spent
     if left < MIN_LEFT_S:
-        print(f"{game}: {spent_seconds(run) / 60:.1f} minutes trained: at its budget", flush=True)
+        print(f"{game}: {spent / 60:.1f} minutes trained: at its budget", flush=True)
         return
     train_for_minutes(cmd, left / 60)
 
@@ -82,8 +84,8 @@ def fingerprint(run: str, args: argparse.Namespace) -> list:
     protocol's episodes."""
     folder = os.path.join(run, "checkpoints")
     names = sorted(n for n in os.listdir(folder) if n in ("latest.pt", "final.pt")) if os.path.isdir(folder) else []
-    return [args.episodes, 0.05] + [[n, os.stat(os.path.join(folder, n)).st_size,
-                                     os.stat(os.path.join(folder, n)).st_mtime_ns] for n in names]
+    stats = [(n, os.stat(os.path.join(folder, n))) for n in names]
+    return [args.episodes, 0.05] + [[n, st.st_size, st.st_mtime_ns] for n, st in stats]
 
 
 def evaluate(game: str, args: argparse.Namespace) -> dict:
@@ -108,13 +110,7 @@ def evaluate(game: str, args: argparse.Namespace) -> dict:
 
 def frame_skip(run: str) -> int:
     """The run's action repeat (config.yaml's frame_skip; the Atari preset's 4)."""
-    import yaml
-
-    try:
-        with open(os.path.join(run, "config.yaml")) as fh:
-            return int((yaml.safe_load(fh) or {}).get("frame_skip") or FRAME_SKIP)
-    except (OSError, ValueError, TypeError):
-        return FRAME_SKIP
+    return int(read_config(run)[0].get("frame_skip") or FRAME_SKIP)
 
 
 def publish(name: str, args: argparse.Namespace) -> None:

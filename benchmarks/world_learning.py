@@ -49,6 +49,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import HERE, ROOT, emit, header, train_for_minutes  # noqa: E402
 
+from asyncrl.run import read_config  # noqa: E402
 from asyncrl.success import success_rule  # noqa: E402
 
 FRAME_SKIP = 4
@@ -89,10 +90,8 @@ def summarise_arm(run_dir: str, env_id: str, bar: tuple[str, float] | None) -> d
         if r.get("success_rate"):
             row["success_rate"] = float(r["success_rate"])
         evals.append(row)
-    commands = []                       # each training session's command line (config.yaml's comments)
-    if os.path.exists(os.path.join(run_dir, "config.yaml")):
-        with open(os.path.join(run_dir, "config.yaml")) as fh:
-            commands = [line.split("command:", 1)[1].strip() for line in fh if line.startswith("#   command:")]
+    # each training session's command line (config.yaml's provenance)
+    commands = [e["command"] for e in read_config(run_dir)[1] if e.get("command")]
     episodes = read_rows(os.path.join(run_dir, "episodes.csv"))
     returns = [float(r["return"]) for r in episodes if r.get("return")]
     metrics = read_rows(os.path.join(run_dir, "metrics.csv"))
@@ -141,7 +140,6 @@ def random_return(env_id: str, kwargs: dict, episodes: int, seed: int = 0) -> di
     import gymnasium as gym
 
     from asyncrl.pixels import register_ids
-    from asyncrl.success import success_rule
 
     register_ids(env_id)                # ViZDoom's ids
     env = gym.make(env_id, **kwargs)
