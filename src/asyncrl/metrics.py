@@ -62,10 +62,10 @@ class RunLogger:
             for name in ("episodes.csv", "metrics.csv", "evaluations.csv"):   # a resume continues from start_step
                 cut_back(os.path.join(run_dir, name), start_step)
             self._continue_episodes(os.path.join(run_dir, "episodes.csv"))
-            # a file begun by an earlier version keeps its own columns (a resume appends to it)
-            self._ep_file, self._ep_csv, self.episode_columns = self._open_csv("episodes.csv", self.episode_columns)
-            self._metrics_file, self._metrics_csv, self.metric_columns = self._open_csv("metrics.csv",
-                                                                                        self.metric_columns)
+            self._ep_file, self._ep_csv, self.episode_columns = open_csv(
+                os.path.join(run_dir, "episodes.csv"), self.episode_columns)
+            self._metrics_file, self._metrics_csv, self.metric_columns = open_csv(
+                os.path.join(run_dir, "metrics.csv"), self.metric_columns)
         self._bar = None
         self._progress, self._start_step, self._target_step = progress, start_step, target_step
         self._started = False
@@ -105,21 +105,6 @@ class RunLogger:
                 if self.success is not None:
                     self.successes.append(bool(self.success(ret)))
                 self.episodes += 1
-
-    def _open_csv(self, name: str, columns: tuple[str, ...]):
-        """The file `name` opened to append, its writer and its columns: `columns`, written as
-        the header of a new file, or an existing file's header."""
-        path = os.path.join(self.run_dir, name)
-        new = not os.path.exists(path) or os.path.getsize(path) == 0
-        if not new:
-            with open(path, newline="") as fh:
-                header = next(csv.reader(fh), None)
-            columns = tuple(header) if header else columns
-        fh = open(path, "a", newline="")
-        writer = csv.writer(fh)
-        if new:
-            writer.writerow(columns)
-        return fh, writer, columns
 
     # ------------------------------------------------------------------ inputs
     def episode(self, worker: int, step: int, wall_time: float, ret: float, length: int) -> None:
@@ -281,6 +266,23 @@ class RunLogger:
                 fh.close()
         for backend in self._backends[:self._n_open]:
             backend.close()
+
+
+def open_csv(path: str, columns: tuple[str, ...]):
+    """The CSV file `path` opened to append, its writer and its columns: `columns`, written as
+    the header of a new file, or an existing file's own header (a file begun by an earlier
+    version keeps its columns when a resume appends to it)."""
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    if not new:
+        with open(path, newline="") as fh:
+            header = next(csv.reader(fh), None)
+        columns = tuple(header) if header else columns
+    fh = open(path, "a", newline="")
+    writer = csv.writer(fh)
+    if new:
+        writer.writerow(columns)
+        fh.flush()
+    return fh, writer, columns
 
 
 def interactive() -> bool:

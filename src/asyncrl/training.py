@@ -4,7 +4,6 @@ episode, metrics row and tick (it is the logger's observer); the executors see o
 logger's stop_requested and checkpoint_requested."""
 from __future__ import annotations
 
-import csv
 import math
 import os
 import sys
@@ -24,7 +23,7 @@ from .executors import TrainJob, make_executor
 from .flat import bind_params_
 from .learner import check_finite_params
 from .loggers import backends
-from .metrics import RunLogger
+from .metrics import RunLogger, open_csv
 from .run import hold_run_dir, save_run_checkpoint, write_config, write_eval
 from .success import success_rule
 
@@ -76,15 +75,10 @@ class TrainingSession:
                                                  job.action_space, job.params.numel(), s.episodes, epsilon,
                                                  timeout=cfg.worker_timeout)
             if cfg.run_dir:
-                path = os.path.join(cfg.run_dir, "evaluations.csv")
-                new = not os.path.exists(path) or os.path.getsize(path) == 0
                 # a file begun before success_rate was a column keeps its own columns
-                self._eval_width = len(EVAL_COLUMNS if new else _header(path) or EVAL_COLUMNS)
-                self._eval_file = open(path, "a", newline="")
-                self._eval_csv = csv.writer(self._eval_file)
-                if new:
-                    self._eval_csv.writerow(EVAL_COLUMNS)
-                    self._eval_file.flush()
+                self._eval_file, self._eval_csv, columns = open_csv(os.path.join(cfg.run_dir, "evaluations.csv"),
+                                                                    EVAL_COLUMNS)
+                self._eval_width = len(columns)
         self.callbacks.on_training_start(agent)
 
     def stop_evaluating(self) -> None:
@@ -147,15 +141,6 @@ class TrainingSession:
         if math.isnan(best) or result["mean_return"] > best:
             self.agent.save_best(self.evaluator.snapshot, result)
         self._stop_if(self.callbacks.on_eval(self.agent, result))
-
-
-def _header(path: str) -> tuple | None:
-    """The column names of a CSV file's first row (None if it cannot be read)."""
-    try:
-        with open(path, newline="") as fh:
-            return tuple(next(csv.reader(fh)))
-    except (OSError, StopIteration, csv.Error):
-        return None
 
 
 class TrainingMixin:
