@@ -193,3 +193,35 @@ sys.exit(main(["train", "a3c", "--env", "CartPole-v1", "--workers", "2", "--step
     time.sleep(1.0)
     left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout
     assert left.strip() == "", left
+
+
+def test_sigterm_while_the_logger_opens_tensorboard_waits_for_the_open_to_finish(tmp_path):
+    """A SIGTERM that lands while the main process opens TensorBoard (its first import, done
+    when the first episode is logged) is read between the supervision loop's steps: the open
+    finishes, then the run stops, exit 130. Raised inside it, the signal had left a
+    half-imported module (`partially initialized module 'fsspec'`) that failed the shutdown
+    with exit 1 and a traceback. Here the open is counted as it starts and as it ends."""
+    run_dir, marks = tmp_path / "run", tmp_path / "opens.txt"
+    script = f"""
+import os, signal, sys
+import asyncrl.loggers as loggers
+real = loggers.TensorBoardBackend.open
+def open_(self):
+    with open({str(marks)!r}, "a") as f:
+        f.write("start\\n")
+    os.kill(os.getpid(), signal.SIGTERM)
+    real(self)
+    with open({str(marks)!r}, "a") as f:
+        f.write("end\\n")
+loggers.TensorBoardBackend.open = open_
+from asyncrl.cli import main
+sys.exit(main(["train", "a3c", "--env", "CartPole-v1", "--workers", "2", "--steps", "10000000",
+               "--run-dir", {str(run_dir)!r}, "--quiet"]))
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
+    assert r.returncode == 130, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    assert marks.read_text().split() == ["start", "end"], marks.read_text()
+    latest = run_dir / "checkpoints" / "latest.pt"
+    step = asyncrl.load(str(latest)).global_step
+    assert f"interrupted at step {step:,}; checkpoint saved to {latest} (step {step:,})" in r.stderr, r.stderr

@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 
 from ..config import Config
 from ..errors import NonFiniteError, StorageError
-from ..procs import JOIN_TIMEOUT_S, POLL_S, kill_group, resolve_start_method, signal_name, single_threaded_children
+from ..procs import JOIN_TIMEOUT_S, POLL_S, DeferredInterrupt, kill_group, resolve_start_method, signal_name, single_threaded_children
 from .base import ActorExecutor, TrainJob
 from .counter import StepCounter
 from .supervise import Supervisor
@@ -104,32 +104,39 @@ class HogwildExecutor(ActorExecutor):
                           job.schedule, job.time_origin, os.getpid())
         self.supervisor, self._errors = Supervisor(job), {}
         workers = [_Worker(ctx, rank, spec, 0) for rank in range(cfg.workers)]
-        try:
-            for w in workers:               # in the try: a Ctrl-C as they start stops those started
-                w.start()
-            while True:
-                time.sleep(POLL_S)
-                self._drain(workers, log)
-                self.supervisor.tick(counter.done)
-                if self.supervisor.solved() and not counter.stopped:
-                    counter.stop()
-                for i, w in enumerate(workers):
-                    if w.failed:
-                        workers[i] = self._replace(w, ctx, spec, log)
-                    elif w.proc.exitcode is None and cfg.worker_timeout > 0 \
-                            and counter.silent_for(w.rank) > cfg.worker_timeout:
-                        w.hung = True           # no segment finished for too long: a hang
-                        kill_group(w.proc)
-                        w.proc.join(timeout=JOIN_TIMEOUT_S)
-                if all(w.ended for w in workers):
-                    break
-        except KeyboardInterrupt:
-            # Ctrl-C / SIGTERM: workers finish their segment and exit; the caller checkpoints
-            self.interrupted = True
-        finally:
-            counter.stop()
-            self._shutdown(workers, log)
-            self.step = counter.done
+        # Ctrl-C / SIGTERM set a flag that the loop reads between its steps (DeferredInterrupt):
+        # raised anywhere, it could land inside the logger's first import of TensorBoard and
+        # leave a half-imported module behind. The workers finish their segment and exit; the
+        # caller checkpoints. A second Ctrl-C stops at once.
+        with DeferredInterrupt() as stop:
+            try:
+                for w in workers:
+                    if stop.requested:
+                        break
+                    w.start()
+                while not stop.requested:
+                    time.sleep(POLL_S)
+                    self._drain(workers, log)
+                    self.supervisor.tick(counter.done)
+                    if self.supervisor.solved() and not counter.stopped:
+                        counter.stop()
+                    for i, w in enumerate(workers):
+                        if w.failed:
+                            workers[i] = self._replace(w, ctx, spec, log)
+                        elif w.proc.exitcode is None and cfg.worker_timeout > 0 \
+                                and counter.silent_for(w.rank) > cfg.worker_timeout:
+                            w.hung = True           # no segment finished for too long: a hang
+                            kill_group(w.proc)
+                            w.proc.join(timeout=JOIN_TIMEOUT_S)
+                    if all(w.ended for w in workers):
+                        break
+                self.interrupted = stop.requested
+            except KeyboardInterrupt:           # the second Ctrl-C
+                self.interrupted = True
+            finally:
+                counter.stop()
+                self._shutdown(workers, log)
+                self.step = counter.done
         log.tick(counter.done, force=True)
         return counter.done
 
