@@ -184,12 +184,7 @@ from asyncrl.cli import main
 sys.exit(main(["train", "a3c", "--env", "CartPole-v1", "--workers", "2", "--steps", "10000000",
                "--run-dir", {str(run_dir)!r}, "--quiet"]))
 """
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
-    assert r.returncode == 130, r.stderr
-    assert "Traceback" not in r.stderr, r.stderr
-    latest = run_dir / "checkpoints" / "latest.pt"
-    step = asyncrl.load(str(latest)).global_step
-    assert f"interrupted at step {step:,}; checkpoint saved to {latest} (step {step:,})" in r.stderr, r.stderr
+    _interrupted_with_its_checkpoint(script, run_dir)
     time.sleep(1.0)
     left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout
     assert left.strip() == "", left
@@ -218,10 +213,16 @@ from asyncrl.cli import main
 sys.exit(main(["train", "a3c", "--env", "CartPole-v1", "--workers", "2", "--steps", "10000000",
                "--run-dir", {str(run_dir)!r}, "--quiet"]))
 """
+    _interrupted_with_its_checkpoint(script, run_dir)
+    assert marks.read_text().split() == ["start", "end"], marks.read_text()
+
+
+def _interrupted_with_its_checkpoint(script: str, run_dir) -> None:
+    """Run `script` (a training it interrupts): exit 130, no traceback, and the message names
+    the checkpoint it saved, at the step that checkpoint holds."""
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
     assert r.returncode == 130, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
-    assert marks.read_text().split() == ["start", "end"], marks.read_text()
     latest = run_dir / "checkpoints" / "latest.pt"
     step = asyncrl.load(str(latest)).global_step
     assert f"interrupted at step {step:,}; checkpoint saved to {latest} (step {step:,})" in r.stderr, r.stderr

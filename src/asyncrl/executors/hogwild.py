@@ -13,7 +13,8 @@ import torch.multiprocessing as mp
 
 from ..config import Config
 from ..errors import NonFiniteError, StorageError
-from ..procs import JOIN_TIMEOUT_S, POLL_S, DeferredInterrupt, kill_group, resolve_start_method, signal_name, single_threaded_children
+from ..procs import (JOIN_TIMEOUT_S, POLL_S, DeferredInterrupt, kill_group, resolve_start_method, signal_name,
+                     single_threaded_children)
 from .base import ActorExecutor, TrainJob
 from .counter import StepCounter
 from .supervise import Supervisor
