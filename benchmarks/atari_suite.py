@@ -19,8 +19,10 @@ bootstrap intervals, asyncrl.atari.scores.aggregate), suite.md (the same as a ta
 suite.png (per-game bars and the three aggregates with their intervals) and curves.png (each
 game's training return against steps and wall time, `asyncrl plot`). With --publish NAME
 they are also copied to benchmarks/results/atari_suite_NAME.{json,md}, docs/atari_suite_NAME.png
-and docs/atari_suite_NAME_curves.png, and each game's config.yaml and episodes.csv to
-benchmarks/results/atari_suite/NAME/<game>/.
+and docs/atari_suite_NAME_curves.png; and each game, as soon as it is evaluated, leaves its
+config.yaml, episodes.csv and table row (row.json) in benchmarks/results/atari_suite/NAME/<game>/.
+A game with a published row.json and no run folder in --out (the suite goes on on another
+machine, its run folders left behind) is taken from there, not trained again.
 
     .venv/bin/python benchmarks/atari_suite.py --minutes 30 --publish a3c-30min -- --rms-eps 1e-5 --lr 3e-4
 """
@@ -113,9 +115,26 @@ def frame_skip(run: str) -> int:
     return int(read_config(run)[0].get("frame_skip") or FRAME_SKIP)
 
 
+def published(name: str, game: str) -> str:
+    """Where --publish NAME keeps a game's logs and result: benchmarks/results/atari_suite/NAME/<game>."""
+    return os.path.join(ROOT, "benchmarks", "results", "atari_suite", name, game)
+
+
+def publish_game(name: str, game: str, args: argparse.Namespace, row: dict) -> None:
+    """A game's logs (config.yaml, episodes.csv; not checkpoints) and its table row (row.json)
+    into published(name, game), as soon as the game is evaluated: a suite that outlives its
+    machine's run folders keeps the games it finished."""
+    folder = published(name, game)
+    os.makedirs(folder, exist_ok=True)
+    for log in ("config.yaml", "episodes.csv"):
+        if os.path.exists(os.path.join(args.out, game, log)):
+            shutil.copy(os.path.join(args.out, game, log), folder)
+    with open(os.path.join(folder, "row.json"), "w") as fh:
+        json.dump(row, fh, indent=1)
+
+
 def publish(name: str, args: argparse.Namespace) -> None:
-    """The suite's files into benchmarks/results and docs, each game's logs (not checkpoints)
-    into benchmarks/results/atari_suite/NAME/<game>/."""
+    """The suite's files into benchmarks/results and docs."""
     results, docs = os.path.join(ROOT, "benchmarks", "results"), os.path.join(ROOT, "docs")
     for src, dst in (("suite.json", os.path.join(results, f"atari_suite_{name}.json")),
                      ("suite.md", os.path.join(results, f"atari_suite_{name}.md")),
@@ -123,12 +142,6 @@ def publish(name: str, args: argparse.Namespace) -> None:
                      ("curves.png", os.path.join(docs, f"atari_suite_{name}_curves.png"))):
         if os.path.exists(os.path.join(args.out, src)):
             shutil.copy(os.path.join(args.out, src), dst)
-    for game in args.games:
-        folder = os.path.join(results, "atari_suite", name, game)
-        os.makedirs(folder, exist_ok=True)
-        for log in ("config.yaml", "episodes.csv"):
-            if os.path.exists(os.path.join(args.out, game, log)):
-                shutil.copy(os.path.join(args.out, game, log), folder)
 
 
 def table(rows: dict[str, dict], agg: dict) -> str:
@@ -188,15 +201,27 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         p.error(f"no reference scores for {unknown[0]!r}; the 57 games: {', '.join(sorted(REFERENCE_SCORES))}")
     os.makedirs(args.out, exist_ok=True)
-    rows = {}
+    rows, logs = {}, {}
     for game in args.games:
+        run = os.path.join(args.out, game)
+        kept = os.path.join(published(args.publish, game), "row.json") if args.publish else ""
+        if kept and os.path.exists(kept) and not os.path.isdir(run):
+            with open(kept) as fh:
+                rows[game] = json.load(fh)
+            logs[game] = os.path.dirname(kept)
+            print(f"{game}: no run folder in {args.out}: its published result, {os.path.relpath(kept, ROOT)}",
+                  flush=True)
+            continue
         if not args.evaluate_only:
             train(game, args)
         result = evaluate(game, args)
-        run, step = os.path.join(args.out, game), int(result.get("step", 0))
+        step = int(result.get("step", 0))
         rows[game] = {"raw": result["mean_return"], "std": result["std_return"], "step": step,
                       "frames": step * frame_skip(run), "minutes": round(spent_seconds(run) / 60, 1),
                       "episodes": result["episodes"]}
+        logs[game] = run
+        if args.publish:
+            publish_game(args.publish, game, args, rows[game])
     for game, hns in normalized({g: r["raw"] for g, r in rows.items()}).items():
         rows[game]["hns"] = hns
     agg = aggregate([r["hns"] for r in rows.values()], reps=args.reps)
@@ -211,8 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     figure(rows, agg, os.path.join(args.out, "suite.png"),
            f"{args.algo}, {args.workers} workers, {args.minutes or args.steps} "
            f"{'min' if args.minutes else 'steps'} per game")
-    runs = [os.path.join(args.out, g) for g in args.games]
-    subprocess.run([sys.executable, "-m", "asyncrl", "plot", *runs, "--labels", *args.games, "--window", "20",
+    subprocess.run([sys.executable, "-m", "asyncrl", "plot", *(logs[g] for g in args.games), "--labels", *args.games, "--window", "20",
                     "--out", os.path.join(args.out, "curves.png")], check=False)
     if args.publish:
         publish(args.publish, args)

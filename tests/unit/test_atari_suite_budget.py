@@ -82,3 +82,35 @@ def test_an_evaluation_is_kept_while_the_checkpoints_are_unchanged(suite, tmp_pa
     (run / "latest.pt").write_bytes(b"xy")                                        # trained further
     assert suite.evaluate("pong", args(tmp_path, episodes=30))["mean_return"] == 3.0
     assert len(evals) == 3
+
+
+def test_a_published_game_without_a_run_folder_is_taken_from_its_publication(suite, tmp_path, monkeypatch):
+    """--publish NAME leaves each game's row as soon as it is evaluated; a suite started again
+    where the run folders are gone (another machine) takes those games from there, trains
+    and evaluates only the others, and publishes them as they finish."""
+    monkeypatch.setattr(suite, "ROOT", str(tmp_path / "repo"))
+    out = tmp_path / "runs"
+    kept = tmp_path / "repo" / "benchmarks" / "results" / "atari_suite" / "a3c-30min" / "beam_rider"
+    kept.mkdir(parents=True)
+    (kept / "row.json").write_text(json.dumps({"raw": 1222.0, "std": 336.9, "step": 1677765, "frames": 6711060,
+                                               "minutes": 30.0, "episodes": 10}))
+    trained, plotted = [], []
+    monkeypatch.setattr(suite, "header", lambda name: {"benchmark": name})
+    monkeypatch.setattr(suite, "evaluate", lambda game, a: {"mean_return": 5.0, "std_return": 1.0,
+                                                            "episodes": 10, "step": 1000})
+    monkeypatch.setattr(suite, "figure", lambda *a: None)
+    monkeypatch.setattr(suite.subprocess, "run", lambda cmd, **kw: plotted.append(cmd))
+
+    def pong_logs(game, a):
+        trained.append(game)
+        metrics(out / game, "1800")
+    monkeypatch.setattr(suite, "train", pong_logs)
+    suite.main(["--games", "beam_rider", "pong", "--minutes", "30", "--out", str(out), "--reps", "50",
+                "--publish", "a3c-30min"])
+    assert trained == ["pong"]
+    report = json.loads((out / "suite.json").read_text())
+    assert report["games"]["beam_rider"]["raw"] == 1222.0 and report["games"]["pong"]["raw"] == 5.0
+    assert report["games"]["pong"]["minutes"] == 30.0
+    pong = json.loads((kept.parent / "pong" / "row.json").read_text())
+    assert pong == {"raw": 5.0, "std": 1.0, "step": 1000, "frames": 4000, "minutes": 30.0, "episodes": 10}
+    assert str(kept) in plotted[0] and str(out / "pong") in plotted[0]
