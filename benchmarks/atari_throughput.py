@@ -112,6 +112,7 @@ def run_asyncrl(algo: str, steps: int, workers: int, **overrides) -> dict:
 
 
 def run_sb3(steps: int, n_envs: int, paper_cnn: bool) -> dict:
+    import gymnasium as gym
     import torch
     from stable_baselines3 import A2C
     from stable_baselines3.common.callbacks import BaseCallback

@@ -58,6 +58,40 @@ def run_cli_forked(cases: list[dict], timeout: float = 900) -> list[dict]:
     return results
 
 
+_server: subprocess.Popen | None = None
+
+
+def run_cli(*args: str, cwd: str | None = None, timeout: float = 240,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m asyncrl ARGS` run to its end, as subprocess.run(capture_output=True,
+    text=True) runs it, in a process of its own with its own process group, working folder
+    (`cwd`, default this one's) and environment (`env`, default this one's); forked from one
+    interpreter per test process that has imported asyncrl.cli as `python -m asyncrl` does
+    (tests/cli_forks.py --serve), so each run does not pay an interpreter's and torch's
+    start-up (about 2 s of a short training's 2.3 s here). Tests of signals and of the entry
+    point itself start `python -m asyncrl` as a user does."""
+    global _server
+    if _server is None or _server.poll() is not None:
+        _server = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                 "cli_forks.py"), "--serve"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = os.path.join(tmp, "out"), os.path.join(tmp, "err")
+        case = {"args": list(args), "cwd": os.path.abspath(cwd or os.getcwd()), "env": dict(env or os.environ),
+                "timeout": timeout, "out": out, "err": err}
+        _server.stdin.write(json.dumps(case) + "\n")
+        _server.stdin.flush()
+        answer = _server.stdout.readline()
+        assert answer, "tests/cli_forks.py --serve ended"
+        returncode = json.loads(answer)["returncode"]
+        with open(out) as fo, open(err) as fe:
+            stdout, stderr = fo.read(), fe.read()
+    cmd = [sys.executable, "-m", "asyncrl", *args]
+    if returncode is None:
+        raise subprocess.TimeoutExpired(cmd, timeout, stdout, stderr)
+    return subprocess.CompletedProcess(cmd, returncode, stdout, stderr)
+
+
 def assert_refused_in_one_line(returncode: int | None, stdout: str, stderr: str, expected: str) -> None:
     """A bad input's contract: exit code 2 and one line on stderr that says `expected`, no traceback."""
     assert returncode == 2, (returncode, stdout, stderr)

@@ -1,10 +1,8 @@
 """The Python API and the hogwild executor, end to end in small runs."""
 from __future__ import annotations
 
-import os
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch
 

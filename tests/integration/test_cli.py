@@ -4,20 +4,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import asyncrl
 from cli_forks import folder_digest
-from helpers import assert_refused_in_one_line, run_cli_forked
-
-
-def run_cli(*args: str, cwd: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "asyncrl", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+from helpers import assert_refused_in_one_line, run_cli, run_cli_forked
 
 
 @pytest.fixture(scope="module")

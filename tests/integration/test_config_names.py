@@ -3,17 +3,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import yaml
 
-from helpers import assert_refused_in_one_line
+from helpers import assert_refused_in_one_line, run_cli
 from package_tree import shipped_config_names
 
 
 def asyncrl(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "asyncrl", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return run_cli(*args, cwd=cwd, timeout=300)
 
 
 def test_train_from_a_shipped_config_named_from_another_folder(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import asyncrl
-from helpers import assert_refused_in_one_line
+from helpers import assert_refused_in_one_line, run_cli as asyncrl_cli
 
 try:
     import onnx  # noqa: F401
@@ -41,11 +41,6 @@ CASES = {
 #: state) and a comparison of actions means something (a freshly initialised or briefly
 #: trained policy often takes one action whatever it sees)
 RANDOM_STD = 0.3
-
-
-def asyncrl_cli(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "asyncrl", *args], capture_output=True, text=True, timeout=300,
-                          cwd=cwd)
 
 
 def cli_in_process(*args: str) -> tuple[int, str, str]:

@@ -6,8 +6,6 @@ import csv
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -16,7 +14,7 @@ import torch
 import asyncrl
 from asyncrl.errors import CheckpointError
 from asyncrl.procs import child_pids
-from helpers import train_cli, wait_for
+from helpers import run_cli, train_cli, wait_for
 from toy_envs import FaultOnThirdEpisode
 
 
@@ -108,9 +106,8 @@ def test_env_failing_on_every_reset_stops_after_the_bounded_restarts(tmp_path):
     assert not (run_dir / "checkpoints" / "final.pt").exists()
     assert "the run stops" in (run_dir / "faults.log").read_text()
     # the failed run resumes, and a resume may change the bound
-    r = subprocess.run([sys.executable, "-m", "asyncrl", "train", "a3c", "--env", "toy_envs:FailingReset-v0",
-                        "--run-dir", str(run_dir), "--resume", "--max-worker-restarts", "1", "--quiet"],
-                       capture_output=True, text=True, timeout=120)
+    r = run_cli("train", "a3c", "--env", "toy_envs:FailingReset-v0", "--run-dir", str(run_dir), "--resume",
+                "--max-worker-restarts", "1", "--quiet", timeout=120)
     assert r.returncode == 3, r.stderr
     assert "resuming a3c on toy_envs:FailingReset-v0 at step 0 of 1,000" in r.stderr
     assert "the run stops: 1 worker restart already (max-worker-restarts 1)" in r.stderr
@@ -180,8 +177,7 @@ def test_a_checkpoint_truncated_to_half_is_refused_naming_it(checkpointed_run, t
     before = half.read_bytes()
     with pytest.raises(CheckpointError, match=re.escape(repr(str(half))) + " is not a readable asyncrl checkpoint"):
         asyncrl.load(str(half))
-    p = subprocess.run([sys.executable, "-m", "asyncrl", "eval", str(half)], capture_output=True, text=True,
-                       timeout=60)
+    p = run_cli("eval", str(half), timeout=60)
     assert p.returncode == 2 and str(half) in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert half.read_bytes() == before
@@ -205,9 +201,7 @@ def test_resume_after_latest_is_corrupted_falls_back_to_the_newest_step_checkpoi
     latest.unlink()                      # latest.pt is a hard link to the last step-<N>.pt: cut only it
     latest.write_bytes(data[: len(data) // 2])
     newest = max(int(f[5:-3]) for f in os.listdir(folder) if f.startswith("step-"))
-    r = subprocess.run([sys.executable, "-m", "asyncrl", "train", "a3c", "--env", "CartPole-v1",
-                        "--run-dir", str(run_dir), "--resume", "--quiet"], capture_output=True, text=True,
-                       timeout=180)
+    r = run_cli("train", "a3c", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--resume", "--quiet", timeout=180)
     assert r.returncode == 0, r.stderr
     assert f"{str(latest)!r} is not a readable asyncrl checkpoint" in r.stderr
     assert f"resuming from {folder / f'step-{newest}.pt'} (step {newest:,}) instead" in r.stderr

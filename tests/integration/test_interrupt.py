@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import asyncrl
+from helpers import run_cli
 from subprocess_signals import sigint_as_at_a_terminal  # noqa: E402  (tests/ is on sys.path)
 
 
@@ -80,9 +81,7 @@ def test_interrupt_then_resume_reaches_the_target_with_continuous_state(tmp_path
     if saved.target_params is not None:
         assert torch.equal(saved.target_params, again.target_params)
 
-    r = subprocess.run([sys.executable, "-m", "asyncrl", "train", algo, "--env", "CartPole-v1",
-                        "--run-dir", str(run_dir), "--resume", "--quiet"], capture_output=True, text=True,
-                       timeout=120)
+    r = run_cli("train", algo, "--env", "CartPole-v1", "--run-dir", str(run_dir), "--resume", "--quiet", timeout=120)
     assert r.returncode == 0, r.stderr
     assert f"resuming {algo} on CartPole-v1 at step {saved.global_step:,} of {target:,}" in r.stderr
     final = asyncrl.load(str(run_dir / "checkpoints" / "final.pt"))

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,14 +12,10 @@ import torch
 
 import asyncrl
 from asyncrl import cli
+from helpers import run_cli
 
 EVAL_KEYS = ("episodes", "mean_return", "std_return", "min_return", "max_return", "mean_length", "returns",
              "seed")
-
-
-def run_cli(*args: str, cwd: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "asyncrl", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
 
 
 def train(tmp_path, algo: str, env: str, *flags: str, steps: int = 2000) -> str:

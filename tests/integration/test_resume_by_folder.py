@@ -10,14 +10,10 @@ import subprocess
 import sys
 
 import asyncrl
-from helpers import assert_refused_in_one_line, run_cli_forked, wait_for
+from helpers import assert_refused_in_one_line, run_cli as asyncrl_cli, run_cli_forked, wait_for
 from subprocess_signals import sigint_as_at_a_terminal  # noqa: E402  (tests/ is on sys.path)
 
 from asyncrl.checkpoint import load_checkpoint
-
-
-def asyncrl_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "asyncrl", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def metrics_rows(run_dir) -> list[dict]:

@@ -19,15 +19,10 @@ import asyncrl
 from asyncrl.checkpoint import save_checkpoint
 from asyncrl.errors import ConfigError
 from asyncrl.procs import child_pids
-from helpers import assert_refused_in_one_line, run_cli_forked, train_cli, wait_for
+from helpers import assert_refused_in_one_line, run_cli, run_cli_forked, train_cli, wait_for
 
 MARKER = ".asyncrl-run"
 LOCK = ".asyncrl-lock"
-
-
-def run_cli(*args: str, cwd: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "asyncrl", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
 
 
 def read_rows(path) -> list[dict]:

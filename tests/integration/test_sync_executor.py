@@ -20,12 +20,8 @@ import asyncrl
 from toy_envs import ExplodingCartPole
 from asyncrl.api import AGENTS
 from asyncrl.errors import WorkerError
+from helpers import run_cli
 from subprocess_signals import sigint_as_at_a_terminal  # noqa: E402  (tests/ is on sys.path)
-
-
-def run_cli(*args: str, cwd: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "asyncrl", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
 
 
 def read_csv(path, drop=()) -> tuple[list[str], list[list[str]]]:

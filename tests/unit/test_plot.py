@@ -2,7 +2,6 @@
 mean and its 95% interval (hand-computed), and the figure's lines and legend."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
