@@ -13,8 +13,8 @@ upper bound with --minutes). Evaluation is the Atari protocol: whole games from 
 no-op starts, epsilon-greedy with epsilon 0.05 (`asyncrl eval --epsilon 0.05`), not counted
 in the budget.
 
-Written to --out: suite.json (per game: raw score, human-normalised score, steps, frames,
-minutes; the mean, median and interquartile mean of the human-normalised scores with 95%
+Written to --out: suite.json (per game: raw score, its reference random and human scores,
+the human-normalised score, steps, frames, minutes; the mean, median and interquartile mean of the human-normalised scores with 95%
 bootstrap intervals, asyncrl.atari.scores.aggregate), suite.md (the same as a table),
 suite.png (per-game bars and the three aggregates with their intervals) and curves.png (each
 game's training return against steps and wall time, `asyncrl plot`). With --publish NAME
@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.publish:
             publish_game(args.publish, game, args, rows[game])
     for game, hns in normalized({g: r["raw"] for g, r in rows.items()}).items():
+        rows[game]["random"], rows[game]["human"] = REFERENCE_SCORES[game]
         rows[game]["hns"] = hns
     agg = aggregate([r["hns"] for r in rows.values()], reps=args.reps)
     report = {**header("atari_suite"), "algo": args.algo, "workers": args.workers, "minutes": args.minutes,
