@@ -354,7 +354,7 @@ def test_value_based_on_cuda_returns_the_target_network_too():
 
 # --------------------------------------------------------------------------- env subprocess restarts
 def killed_env_run(tmp_path, vec_env: str, *extra: str):
-    """`asyncrl train a2c` on CartPole, 2 envs (t-max 4, 30,000 steps) in env subprocesses;
+    """`asyncrl train a2c` on CartPole, 2 envs (t-max 4, 12,000 steps) in env subprocesses;
     SIGKILL to one env subprocess once episodes are logged. Returns (process, its stderr, run
     folder, the pid killed)."""
     from asyncrl.procs import child_pids
@@ -362,7 +362,7 @@ def killed_env_run(tmp_path, vec_env: str, *extra: str):
 
     run_dir = tmp_path / "run"
     p = train_cli("a2c", "--env", "CartPole-v1", "--workers", "2", "--vec-env", vec_env, "--t-max", "4",
-                  "--steps", "30000", "--eval-episodes", "0", "--seed", "3", "--run-dir", str(run_dir), *extra)
+                  "--steps", "12000", "--eval-episodes", "0", "--seed", "3", "--run-dir", str(run_dir), *extra)
     want = 2 if vec_env == "subprocess" else 1
     episodes = run_dir / "episodes.csv"
     wait_for(lambda: episodes.exists() and len(episodes.read_text().splitlines()) > 5
@@ -377,7 +377,7 @@ def killed_env_run(tmp_path, vec_env: str, *extra: str):
 def test_a_killed_env_subprocess_is_restarted_and_the_run_ends_exactly(tmp_path, vec_env):
     """SIGKILL to an env subprocess of a running sync job: it is restarted (a new process, new
     seeds) within max-worker-restarts, faults.log and stderr say so, the run exits 0 and ends
-    exactly on its 30,000 steps (the killed env's column of that segment is left out and not
+    exactly on its 12,000 steps (the killed env's column of that segment is left out and not
     counted: 4 steps, and the run makes them up), with one metrics row per logged step."""
     from asyncrl.procs import child_pids
 
@@ -388,10 +388,10 @@ def test_a_killed_env_subprocess_is_restarted_and_the_run_ends_exactly(tmp_path,
                      r"new seeds \(restart 1 of at most 10\)", log), log
     assert "the subprocess of environment 0 was killed by SIGKILL; restarting it" in err
     final = asyncrl.load(str(run_dir / "checkpoints" / "final.pt"))
-    assert final.global_step == 30_000
+    assert final.global_step == 12_000
     _, rows = read_csv(run_dir / "metrics.csv")
     steps = [int(r[0]) for r in rows]
-    assert steps[-1] == 30_000 and steps == sorted(set(steps))
+    assert steps[-1] == 12_000 and steps == sorted(set(steps))
     assert victim not in child_pids(p.pid)
 
 
