@@ -17,7 +17,7 @@ Written to --out: suite.json (per game: raw score, its reference random and huma
 the human-normalised score, steps, frames, minutes; the mean, median and interquartile mean of the human-normalised scores with 95%
 bootstrap intervals, asyncrl.atari.scores.aggregate), suite.md (the same as a table),
 suite.png (per-game bars and the three aggregates with their intervals) and curves.png (each
-game's training return against steps and wall time, `asyncrl plot`). With --publish NAME
+game's training return against wall time, a panel per game). With --publish NAME
 they are also copied to benchmarks/results/atari_suite_NAME.{json,md}, docs/atari_suite_NAME.png
 and docs/atari_suite_NAME_curves.png; and each game, as soon as it is evaluated, leaves its
 config.yaml, episodes.csv and table row (row.json) in benchmarks/results/atari_suite/NAME/<game>/.
@@ -183,6 +183,31 @@ def figure(rows: dict[str, dict], agg: dict, path: str, title: str) -> None:
     plt.close(fig)
 
 
+def curves(logs: dict[str, str], path: str, window: int = 20) -> None:
+    """Each game's training return (its episodes.csv; the mean of the last `window` episodes)
+    against wall time, a panel per game: their scales differ by orders of magnitude."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from asyncrl.plot import moving_average, read_episodes
+
+    fig, axes = plt.subplots(1, len(logs), figsize=(3.6 * len(logs), 3.2), squeeze=False)
+    for ax, (game, folder) in zip(axes[0], logs.items()):
+        ep = read_episodes(folder)
+        minutes = ep["wall_time"] / 60
+        ax.plot(minutes, ep["return"], ".", ms=2, alpha=0.25)
+        ax.plot(minutes, moving_average(ep["return"], window), lw=1.5)
+        ax.set_title(game)
+        ax.set_xlabel("wall time (minutes)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"training return (mean of last {window})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--games", nargs="+", default=FIGURE_1, help=f"games (default: Figure 1's: {' '.join(FIGURE_1)})")
@@ -237,8 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     figure(rows, agg, os.path.join(args.out, "suite.png"),
            f"{args.algo}, {args.workers} workers, {args.minutes or args.steps} "
            f"{'min' if args.minutes else 'steps'} per game")
-    subprocess.run([sys.executable, "-m", "asyncrl", "plot", *(logs[g] for g in args.games), "--labels", *args.games, "--window", "20",
-                    "--out", os.path.join(args.out, "curves.png")], check=False)
+    curves({g: logs[g] for g in args.games}, os.path.join(args.out, "curves.png"))
     if args.publish:
         publish(args.publish, args)
     print(table(rows, agg))
