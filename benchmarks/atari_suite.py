@@ -14,8 +14,9 @@ no-op starts, epsilon-greedy with epsilon 0.05 (`asyncrl eval --epsilon 0.05`), 
 in the budget.
 
 Written to --out: suite.json (per game: raw score, its reference random and human scores,
-the human-normalised score, steps, frames, minutes; the mean, median and interquartile mean of the human-normalised scores with 95%
-bootstrap intervals, asyncrl.atari.scores.aggregate), suite.md (the same as a table),
+the human-normalised score, steps, frames, minutes; the mean, median and interquartile mean
+of the human-normalised scores with 95% bootstrap intervals, asyncrl.atari.scores.aggregate),
+suite.md (the same as a table),
 suite.png (per-game bars and the three aggregates with their intervals) and curves.png (each
 game's training return against wall time, a panel per game). With --publish NAME
 they are also copied to benchmarks/results/atari_suite_NAME.{json,md}, docs/atari_suite_NAME.png

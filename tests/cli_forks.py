@@ -106,7 +106,8 @@ def fork_case(args: list[str], cwd: str, out_path: str, err_path: str, env: dict
     pid = os.fork()
     if pid == 0:
         _child(args, cwd, out_path, err_path, env)
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     returncode = None
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -117,7 +118,7 @@ def fork_case(args: list[str], cwd: str, out_path: str, err_path: str, env: dict
             os.killpg(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             break
-        time.sleep(0.002 if time.monotonic() < deadline - timeout + 1 else 0.02)
+        time.sleep(0.002 if time.monotonic() < start + 1 else 0.02)
     try:                              # whatever the case left running in its group
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
