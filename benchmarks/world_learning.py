@@ -8,7 +8,8 @@ Studies (--study):
            the goal reached) and score against frames and wall time; the bar: a greedy
            success rate of at least 0.9 within 60 minutes
   health   VizdoomHealthGatheringSupreme-v1 (gather medkits in a maze): LSTM against FF, the
-           score after the budget
+           score after the budget; two exploratory FF arms, entropy beta 0.05 (ff-beta05) and
+           unclipped rewards (ff-unclipped: death at -100)
   carracing  CarRacing-v3 (the TORCS stand-in: driving from pixels): continuous A3C
            (Gaussian policy, the paper's continuous-action entropy beta 1e-4), and the
            discrete variant (--env-kwargs continuous=false: 5 actions) with A3C and with
@@ -60,8 +61,14 @@ STUDIES = {
     "myway": {"env": "VizdoomMyWayHome-v1", "arms": {"lstm": ("a3c", ["--net", "lstm"]),
                                                      "ff": ("a3c", ["--net", "cnn"])},
               "bar": ("success_rate", 0.9), "random": {"uniform": {}}},
+    # ff-beta05 and ff-unclipped test the reading of the first two arms (docs/benchmarks/worlds.md):
+    # a policy that turns near-deterministic before it has found medkits, with rewards clipped
     "health": {"env": "VizdoomHealthGatheringSupreme-v1", "arms": {"lstm": ("a3c", ["--net", "lstm"]),
-                                                                   "ff": ("a3c", ["--net", "cnn"])},
+                                                                   "ff": ("a3c", ["--net", "cnn"]),
+                                                                   "ff-beta05": ("a3c", ["--net", "cnn",
+                                                                                         "--entropy-beta", "0.05"]),
+                                                                   "ff-unclipped": ("a3c", ["--net", "cnn",
+                                                                                            "--clip-rewards", "no"])},
                "bar": None, "random": {"uniform": {}}},
     "carracing": {"env": "CarRacing-v3",
                   "arms": {"a3c": ("a3c", ["--entropy-beta", "1e-4"]), "a3c-discrete": ("a3c", DISCRETE),
