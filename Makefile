@@ -32,14 +32,16 @@ demo: $(STAMP)
 	$(VENV)/bin/asyncrl plot runs/demo --out runs/demo/learning_curve.png
 	@echo "run folder: runs/demo  (config.yaml, episodes.csv, metrics.csv, tb/, checkpoints/, learning_curve.png)"
 
-# Two pytest workers (pytest-xdist), each taking whole test files: on 2 cores the suite's many
-# waits (interpreters starting, timeouts running out, Ray starting) overlap with the other's work.
+# Two pytest workers (pytest-xdist): on 2 cores the suite's many waits (interpreters starting,
+# timeouts running out, Ray starting) overlap with the other's work. --dist loadgroup hands
+# out tests one at a time, except a module's tests that share a module-scoped fixture (a Ray
+# cluster, a trained run), which tests/conftest.py groups onto one worker.
 test: $(STAMP)
-	$(PY) -m pytest -q -ra --durations=25 -n 2 --dist loadfile
+	$(PY) -m pytest -q -ra --durations=25 -n 2 --dist loadgroup
 
 # the fast tier: unit and CLI tests, no learning runs (about 2-3 minutes on 2 cores)
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile tests/unit tests/integration/test_cli.py
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadgroup tests/unit tests/integration/test_cli.py
 
 # The package as a user gets it: `python -m build` (sdist, then the wheel from it), the wheel
 # installed into a fresh venv that has only pip (with constraints.txt: the tested versions),

@@ -1,5 +1,4 @@
-"""Short learning tests of the value-based methods (marked slow); a file of their own so that
-the suite's two workers share the learning tests (pytest-xdist hands out whole files)."""
+"""Short learning tests of the value-based methods (marked slow)."""
 from __future__ import annotations
 
 import os
