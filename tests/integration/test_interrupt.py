@@ -57,7 +57,7 @@ def test_interrupt_then_resume_reaches_the_target_with_continuous_state(tmp_path
     to episodes.csv and metrics.csv (one header each, steps not going back, the episode
     count going on from where it was)."""
     run_dir = tmp_path / "run"
-    target = 30_000
+    target = 60_000
     p = subprocess.Popen([sys.executable, "-m", "asyncrl", "train", algo, "--env", "CartPole-v1",
                           "--workers", "2", "--steps", str(target), "--run-dir", str(run_dir), "--quiet",
                           "--log-interval", "0.5", "--eval-episodes", "1", "--target-update", "1000"],

@@ -37,7 +37,7 @@ def test_a_full_disk_warns_at_periodic_checkpoints_and_fails_the_final_one_with_
     and training goes on to its target; the final checkpoint that cannot be written ends
     the run with exit code 5 and one line, no traceback; the last good checkpoint is intact
     and no temporary file is left."""
-    run_dir, target = tmp_path / "run", 10_000
+    run_dir, target = tmp_path / "run", 20_000
     args = ["a2c", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--quiet"]     # sync: no /dev/shm
     p = subprocess.Popen([sys.executable, "-m", "asyncrl", "train", *args, "--workers", "2", "--steps", str(target),
                           "--hidden", "256", "256", "--eval-episodes", "0", "--fused-optimizer", "off"],

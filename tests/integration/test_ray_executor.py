@@ -249,7 +249,7 @@ def test_cli_ray_run_interrupted_then_resumed_ends_on_the_target(tmp_path):
     """As a user runs it, with a local Ray the run starts itself: Ctrl-C (SIGINT to the whole
     process group, as at a terminal) -> exit 130 and a checkpoint, Ray's processes gone;
     --resume -> exactly --steps, episodes.csv continued."""
-    run_dir, target = tmp_path / "run", 10_000
+    run_dir, target = tmp_path / "run", 20_000
     cmd = [sys.executable, "-m", "asyncrl", "train", "a3c", "--env", "CartPole-v1", "--workers", "2",
            "--executor", "ray", "--steps", str(target), "--run-dir", str(run_dir), "--quiet",
            "--eval-episodes", "0"]
