@@ -15,8 +15,9 @@ Studies (--study):
            0.01 the paper used on Atari and TORCS, the paper preset's), and the
            discrete variant (--env-kwargs continuous=false: 5 actions) with A3C and with
            n-step Q; beside them a uniformly random policy (each variant) and
-           Stable-Baselines3's A2C (CnnPolicy, 8 envs, 4 stacked frames, its defaults) given
-           the same wall time (arm sb3-a2c, needs the `bench` extra)
+           Stable-Baselines3's A2C given the same wall time and the same observations (our
+           preprocessing of each env; CnnPolicy, 8 envs in subprocesses, every A2C
+           hyperparameter its default; arm sb3-a2c, needs the `bench` extra)
 
 Every asyncrl arm: `asyncrl train ALGO --env ENV --workers 2 [arm flags] --steps S
 --eval-every E --eval-episodes K --run-dir DIR/ARM --overwrite --quiet` plus --train-args
@@ -77,7 +78,10 @@ STUDIES = {
                   "arms": {"a3c": ("a3c", ["--entropy-beta", "1e-4"]), "a3c-beta01": ("a3c", []),
                            "a3c-discrete": ("a3c", DISCRETE),
                            "nstepq-discrete": ("n-step-q", DISCRETE), "sb3-a2c": ("sb3", [])},
-                  "bar": None, "random": {"continuous": {}, "discrete": {"continuous": False}}},
+                  "bar": None, "random": {"continuous": {}, "discrete": {"continuous": False}},
+                  # a car that never moves (discrete action 0: do nothing) on the tracks of the final
+                  # evaluations (asyncrl eval's seeds, 10000 + i): what a greedy policy that stands still scores
+                  "still": ({"continuous": False}, 0, 10_000)},
 }
 
 
@@ -145,9 +149,10 @@ def evaluate_run(exe: str, run_dir: str, episodes: int) -> dict | None:
     return out
 
 
-def random_return(env_id: str, kwargs: dict, episodes: int, seed: int = 0) -> dict:
+def random_return(env_id: str, kwargs: dict, episodes: int, seed: int = 0, action=None) -> dict:
     """A uniformly random policy's mean return (and its spread) over `episodes` episodes of
-    the raw env (no preprocessing: the score is the env's own)."""
+    the raw env (no preprocessing: the score is the env's own), episode i on seed + i; with
+    `action`, that action at every step instead (and the returns, one per episode)."""
     import gymnasium as gym
 
     from asyncrl.pixels import register_ids
@@ -160,7 +165,7 @@ def random_return(env_id: str, kwargs: dict, episodes: int, seed: int = 0) -> di
         env.reset(seed=seed + i)
         total, done = 0.0, False
         while not done:
-            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            _, r, term, trunc, _ = env.step(env.action_space.sample() if action is None else action)
             total += float(r)
             done = term or trunc
         returns.append(total)
@@ -168,62 +173,98 @@ def random_return(env_id: str, kwargs: dict, episodes: int, seed: int = 0) -> di
     rule = success_rule(env_id)
     return {"episodes": episodes, "mean_return": round(statistics.fmean(returns), 2),
             "std_return": round(statistics.pstdev(returns), 2),
-            **({"success_rate": round(statistics.fmean(map(rule, returns)), 3)} if rule else {})}
+            **({"success_rate": round(statistics.fmean(map(rule, returns)), 3)} if rule else {}),
+            **({"seed": seed, "action": action, "returns": [round(r, 4) for r in returns]}
+               if action is not None else {})}
 
 
-def run_sb3_for_minutes(env_id: str, minutes: float, run_dir: str, episodes: int, seed: int = 0) -> dict:
-    """Stable-Baselines3's A2C as its users run it on images: CnnPolicy (NatureCNN), 8 envs
-    in one process (DummyVecEnv), 4 stacked frames, every hyperparameter its default; trained
-    until `minutes` of wall time have passed, then evaluated greedily (deterministic=True)."""
+def run_sb3_for_minutes(env_id: str, minutes: float, run_dir: str, eval_every: int, episodes: int,
+                        seed: int = 0) -> dict:
+    """Stable-Baselines3's A2C given the same wall time and the same observations as our arms:
+    each env is the raw env (Monitor: raw returns) under asyncrl's preprocessing with the
+    paper preset's values (PixelPreprocessing: colour 84x84, frame skip 4, a stack of 4), 8 envs
+    in subprocesses (SubprocVecEnv, SB3's advice for envs that are slow to step: our arms use
+    both cores too), CnnPolicy (NatureCNN), every A2C hyperparameter its default (rewards not
+    clipped); trained until `minutes` of wall time have passed. Greedy evaluations
+    (deterministic=True) of `episodes` episodes every `eval_every` agent steps are made inside
+    the budget (ours run beside training, on the same cores), and a final one of the model at
+    the budget outside it, as ours. Writes episodes.csv and evaluations.csv with asyncrl's
+    columns (agent steps, seconds, raw returns, lengths in agent steps), so that the arm is
+    summarised and plotted as ours are, and final_evaluation.json."""
+    import math
     import time
 
     import numpy as np
     from stable_baselines3 import A2C
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecFrameStack
+    from stable_baselines3.common.vec_env import SubprocVecEnv
 
-    class WallClock(BaseCallback):
+    from asyncrl.pixels import PixelOptions, PixelPreprocessing
+
+    opts = PixelOptions(frame_skip=FRAME_SKIP, frame_stack=4, screen_size=84, grayscale=False)
+
+    def envs(n: int, env_seed: int, **kwargs):
+        return make_vec_env(env_id, n_envs=n, seed=env_seed,
+                            wrapper_class=lambda env: PixelPreprocessing(env, opts, env_id), **kwargs)
+
+    def greedy(model) -> list[float]:
+        venv, returns, total = envs(1, seed + 10_000), [], 0.0   # the same tracks at every evaluation
+        obs = venv.reset()
+        while len(returns) < episodes:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, reward, done, _ = venv.step(action)
+            total += float(reward[0])
+            if done[0]:
+                returns.append(total)
+                total = 0.0
+        venv.close()
+        return returns
+
+    class Budget(BaseCallback):
+        """Logs each finished training episode and makes the periodic evaluations; stops
+        training once the budget has passed."""
+
         def __init__(self):
             super().__init__()
-            self.start, self.episodes = time.time(), []
+            self.start, self.next_eval, self.episodes, self.evaluations = time.time(), eval_every, [], []
 
         def _on_step(self) -> bool:
             for info in self.locals.get("infos", ()):
-                if "episode" in info:
-                    self.episodes.append((self.num_timesteps, round(time.time() - self.start, 1),
-                                          float(info["episode"]["r"])))
+                if "episode" in info:       # Monitor's, in frames: the length in agent steps
+                    self.episodes.append((self.num_timesteps, round(time.time() - self.start, 3),
+                                          float(info["episode"]["r"]), math.ceil(info["episode"]["l"] / FRAME_SKIP)))
+            if eval_every and self.num_timesteps >= self.next_eval:
+                returns = greedy(self.model)
+                self.evaluations.append((self.num_timesteps, round(time.time() - self.start, 3),
+                                         float(np.mean(returns)), float(np.std(returns)), len(returns)))
+                self.next_eval += eval_every
             return time.time() - self.start < minutes * 60
 
     os.makedirs(run_dir, exist_ok=True)
-    venv = VecFrameStack(make_vec_env(env_id, n_envs=8, seed=seed), n_stack=4)
-    model = A2C("CnnPolicy", venv, seed=seed, verbose=0)
-    clock = WallClock()
-    model.learn(total_timesteps=10**9, callback=clock)
-    trained_s = time.time() - clock.start
+    venv = envs(8, seed, vec_env_cls=SubprocVecEnv)
+    model = A2C("CnnPolicy", venv, seed=seed, device="cpu", verbose=0)
+    budget = Budget()
+    model.learn(total_timesteps=10**9, callback=budget)
+    trained_s = time.time() - budget.start
     venv.close()
-    evaluation = VecFrameStack(make_vec_env(env_id, n_envs=1, seed=seed + 10_000), n_stack=4)
-    returns, obs, total = [], evaluation.reset(), 0.0
-    while len(returns) < episodes:
-        action, _ = model.predict(obs, deterministic=True)
-        obs, reward, done, _ = evaluation.step(action)
-        total += float(reward[0])
-        if done[0]:
-            returns.append(total)
-            total = 0.0
-    evaluation.close()
+    returns = greedy(model)
     with open(os.path.join(run_dir, "episodes.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["step", "wall_time", "return"])
-        w.writerows(clock.episodes)
-    last = [r for _, _, r in clock.episodes[-100:]]
+        w.writerow(["step", "wall_time", "return", "length"])
+        w.writerows(budget.episodes)
+    with open(os.path.join(run_dir, "evaluations.csv"), "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["step", "wall_time", "mean_return", "std_return", "episodes"])
+        w.writerows(budget.evaluations)
+    final = {"step": model.num_timesteps, "greedy": True, "episodes": episodes, "seed": seed + 10_000,
+             "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}
+    with open(os.path.join(run_dir, "final_evaluation.json"), "w") as fh:
+        json.dump(final, fh, indent=1)
     return {"algo": "sb3", "sb3_version": __import__("stable_baselines3").__version__, "n_envs": 8,
-            "steps": model.num_timesteps, "frames": model.num_timesteps,     # no frame skip: a step is a frame
+            "vec_env": "SubprocVecEnv", "steps": model.num_timesteps, "frames": model.num_timesteps * FRAME_SKIP,
             "minutes": round(trained_s / 60, 1),
-            "frames_per_s": round(model.num_timesteps / trained_s), "training_episodes": len(clock.episodes),
-            "mean_of_last_100_training_episodes": round(float(np.mean(last)), 3) if last else None,
-            "final_evaluation": {"episodes": episodes, "mean_return": round(float(np.mean(returns)), 2),
-                                 "std_return": round(float(np.std(returns)), 2)}}
+            "frames_per_s": round(model.num_timesteps * FRAME_SKIP / trained_s), "final_evaluation": final}
 
 
 def main() -> None:
@@ -262,13 +303,19 @@ def main() -> None:
     res["random_policy"] = {name: (before.get("random_policy") or {}).get(name)
                             or random_return(study["env"], kwargs, args.random_episodes or args.eval_episodes)
                             for name, kwargs in study["random"].items()}     # measured once
+    if "still" in study:
+        kwargs, action, seed = study["still"]
+        res["still_policy"] = before.get("still_policy") or random_return(
+            study["env"], kwargs, args.random_episodes or args.eval_episodes, seed, action)
     for arm in arms:
         algo, flags = study["arms"][arm]
         if algo == "sb3":
             if not args.analyse_only:
-                emit(run_sb3_for_minutes(study["env"], args.minutes, dirs[arm], args.eval_episodes),
+                emit(run_sb3_for_minutes(study["env"], args.minutes, dirs[arm], args.eval_every, args.eval_episodes),
                      os.path.join(dirs[arm], "sb3.json"))
-            res["arms"][arm] = read_json(os.path.join(dirs[arm], "sb3.json"))
+            sb3 = read_json(os.path.join(dirs[arm], "sb3.json"))
+            if sb3 is not None:     # its logs read as ours are; its own steps and time (no metrics.csv)
+                res["arms"][arm] = {**summarise_arm(dirs[arm], study["env"], study["bar"]), **sb3}
             continue
         code = (previous.get(arm) or {}).get("exit_code")
         final = read_json(os.path.join(dirs[arm], "final_evaluation.json"))
@@ -287,7 +334,7 @@ def main() -> None:
     kept = {}
     for arm in list(study["arms"]):
         folder = os.path.join(results, "world", f"{args.study}-{arm}")
-        if arm in arms and study["arms"][arm][0] != "sb3" and os.path.isdir(dirs[arm]):
+        if arm in arms and os.path.isdir(dirs[arm]):
             os.makedirs(folder, exist_ok=True)
             for name in ("config.yaml", "episodes.csv", "evaluations.csv", "metrics.csv"):
                 if os.path.exists(os.path.join(dirs[arm], name)):
