@@ -186,7 +186,7 @@ def run_sb3_for_minutes(env_id: str, minutes: float, run_dir: str, eval_every: i
     in subprocesses (SubprocVecEnv, SB3's advice for envs that are slow to step: our arms use
     both cores too), CnnPolicy (NatureCNN), every A2C hyperparameter its default (rewards not
     clipped); trained until `minutes` of wall time have passed. Greedy evaluations
-    (deterministic=True) of `episodes` episodes every `eval_every` agent steps are made inside
+    (deterministic=True; asyncrl's evaluate_policy, on our arms' tracks) of `episodes` episodes every `eval_every` agent steps are made inside
     the budget (ours run beside training, on the same cores), and a final one of the model at
     the budget outside it, as ours. Writes episodes.csv and evaluations.csv with asyncrl's
     columns (agent steps, seconds, raw returns, lengths in agent steps), so that the arm is
@@ -200,6 +200,9 @@ def run_sb3_for_minutes(env_id: str, minutes: float, run_dir: str, eval_every: i
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
+    from asyncrl.envs import EnvFactory
+    from asyncrl.evaluate import evaluate_policy
+    from asyncrl.evaluator import EVAL_SEED_OFFSET
     from asyncrl.pixels import PixelOptions, PixelPreprocessing
 
     opts = PixelOptions(frame_skip=FRAME_SKIP, frame_stack=4, screen_size=84, grayscale=False)
@@ -208,18 +211,14 @@ def run_sb3_for_minutes(env_id: str, minutes: float, run_dir: str, eval_every: i
         return make_vec_env(env_id, n_envs=n, seed=env_seed,
                             wrapper_class=lambda env: PixelPreprocessing(env, opts, env_id), **kwargs)
 
+    # evaluated as our arms are (asyncrl.evaluate.evaluate_policy): the same preprocessing of a
+    # fresh env, episode i on the tracks of seed 10000 + i, raw returns
+    factory = EnvFactory(env_id)
+    factory.pixels = opts
+
     def greedy(model) -> list[float]:
-        venv, returns, total = envs(1, seed + 10_000), [], 0.0   # the same tracks at every evaluation
-        obs = venv.reset()
-        while len(returns) < episodes:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, reward, done, _ = venv.step(action)
-            total += float(reward[0])
-            if done[0]:
-                returns.append(total)
-                total = 0.0
-        venv.close()
-        return returns
+        return evaluate_policy(lambda obs: model.predict(obs, deterministic=True)[0], factory, episodes,
+                               seed + EVAL_SEED_OFFSET)["returns"]
 
     class Budget(BaseCallback):
         """Logs each finished training episode and makes the periodic evaluations; stops
@@ -257,7 +256,7 @@ def run_sb3_for_minutes(env_id: str, minutes: float, run_dir: str, eval_every: i
         w = csv.writer(fh)
         w.writerow(["step", "wall_time", "mean_return", "std_return", "episodes"])
         w.writerows(budget.evaluations)
-    final = {"step": model.num_timesteps, "greedy": True, "episodes": episodes, "seed": seed + 10_000,
+    final = {"step": model.num_timesteps, "greedy": True, "episodes": episodes, "seed": seed + EVAL_SEED_OFFSET,
              "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}
     with open(os.path.join(run_dir, "final_evaluation.json"), "w") as fh:
         json.dump(final, fh, indent=1)
