@@ -28,7 +28,9 @@ Every asyncrl arm: `asyncrl train ALGO --env ENV --workers 2 [arm flags] --steps
 
 Writes benchmarks/results/world_STUDY.json (per arm: the exit code, steps, frames, minutes,
 every periodic evaluation with its frames and minutes, the first evaluation at the bar,
-the last one, the mean of the last 100 training episodes), world_STUDY_evaluations.csv
+the last one, the mean of the last 100 training episodes, and a probe of the machine's speed
+right after the arm: a random policy's raw env frames/s on one core),
+world_STUDY_evaluations.csv
 (all arms' evaluations) and docs/world_STUDY.png (`asyncrl plot`: training return against
 steps and wall time, and the evaluations).
 
@@ -83,6 +85,11 @@ STUDIES = {
                   # evaluations (asyncrl eval's seeds, 10000 + i): what a greedy policy that stands still scores
                   "still": ({"continuous": False}, 0, 10_000)},
 }
+
+
+def arm_env_kwargs(flags: list[str]) -> dict:
+    """The gym.make kwargs an arm's flags give its env (the discrete variant's)."""
+    return {"continuous": False} if flags[:2] == DISCRETE else {}
 
 
 def read_rows(path: str) -> list[dict]:
@@ -178,6 +185,32 @@ def random_return(env_id: str, kwargs: dict, episodes: int, seed: int = 0, actio
                if action is not None else {})}
 
 
+def machine_probe(env_id: str, kwargs: dict, seconds: float = 20.0, seed: int = 0) -> float:
+    """How fast this machine runs the raw env today: a uniformly random policy's env steps per
+    second on one core, for `seconds`. Measured right after each arm, so that arms run in
+    different sessions (this machine has run at less than half its usual speed on some days)
+    can be compared in frames as well as in minutes."""
+    import time
+
+    import gymnasium as gym
+
+    from asyncrl.pixels import register_ids
+
+    register_ids(env_id)
+    env = gym.make(env_id, **kwargs)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        n += 1
+        if term or trunc:
+            env.reset()
+    rate = n / (time.perf_counter() - start)
+    env.close()
+    return round(rate, 1)
+
+
 def run_sb3_for_minutes(env_id: str, minutes: float, run_dir: str, eval_every: int, episodes: int,
                         seed: int = 0) -> dict:
     """Stable-Baselines3's A2C given the same wall time and the same observations as our arms:
@@ -270,7 +303,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", choices=list(STUDIES), required=True)
     ap.add_argument("--arms", nargs="+", default=None, help="default: all of the study's arms")
-    ap.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of each arm")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="wall-clock budget of each arm (default 60; --analyse-only: the budget recorded before)")
     ap.add_argument("--steps", type=int, default=2_000_000,
                     help="the runs' --steps (the learning rate anneals to 0 over it; the budget stops them first)")
     ap.add_argument("--eval-every", type=int, default=50_000)
@@ -283,6 +317,11 @@ def main() -> None:
     ap.add_argument("--analyse-only", action="store_true", help="summarise the run folders in --dir")
     args = ap.parse_args()
     study = STUDIES[args.study]
+    results = os.path.join(HERE, "results")
+    path = os.path.join(results, f"world_{args.study}.json")
+    before = read_json(path) or {}
+    if args.minutes is None:
+        args.minutes = before.get("budget_minutes", 60.0) if args.analyse_only else 60.0
     arms = args.arms or list(study["arms"])
     unknown = [a for a in arms if a not in study["arms"]]
     if unknown:
@@ -293,9 +332,6 @@ def main() -> None:
            "eval_episodes": args.eval_episodes, "train_args": args.train_args, "frame_skip": FRAME_SKIP,
            "bar": study["bar"], "arms": {}}
     dirs = {arm: os.path.join(args.dir, f"{args.study}-{arm}") for arm in arms}
-    results = os.path.join(HERE, "results")
-    path = os.path.join(results, f"world_{args.study}.json")
-    before = read_json(path) or {}
     previous = before.get("arms") or {}         # arms measured before (kept, or re-analysed)
     if args.analyse_only and not args.train_args and "train_args" in before:
         res["train_args"] = before["train_args"]    # what the runs were given (each arm: its commands)
@@ -306,6 +342,12 @@ def main() -> None:
         kwargs, action, seed = study["still"]
         res["still_policy"] = before.get("still_policy") or random_return(
             study["env"], kwargs, args.random_episodes or args.eval_episodes, seed, action)
+    def probe(arm: str) -> dict:
+        """The machine's speed right after the arm ran (kept from before when re-analysed)."""
+        rate = ((previous.get(arm) or {}).get("probe_raw_frames_per_s") if args.analyse_only
+                else machine_probe(study["env"], arm_env_kwargs(flags)))
+        return {} if rate is None else {"probe_raw_frames_per_s": rate}
+
     for arm in arms:
         algo, flags = study["arms"][arm]
         if algo == "sb3":
@@ -314,7 +356,8 @@ def main() -> None:
                      os.path.join(dirs[arm], "sb3.json"))
             sb3 = read_json(os.path.join(dirs[arm], "sb3.json"))
             if sb3 is not None:     # its logs read as ours are; its own steps and time (no metrics.csv)
-                res["arms"][arm] = {**summarise_arm(dirs[arm], study["env"], study["bar"]), **sb3}
+                res["arms"][arm] = {**summarise_arm(dirs[arm], study["env"], study["bar"]), **sb3,
+                                    **probe(arm)}
             continue
         code = (previous.get(arm) or {}).get("exit_code")
         final = read_json(os.path.join(dirs[arm], "final_evaluation.json"))
@@ -327,7 +370,7 @@ def main() -> None:
             final = evaluate_run(exe, dirs[arm], args.eval_episodes)
         res["arms"][arm] = {"algo": algo, "flags": flags, "exit_code": code,
                             **summarise_arm(dirs[arm], study["env"], study["bar"]),
-                            "final_evaluation": final}
+                            "final_evaluation": final, **probe(arm)}
     # the arms' logs (not their checkpoints) are kept under results/world/STUDY-ARM, so that an
     # arm run in a later session, perhaps on another machine, is plotted and tabled beside them
     kept = {}
