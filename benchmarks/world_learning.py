@@ -219,9 +219,10 @@ def run_sb3_for_minutes(env_id: str, minutes: float, run_dir: str, eval_every: i
     in subprocesses (SubprocVecEnv, SB3's advice for envs that are slow to step: our arms use
     both cores too), CnnPolicy (NatureCNN), every A2C hyperparameter its default (rewards not
     clipped); trained until `minutes` of wall time have passed. Greedy evaluations
-    (deterministic=True; asyncrl's evaluate_policy, on our arms' tracks) of `episodes` episodes every `eval_every` agent steps are made inside
-    the budget (ours run beside training, on the same cores), and a final one of the model at
-    the budget outside it, as ours. Writes episodes.csv and evaluations.csv with asyncrl's
+    (deterministic=True; asyncrl's evaluate_policy, on our arms' tracks) of `episodes`
+    episodes every `eval_every` agent steps are made inside the budget (ours run beside
+    training, on the same cores), and a final one of the model at the budget outside it, as
+    ours. Writes episodes.csv and evaluations.csv with asyncrl's
     columns (agent steps, seconds, raw returns, lengths in agent steps), so that the arm is
     summarised and plotted as ours are, and final_evaluation.json."""
     import math
@@ -342,7 +343,8 @@ def main() -> None:
         kwargs, action, seed = study["still"]
         res["still_policy"] = before.get("still_policy") or random_return(
             study["env"], kwargs, args.random_episodes or args.eval_episodes, seed, action)
-    def probe(arm: str) -> dict:
+
+    def probe(arm: str, flags: list[str]) -> dict:
         """The machine's speed right after the arm ran (kept from before when re-analysed)."""
         rate = ((previous.get(arm) or {}).get("probe_raw_frames_per_s") if args.analyse_only
                 else machine_probe(study["env"], arm_env_kwargs(flags)))
@@ -357,7 +359,7 @@ def main() -> None:
             sb3 = read_json(os.path.join(dirs[arm], "sb3.json"))
             if sb3 is not None:     # its logs read as ours are; its own steps and time (no metrics.csv)
                 res["arms"][arm] = {**summarise_arm(dirs[arm], study["env"], study["bar"]), **sb3,
-                                    **probe(arm)}
+                                    **probe(arm, flags)}
             continue
         code = (previous.get(arm) or {}).get("exit_code")
         final = read_json(os.path.join(dirs[arm], "final_evaluation.json"))
@@ -370,7 +372,7 @@ def main() -> None:
             final = evaluate_run(exe, dirs[arm], args.eval_episodes)
         res["arms"][arm] = {"algo": algo, "flags": flags, "exit_code": code,
                             **summarise_arm(dirs[arm], study["env"], study["bar"]),
-                            "final_evaluation": final, **probe(arm)}
+                            "final_evaluation": final, **probe(arm, flags)}
     # the arms' logs (not their checkpoints) are kept under results/world/STUDY-ARM, so that an
     # arm run in a later session, perhaps on another machine, is plotted and tabled beside them
     kept = {}
