@@ -54,6 +54,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import HERE, ROOT, emit, header, train_for_minutes  # noqa: E402
 
+from asyncrl.config.coerce import keyword_arguments  # noqa: E402
 from asyncrl.run import read_config  # noqa: E402
 from asyncrl.success import success_rule  # noqa: E402
 
@@ -88,8 +89,12 @@ STUDIES = {
 
 
 def arm_env_kwargs(flags: list[str]) -> dict:
-    """The gym.make kwargs an arm's flags give its env (the discrete variant's)."""
-    return {"continuous": False} if flags[:2] == DISCRETE else {}
+    """The gym.make kwargs an arm's flags give its env: the KEY=VALUE pairs after
+    --env-kwargs, read as `asyncrl train` reads them."""
+    if "--env-kwargs" not in flags:
+        return {}
+    rest = flags[flags.index("--env-kwargs") + 1:]
+    return keyword_arguments(rest[:next((i for i, f in enumerate(rest) if f.startswith("--")), len(rest))])
 
 
 def read_rows(path: str) -> list[dict]:
