@@ -114,6 +114,24 @@ class ConstantRewardEnv(gym.Env):
         return np.ones(1, np.float32), 1.0, False, False, {}
 
 
+class TargetActionEnv(gym.Env):
+    """One step with a 1-D continuous action in [-1, 1]: reward -(a - target)^2 of the action
+    received, the observation constant. The best action is the target (0.6)."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self, target: float = 0.6):
+        self.target = target
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.ones(2, np.float32), {}
+
+    def step(self, action):
+        return np.ones(2, np.float32), -float((action[0] - self.target) ** 2), True, False, {}
+
+
 class ActionSpaceEnv(gym.Env):
     """A one-step env with a given action space, for the spaces an algorithm must refuse."""
 
@@ -213,6 +231,7 @@ gym.register("UnboundedAction-v0", entry_point=ActionSpaceEnv, max_episode_steps
              kwargs={"action_space": gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)})
 gym.register("MultiDiscreteAction-v0", entry_point=ActionSpaceEnv, max_episode_steps=10,
              kwargs={"action_space": gym.spaces.MultiDiscrete([2, 3])})
+gym.register("TargetAction-v0", entry_point=TargetActionEnv)
 gym.register("DictObs-v0", entry_point=DictObsEnv, max_episode_steps=10)
 gym.register("TextObs-v0", entry_point=TextObsEnv, max_episode_steps=10)
 gym.register("ImageVectorDict-v0", entry_point=ImageVectorDictEnv)

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from .api import Agent
 from .checkpoint import write_atomically
 from .errors import ConfigError
+from .nets import gaussian_mean_var
 from .paths import check_output_file
 from .spaces import obs_dtype
 
@@ -65,7 +66,8 @@ class _Greedy(nn.Module):
 
     def action(self, out: torch.Tensor) -> torch.Tensor:
         if self.n_mean:
-            return torch.maximum(torch.minimum(out[:, :self.n_mean], self.high), self.low)
+            mean = gaussian_mean_var(out, self.model.mean_squash)[0]
+            return torch.maximum(torch.minimum(mean, self.high), self.low)
         return out.argmax(-1)
 
 

@@ -19,9 +19,9 @@ SOURCES = {
 
 _BY_TAG = {
     "paper": ("t_max", "async_update", "target_update", "epsilon_steps", "epsilon_finals", "epsilon_probs",
-              "lr_anneal", "gamma", "entropy_beta", "optimizer", "rms_alpha", "max_grad_norm", "net",
-              "lstm_size", "shared_torso", "clip_rewards", "noop_max", "frame_skip", "frame_stack", "screen_size",
-              "sticky_actions"),
+              "lr_anneal", "gamma", "entropy_beta", "gaussian_mean", "optimizer", "rms_alpha", "max_grad_norm",
+              "net", "lstm_size", "shared_torso", "clip_rewards", "noop_max", "frame_skip", "frame_stack",
+              "screen_size", "sticky_actions"),
     "authors": ("lr", "rms_eps", "value_coef"),
     "sb3": ("hidden", "activation"),
     "atari": ("life_loss_terminal",),

@@ -238,6 +238,11 @@ BAD_INPUTS = [
     (["train", "a2c", "--env", "toy_envs:MultiDiscreteAction-v0"], "MultiDiscrete action space"),
     (["train", "one-step-q", "--env", "Pendulum-v1"], "environment 'Pendulum-v1' has a continuous action space "
      "(Box(-2.0, 2.0, (1,), float32)); one-step-q is a value-based method and needs Discrete actions"),
+    (["train", "a3c", "--env", "CartPole-v1", "--gaussian-mean", "tanh"], "gaussian-mean tanh bounds a Gaussian "
+     "policy's mean, and environment 'CartPole-v1' has Discrete(2) actions (a softmax policy): leave gaussian-mean "
+     "at linear"),
+    (["train", "a3c", "--env", "Pendulum-v1", "--gaussian-mean", "sigmoid"],
+     "gaussian-mean 'sigmoid' is not one of: linear, tanh"),
     (["train", "n-step-q", "--env", "CartPole-v1", "--target-update", "0"], "target-update must be >= 1 global steps, "
      "got 0"),
     (["train", "one-step-sarsa", "--env", "CartPole-v1", "--epsilon-probs", "0.5", "0.6", "0.1"],

@@ -1,7 +1,8 @@
 """`asyncrl export RUN --format torchscript|onnx --out FILE` (issue 30, item 7): the exported
 policies, loaded without asyncrl (torch.jit.load, ONNX Runtime), give the agent's actions on
-200 observations from the environment, for a discrete MLP, a continuous Gaussian policy, an
-LSTM policy (state in and out), a Q network and the paper's Atari CNN; bad input is one line."""
+200 observations from the environment, for a discrete MLP, a continuous Gaussian policy (its
+mean linear, or squashed into the bounds by tanh), an LSTM policy (state in and out), a Q
+network and the paper's Atari CNN; bad input is one line."""
 from __future__ import annotations
 
 import contextlib
@@ -32,6 +33,7 @@ N_OBS = 200
 CASES = {
     "discrete-mlp": ("a3c", "CartPole-v1", {}),
     "continuous": ("a3c", "Pendulum-v1", {}),
+    "continuous-tanh": ("a3c", "Pendulum-v1", {"gaussian_mean": "tanh"}),     # the mean squashed, not clipped
     "lstm": ("a3c", "CartPole-v1", {"net": "lstm", "lstm_size": 32}),
     "q-network": ("n-step-q", "CartPole-v1", {}),
     "atari-cnn": ("a3c", "ALE/Pong-v5", {}),
@@ -127,7 +129,7 @@ def test_exported_policies_act_as_the_agent(exported):
     name, run, files = exported
     agent = asyncrl.load(run)
     recurrent = name == "lstm"
-    continuous = name == "continuous"
+    continuous = name.startswith("continuous")
     size = agent.model.core.hidden_size if recurrent else 0
     observations, actions, starts = agent_trajectory(agent)
     assert len(observations) == N_OBS and sum(starts) >= 1
@@ -147,6 +149,8 @@ def test_exported_policies_act_as_the_agent(exported):
     if continuous:          # clipped to the bounds, as act() clips them
         got = ts_step(observations)[0]
         assert got.min() >= -2.0 and got.max() <= 2.0
+        if name == "continuous-tanh":       # squashed: inside the bounds, not piled on them by the clip
+            assert (np.abs(got) < 2.0).mean() > 0.9
 
     extra = {"asyncrl.json": ""}
     torch.jit.load(files["torchscript"], _extra_files=extra)

@@ -128,13 +128,24 @@ def test_lstm_cartpole_train_eval_load(algo, flags, tmp_path, capsys):
 @pytest.mark.parametrize("algo,flags", [
     ("a3c", ("--executor", "hogwild", "--workers", "2")),
     ("a3c", ("--executor", "sync", "--workers", "4", "--device", "cpu")),
-], ids=["hogwild", "sync"])
+    ("a3c", ("--executor", "hogwild", "--workers", "2", "--gaussian-mean", "tanh")),
+], ids=["hogwild", "sync", "hogwild-tanh"])
 def test_gaussian_pendulum_train_eval_load(algo, flags, tmp_path, capsys):
     """Pendulum-v1 (1-D Box in [-2, 2]) with the Gaussian policy: trains, evaluates, reloads;
-    act() returns a float array of shape (1,) inside the bounds, greedy and sampled."""
+    act() returns a float array of shape (1,) inside the bounds, greedy and sampled. With
+    --gaussian-mean tanh the run's config.yaml records it and the reloaded model squashes its
+    mean into [-2, 2] (center 0, half-width 2)."""
     steps = 2000
     run_dir = train(tmp_path, algo, "Pendulum-v1", *flags, steps=steps)
-    check_run(run_dir, capsys, steps, "auto", continuous=True)
+    agent = check_run(run_dir, capsys, steps, "auto", continuous=True)
+    mean = "tanh" if "tanh" in flags else "linear"
+    assert agent.config.gaussian_mean == mean
+    with open(os.path.join(run_dir, "config.yaml")) as fh:
+        assert f"\ngaussian_mean: {mean}\n" in fh.read()
+    if mean == "tanh":
+        assert [t.tolist() for t in agent.model.mean_squash] == [[0.0], [2.0]]
+    else:
+        assert agent.model.mean_squash is None
 
 
 def test_lstm_gaussian_pendulum_sync(tmp_path, capsys):

@@ -79,6 +79,18 @@ def test_a3c_learns_a_chain():
     assert res["mean_return"] == 1.0 and res["mean_length"] == 4.0, res
 
 
+def test_a3c_with_the_bounded_gaussian_mean_learns_a_target_action():
+    """--gaussian-mean tanh through the whole run (2 hogwild workers, the continuous preset): on
+    a one-step task whose reward is -(a - 0.6)^2, the greedy action after 5,000 steps is within
+    0.1 of 0.6, inside the bounds [-1, 1] (seeds 0 and 1 gave 0.611 and 0.614 here; the untrained
+    policy's mean is near 0)."""
+    agent = asyncrl.A3C("toy_envs:TargetAction-v0", workers=2, gaussian_mean="tanh", eval_episodes=0, seed=0)
+    agent.learn(5000)
+    action = agent.act(np.ones(2, np.float32))
+    assert agent.model.mean_squash is not None
+    assert abs(float(action[0]) - 0.6) < 0.1, action
+
+
 def test_a2c_solves_cartpole(tmp_path):
     """A2C, the sync executor with 8 environments and configs/cartpole-a2c.yaml (stops once the
     last-100 training mean reaches 475): the greedy policy scores >= 475 over 20 episodes.

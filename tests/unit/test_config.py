@@ -45,6 +45,7 @@ def test_valid_config_has_no_problems():
     ({"worker_timeout": -1.0}, ["worker-timeout", "-1.0"]),
     ({"max_nonfinite_updates": -1}, ["max-nonfinite-updates", "-1"]),
     ({"shared_torso": "maybe"}, ["shared-torso", "'maybe'", "auto, yes, no"]),
+    ({"gaussian_mean": "clip"}, ["gaussian-mean", "'clip'", "linear, tanh"]),
     ({"sgd_momentum": 1.0}, ["sgd-momentum must be in [0, 1), got 1.0"]),
     ({"fused_optimizer": "yes"}, ["fused-optimizer", "'yes'", "auto, on, off"]),
     ({"fused_optimizer": "on", "optimizer": "adam"}, ["fused-optimizer on is for optimizer shared-rmsprop "

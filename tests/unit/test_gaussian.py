@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import asyncrl.algos.actor_critic as ac_mod
 from asyncrl.algos.actor_critic import (ActorCriticAlgorithm, gaussian_log_prob_entropy,
@@ -446,3 +447,125 @@ def test_actor_critic_refuses_non_vector_or_unbounded_boxes(space):
     """The Gaussian policy needs a 1-D Box with finite bounds on every dimension."""
     with pytest.raises(EnvError, match="1-D Box with finite bounds"):
         ActorCriticAlgorithm(Config(env="x")).check_spaces(OBS, space, "e")
+
+
+# --------------------------------------------------------------------------- the bounded mean
+# --gaussian-mean tanh: mu = center + half * tanh(raw_mu), center = (high + low) / 2 and
+# half = (high - low) / 2 per dimension; the variance as before. d mu / d raw_mu =
+# half * (1 - tanh(raw_mu)^2).
+CAR = (np.array([-1.0, 0.0, 0.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32))   # CarRacing's bounds
+
+
+def tanh_model(low=CAR[0], high=CAR[1], seed=0):
+    torch.manual_seed(seed)
+    algo = ActorCriticAlgorithm(Config(env="x", hidden=[8], gaussian_mean="tanh"))
+    model = algo.build_model(OBS, gym.spaces.Box(low, high, dtype=np.float32))
+    return algo, model
+
+
+def test_bounded_mean_hand_computed():
+    """Bounds [-1, 1] and [0, 1]: raw means (0.5, -2) give mu = (tanh 0.5, 0.5 - 0.5 tanh 2)
+    = (0.46211715726000974, 0.017986209962091555); the variances are softplus + VAR_EPS as
+    with the linear mean. With a = (1, 0) and var = (1, 1): d logp / d raw_mu = (a - mu) / var
+    * half * (1 - tanh^2) = (0.5378828427 * 0.7864477330, -0.0179862100 * 0.0353254124)."""
+    squash = (torch.tensor([0.0, 0.5], dtype=torch.float64), torch.tensor([1.0, 0.5], dtype=torch.float64))
+    raw1 = raw_for_var(1.0)
+    out = torch.tensor([[0.5, -2.0, raw1, raw1]], dtype=torch.float64, requires_grad=True)
+    mu, var = gaussian_mean_var(out, squash)
+    np.testing.assert_allclose(mu.detach().numpy(), [[0.46211715726000974, 0.017986209962091555]],
+                               rtol=0, atol=1e-15)
+    np.testing.assert_allclose(var.detach().numpy(), [[1.0, 1.0]], rtol=0, atol=1e-12)
+    logp, ent = gaussian_log_prob_entropy(out, torch.tensor([[1.0, 0.0]], dtype=torch.float64), squash)
+    assert logp.item() == pytest.approx(-0.5 * ((1 - 0.46211715726000974) ** 2 + 0.017986209962091555 ** 2)
+                                        - LOG_2PI, abs=1e-12)
+    assert ent.item() == pytest.approx(LOG_2PI + 1.0, abs=1e-12)       # the variance alone
+    g, = torch.autograd.grad(logp.sum(), out)
+    np.testing.assert_allclose(g[0, :2].numpy(), [0.5378828427399903 * 0.7864477329659274,
+                                                  -0.017986209962091555 * 0.035325412426582214],
+                               rtol=1e-10, atol=1e-14)
+
+
+def test_bounded_mean_never_leaves_the_bounds():
+    """Raw means from -1e4 to 1e4 give means inside [low, high] of each dimension, at the
+    bounds only when tanh saturates; without the squash they would be the raw means."""
+    squash = (torch.tensor([0.0, 0.5, 0.5]), torch.tensor([1.0, 0.5, 0.5]))
+    raw = torch.tensor([-1e4, -3.0, 0.0, 3.0, 1e4])
+    out = torch.cat([raw[:, None].expand(5, 3), torch.zeros(5, 3)], 1)
+    mu, _ = gaussian_mean_var(out, squash)
+    assert (mu >= torch.tensor([-1.0, 0.0, 0.0])).all() and (mu <= 1.0).all()
+    np.testing.assert_array_equal(mu[0].numpy(), [-1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(mu[-1].numpy(), [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(mu[2].numpy(), [0.0, 0.5, 0.5])
+
+
+def test_the_model_holds_the_bounds_without_saving_them():
+    """build_model with gaussian_mean tanh: mean_squash is (center, half) of the action space;
+    the state dict is the linear model's (the bounds come back from the env, not the
+    checkpoint), and a checkpoint of either loads into the other."""
+    _, model = tanh_model()
+    center, half = model.mean_squash
+    np.testing.assert_array_equal(center.numpy(), [0.0, 0.5, 0.5])
+    np.testing.assert_array_equal(half.numpy(), [1.0, 0.5, 0.5])
+    _, linear = continuous_model(low=CAR[0], high=CAR[1], A=3)
+    assert linear.mean_squash is None
+    assert list(model.state_dict()) == list(linear.state_dict())
+    model.load_state_dict(linear.state_dict())
+    linear.load_state_dict(model.state_dict())
+    assert model.to(torch.float64).mean_squash[0].dtype == torch.float64        # buffers follow the model
+
+
+def test_bounded_policy_acts_with_the_squashed_mean():
+    """make_policy of a tanh model: greedy acts with center + half * tanh(raw mean) of the
+    model's own forward (NumPy, as gaussian_mean_var in torch), inside the bounds even where
+    the raw means are far outside; sampling draws around that mean with the head's variance."""
+    algo, model = tanh_model()
+    with torch.no_grad():
+        model.policy.weight.mul_(1000.0)
+    x = obs_batch(64)
+    greedy = algo.make_policy(model, np.random.default_rng(0), greedy=True)
+    with torch.no_grad():
+        out = model.policy_out(torch.from_numpy(x))
+        ref = gaussian_mean_var(out, model.mean_squash)[0].numpy()
+    a = greedy(x)
+    np.testing.assert_allclose(a, ref, rtol=1e-6, atol=1e-6)
+    assert np.abs(out[:, :3].numpy()).max() > 5.0                      # raw means far out of bounds
+    assert (a >= CAR[0]).all() and (a <= CAR[1]).all()
+    constant_head(model, (0.0, 2.0, -1.0), (raw_for_var(0.04),) * 3)
+    n = 20_000
+    s = algo.make_policy(model, np.random.default_rng(3))(obs_batch(n))
+    mean = [0.0, 0.5 + 0.5 * math.tanh(2.0), 0.5 - 0.5 * math.tanh(1.0)]
+    np.testing.assert_array_less(np.abs(s.mean(0) - mean), 5 * math.sqrt(0.04 / n))
+    np.testing.assert_allclose(s.var(0), 0.04, rtol=0.05)
+
+
+def test_bounded_loss_uses_the_squashed_mean():
+    """ActorCriticAlgorithm.loss of a tanh model: the policy loss is -sum_t logN(a_t; mu_t,
+    var_t) (R_t - V_t) with mu_t the squashed mean of the head's output."""
+    algo, model = tanh_model()
+    obs = torch.from_numpy(obs_batch(3)).unsqueeze(1)
+    actions = torch.tensor([[[0.9, 0.2, 0.0]], [[-0.4, 1.0, 0.3]]])
+    ro = Rollout(obs, actions, torch.tensor([[1.0], [0.5]]), torch.zeros(2, 1, dtype=torch.bool),
+                 torch.zeros(2, 1, dtype=torch.bool))
+    _, stats = algo.loss(model, ro)
+    with torch.no_grad():
+        out, v = model(obs.reshape(3, 3))
+        returns = torch.tensor([1.0 + 0.99 * (0.5 + 0.99 * v[2].item()), 0.5 + 0.99 * v[2].item()])
+        raw_mu, var = out[:2, :3], F.softplus(out[:2, 3:]) + VAR_EPS
+        mu = torch.tensor([0.0, 0.5, 0.5]) + torch.tensor([1.0, 0.5, 0.5]) * torch.tanh(raw_mu)
+        logp = -0.5 * ((actions[:, 0] - mu) ** 2 / var + torch.log(2 * math.pi * var)).sum(-1)
+        expected = -(logp * (returns - v[:2])).sum()
+        unsquashed = -0.5 * ((actions[:, 0] - raw_mu) ** 2 / var + torch.log(2 * math.pi * var)).sum(-1)
+    torch.testing.assert_close(stats["loss/policy"], expected, rtol=1e-5, atol=1e-5)
+    assert abs(expected + (unsquashed * (returns - v[:2])).sum()) > 1e-4      # the squash is visible
+
+
+def test_bounded_mean_with_discrete_actions_is_refused():
+    """gaussian_mean tanh with a Discrete action space: one EnvError line naming the value, the
+    env and its actions, and what is accepted."""
+    algo = ActorCriticAlgorithm(Config(env="x", gaussian_mean="tanh"))
+    with pytest.raises(EnvError) as info:
+        algo.check_spaces(OBS, gym.spaces.Discrete(2), "CartPole-v1")
+    msg = str(info.value)
+    assert "\n" not in msg and "gaussian-mean tanh" in msg and "'CartPole-v1'" in msg
+    assert "Discrete(2)" in msg and "linear" in msg
+    ActorCriticAlgorithm(Config(env="x")).check_spaces(OBS, gym.spaces.Discrete(2), "CartPole-v1")

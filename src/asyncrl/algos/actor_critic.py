@@ -1,8 +1,9 @@
 """Advantage actor-critic (paper, Alg. 3): A3C when each actor-learner steps one environment,
 A2C when B environments step in lockstep into one batched update.
 
-Softmax policies for Discrete actions, Gaussian policies (linear mean, softplus variance)
-for continuous ones; feed-forward or with an LSTM core (truncated BPTT over a segment)."""
+Softmax policies for Discrete actions, Gaussian policies (linear mean, softplus variance;
+or a mean squashed into the action bounds, --gaussian-mean tanh) for continuous ones;
+feed-forward or with an LSTM core (truncated BPTT over a segment)."""
 from __future__ import annotations
 
 import math
@@ -43,14 +44,16 @@ def categorical_log_prob_entropy(logits: torch.Tensor, actions: torch.Tensor
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-def gaussian_log_prob_entropy(out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian_log_prob_entropy(out: torch.Tensor, actions: torch.Tensor,
+                              mean_squash: tuple[torch.Tensor, torch.Tensor] | None = None
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
     """log pi(a|s) and H(pi(.|s)) of the Gaussian policy, summed over the A independent
     dimensions: out [..., 2A] (the head: mean, pre-softplus variance), actions [..., A] as
-    sampled (unclipped).
+    sampled (unclipped); mean_squash: the model's bounded mean (gaussian_mean_var).
         log N(a; mu, var) = -1/2 ((a - mu)^2 / var + log(2 pi var))
         H = 1/2 log(2 pi e var)
     """
-    mu, var = gaussian_mean_var(out)
+    mu, var = gaussian_mean_var(out, mean_squash)
     log_var = torch.log(var)
     logp_a = -0.5 * ((actions - mu).pow(2) / var + LOG_2PI + log_var).sum(-1)
     entropy = 0.5 * (LOG_2PI + 1.0 + log_var).sum(-1)
@@ -121,6 +124,22 @@ def softplus_np(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
 
 
+def _numpy_mean(model: ActorCritic):
+    """The Gaussian's mean [N, A] from the head's output rows [N, 2A] in NumPy, as
+    gaussian_mean_var computes it."""
+    a = model.n_actions
+    if model.mean_squash is None:
+        return lambda out: out[:, :a]
+    center, half = (t.detach().cpu().numpy() for t in model.mean_squash)
+
+    def squashed(out: np.ndarray) -> np.ndarray:
+        mu = np.tanh(out[:, :a])
+        mu *= half
+        mu += center
+        return mu
+    return squashed
+
+
 class ActorCriticAlgorithm(Algorithm):
     name = "a3c"
     stat_keys = ("loss/policy", "loss/value", "loss/entropy")
@@ -139,6 +158,10 @@ class ActorCriticAlgorithm(Algorithm):
             return
         require_discrete_actions(action_space, env_name, self.name, "supports Discrete actions (softmax "
                                  "policy) and 1-D Box actions (Gaussian policy)")
+        if self.cfg.gaussian_mean != "linear":
+            raise EnvError(f"gaussian-mean {self.cfg.gaussian_mean} bounds a Gaussian policy's mean, and "
+                           f"environment {env_name!r} has {action_space} actions (a softmax policy): "
+                           f"leave gaussian-mean at linear")
 
     def build_model(self, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
         torso, feat = build_torso(obs_space, self.cfg)
@@ -150,7 +173,8 @@ class ActorCriticAlgorithm(Algorithm):
         cnn = isinstance(torso, AtariCNN) or (isinstance(obs_space, gym.spaces.Dict) and has_image(obs_space))
         shared = core or self.cfg.shares_torso(cnn=cnn)
         value_torso = None if shared else build_torso(obs_space, self.cfg)[0]
-        return ActorCritic(torso, feat, n, value_torso, continuous=continuous, core_size=core)
+        bounds = (action_space.low, action_space.high) if continuous and self.cfg.gaussian_mean == "tanh" else None
+        return ActorCritic(torso, feat, n, value_torso, continuous=continuous, core_size=core, mean_bounds=bounds)
 
     def make_policy(self, model: ActorCritic, rng: np.random.Generator, greedy: bool = False,
                     n_envs: int = 1) -> Policy:
@@ -165,13 +189,14 @@ class ActorCriticAlgorithm(Algorithm):
             out_of = recurrent or numpy_scores(model.torso, model.policy, model.policy_out)
         if model.continuous:
             a = model.n_actions
+            mean = _numpy_mean(model)
             if greedy:
-                return Policy(lambda obs: out_of(obs)[:, :a], recurrent)
+                return Policy(lambda obs: mean(out_of(obs)), recurrent)
 
             def sample(obs: np.ndarray) -> np.ndarray:
                 out = out_of(obs)
                 std = np.sqrt(softplus_np(out[:, a:]) + VAR_EPS)
-                return out[:, :a] + std * rng.standard_normal(std.shape, dtype=np.float32)
+                return mean(out) + std * rng.standard_normal(std.shape, dtype=np.float32)
             return Policy(sample, recurrent, tape, rows_independent=True)
         if greedy:
             return Policy(lambda obs: out_of(obs).argmax(-1), recurrent)
@@ -266,7 +291,7 @@ class ActorCriticAlgorithm(Algorithm):
                 next_values[ro.final_idx[:, 0], ro.final_idx[:, 1]] = values[(T + 1) * B:].detach()
         returns = n_step_returns(ro.rewards, ro.terminated, ro.truncated, next_values, self.cfg.gamma)
         if model.continuous:
-            logp_a, entropy = gaussian_log_prob_entropy(pi, ro.actions)
+            logp_a, entropy = gaussian_log_prob_entropy(pi, ro.actions, model.mean_squash)
         else:
             logp_a, entropy = categorical_log_prob_entropy(pi, ro.actions)
         return policy_gradient_loss(logp_a, entropy, v_all[:T], returns, self.cfg.entropy_beta,

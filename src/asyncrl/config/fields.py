@@ -33,6 +33,7 @@ RayModeName = Literal["auto", "flat", "hierarchical"]
 AutoOnOff = Literal["auto", "on", "off"]
 PresetName = Literal["auto", "classic", "continuous", "paper", "atari", "none"]
 PixelsName = Literal["auto", "gray", "color", "off"]
+GaussianMean = Literal["linear", "tanh"]
 ALGOS = get_args(Algo)
 OPTIMIZERS = get_args(OptimizerName)
 NETS = get_args(NetName)
@@ -48,6 +49,7 @@ START_METHODS = get_args(StartMethod)
 FUSED = get_args(AutoOnOff)
 PIXELS = get_args(PixelsName)
 RAY_MODES = get_args(RayModeName)
+GAUSSIAN_MEANS = get_args(GaussianMean)
 assert get_args(PresetName) == PRESETS, "PresetName must list presets.PRESETS"
 
 
@@ -89,6 +91,9 @@ class Config:
     gamma: float = _f(0.99, "discount factor, in (0, 1]")
     entropy_beta: float = _f(0.01, "entropy bonus weight beta (paper: 0.01)")
     value_coef: float = _f(0.5, "weight of the value loss (R - V)^2 (paper: 0.5)")
+    gaussian_mean: GaussianMean = _f("linear", "continuous actions (a3c/a2c): the Gaussian policy's mean, "
+                                     "linear (the paper's) or tanh (squashed into the action space's "
+                                     "bounds, as ChainerRL's bound_mean)", choices=GAUSSIAN_MEANS)
     max_grad_norm: float = _f(40.0, "clip the gradient's global L2 norm to this; 0 disables")
     optimizer: OptimizerName = _f("shared-rmsprop", "optimiser; statistics shared by all workers except "
                                           "'rmsprop' and 'sgd' (per-worker, as in the paper)",
@@ -347,7 +352,8 @@ _APPLIES = {
     "t_max": lambda c: c.algo not in ("one-step-q", "one-step-sarsa"),
     **dict.fromkeys(("target_update", "epsilon_steps", "epsilon_finals", "epsilon_probs"),
                     lambda c: c.algo in _VALUE_BASED),
-    **dict.fromkeys(("entropy_beta", "value_coef", "shared_torso"), lambda c: c.algo in _ACTOR_CRITIC),
+    **dict.fromkeys(("entropy_beta", "value_coef", "gaussian_mean", "shared_torso"),
+                    lambda c: c.algo in _ACTOR_CRITIC),
     **dict.fromkeys(("rms_alpha", "rms_eps", "fused_optimizer"), _RMSPROP),
     **dict.fromkeys(("adam_beta1", "adam_beta2", "adam_eps"), _ADAM),
     "sgd_momentum": lambda c: c.optimizer == "sgd",

@@ -32,10 +32,20 @@ class ActorCritic(nn.Module):
     """
 
     def __init__(self, torso: nn.Module, feat_dim: int, n_actions: int, value_torso: nn.Module | None = None,
-                 *, continuous: bool = False, core_size: int = 0):
+                 *, continuous: bool = False, core_size: int = 0,
+                 mean_bounds: tuple[np.ndarray, np.ndarray] | None = None):
         super().__init__()
         if core_size and value_torso is not None:
             raise ValueError("an LSTM core is shared by policy and value: no separate value torso")
+        if mean_bounds is not None and not continuous:
+            raise ValueError("mean_bounds bound a Gaussian policy's mean: continuous actions only")
+        # the Gaussian's mean squashed into [low, high] (--gaussian-mean tanh): center + half *
+        # tanh(linear); buffers, so that they follow the model to a device, but not saved (the
+        # run's config and env give them back)
+        if mean_bounds is not None:
+            low, high = (torch.as_tensor(np.asarray(b, np.float32).reshape(-1)) for b in mean_bounds)
+            self.register_buffer("mean_center", (high + low) / 2, persistent=False)
+            self.register_buffer("mean_half", (high - low) / 2, persistent=False)
         self.torso = torso
         self.value_torso = value_torso
         self.continuous = continuous
@@ -51,6 +61,11 @@ class ActorCritic(nn.Module):
         out_dim = core_size or feat_dim
         self.policy = init(nn.Linear(out_dim, 2 * n_actions if continuous else n_actions), 0.01)
         self.value = init(nn.Linear(out_dim, 1), 1.0)
+
+    @property
+    def mean_squash(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(center, half) [A] of the bounded Gaussian mean, or None (the paper's linear mean)."""
+        return (self.mean_center, self.mean_half) if hasattr(self, "mean_center") else None
 
     @property
     def recurrent(self) -> bool:
@@ -189,12 +204,17 @@ def _zero_rows(h: torch.Tensor, c: torch.Tensor, rows: torch.Tensor) -> tuple[to
     return h * keep, c * keep
 
 
-def gaussian_mean_var(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian_mean_var(out: torch.Tensor, mean_squash: tuple[torch.Tensor, torch.Tensor] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """The Gaussian policy's head output [..., 2A] -> mean [..., A] (linear) and variance
     [..., A] = softplus(linear) + VAR_EPS (paper, section 5.2: "a linear layer for the mean
-    and a softplus for the variance")."""
+    and a softplus for the variance"). With mean_squash = (center, half) [A] (the model's,
+    --gaussian-mean tanh) the mean is center + half * tanh(linear), inside the action bounds."""
     a = out.shape[-1] // 2
-    return out[..., :a], F.softplus(out[..., a:]) + VAR_EPS
+    mu = out[..., :a]
+    if mean_squash is not None:
+        mu = mean_squash[0] + mean_squash[1] * torch.tanh(mu)
+    return mu, F.softplus(out[..., a:]) + VAR_EPS
 
 
 class QNetwork(nn.Module):
