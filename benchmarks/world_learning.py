@@ -78,7 +78,10 @@ STUDIES = {
     "carracing": {"env": "CarRacing-v3",
                   # a3c-beta01: the paper preset's entropy beta 0.01 (the paper's for Atari and TORCS),
                   # after arm a3c's Gaussian collapsed to its variance floor with 1e-4
+                  # a3c-tanh: arm a3c with the mean squashed into the bounds (--gaussian-mean tanh), after
+                  # arm a3c's linear means drifted far outside them (docs/benchmarks/worlds.md)
                   "arms": {"a3c": ("a3c", ["--entropy-beta", "1e-4"]), "a3c-beta01": ("a3c", []),
+                           "a3c-tanh": ("a3c", ["--entropy-beta", "1e-4", "--gaussian-mean", "tanh"]),
                            "a3c-discrete": ("a3c", DISCRETE),
                            # the preset anneals epsilon over 1M global agent steps; 90 minutes here are
                            # under 200,000 (a 20-minute check made 33,205, the performance log), so the
