@@ -363,7 +363,8 @@ def load(path: str, env: "str | Callable[[], gym.Env] | gym.Env | None" = None, 
     if env is not None:         # another env: the saved env's keyword arguments are not its
         own = cfg if env == cfg.env else cfg.replace(env_kwargs={})
         factory: EnvFactory | None = EnvFactory(env).configured(own)
-        check_same_spaces(factory, obs_space, action_space, data["path"], timeout=cfg.worker_timeout)
+        check_same_spaces(factory, obs_space, action_space, data["path"], timeout=cfg.worker_timeout,
+                          action_bounds=cfg.gaussian_mean == "tanh")
     elif cfg.env.startswith("<"):
         factory = None
     elif ":" in cfg.env and not trust_env_module:

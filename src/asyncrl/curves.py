@@ -60,6 +60,21 @@ def read_config(run: str) -> dict | None:
     return {str(k): (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if not isinstance(v, dict)}
 
 
+def _with_defaults(config: dict | None) -> dict | None:
+    """A config.yaml's values with every Config field it lacks at that field's default: a run
+    recorded before a field existed ran with its default, and a field that does not apply is
+    the same default on both sides, so neither splits a group."""
+    if config is None:
+        return None
+    from dataclasses import MISSING, fields
+
+    from .config import Config
+
+    defaults = {f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(Config)}
+    return {**{k: (tuple(v) if isinstance(v, list) else v) for k, v in defaults.items() if not isinstance(v, dict)},
+            **config}
+
+
 def _experiment(config: dict | None) -> tuple | None:
     if config is None:
         return None
@@ -99,7 +114,7 @@ def group_runs(paths: list[str], group: str = "auto", labels: list[str] | None =
         return [(name, [run]) for name, run in zip(short_names(runs), runs)]
     if group != "auto":
         raise ConfigError(f"--group must be auto or run, got {group!r}")
-    configs = [read_config(run) for run in runs]
+    configs = [_with_defaults(read_config(run)) for run in runs]
     keys: dict = {}
     for run, config, name in zip(runs, configs, short_names(runs)):
         key = _experiment(config)

@@ -149,12 +149,15 @@ def test_gaussian_pendulum_train_eval_load(algo, flags, tmp_path, capsys):
 
 
 def test_lstm_gaussian_pendulum_sync(tmp_path, capsys):
-    """--net lstm on Pendulum-v1 under the sync executor: a recurrent Gaussian policy that
-    trains, evaluates, reloads and acts in bounds; evaluation resets its state per episode."""
+    """--net lstm on Pendulum-v1 under the sync executor (A2C), with the mean squashed into the
+    bounds (--gaussian-mean tanh: the recurrent acting path and the unrolled loss): a recurrent
+    Gaussian policy that trains, evaluates, reloads and acts in bounds; evaluation resets its
+    state per episode. (The linear mean's recurrent paths: tests/unit/test_lstm.py.)"""
     steps = 2000
     run_dir = train(tmp_path, "a2c", "Pendulum-v1", "--net", "lstm", "--lstm-size", "16", "--workers", "4",
-                    "--device", "cpu", steps=steps)
+                    "--device", "cpu", "--gaussian-mean", "tanh", steps=steps)
     agent = check_run(run_dir, capsys, steps, "lstm", continuous=True)
+    assert [t.tolist() for t in agent.model.mean_squash] == [[0.0], [2.0]]
     check_recurrent_eval_resets(agent, "Pendulum-v1")
 
 

@@ -314,11 +314,11 @@ def test_a_run_folder_config_yaml_holds_only_what_applies_and_loads_back(tmp_pat
 
 
 @pytest.mark.parametrize("values,applies,not_applies", [
-    ({"algo": "a3c", "env": "CartPole-v1"}, ["entropy_beta", "hidden", "t_max"],
+    ({"algo": "a3c", "env": "CartPole-v1"}, ["entropy_beta", "gaussian_mean", "hidden", "t_max"],
      ["frame_skip", "epsilon_finals", "target_update", "async_update", "lstm_size", "device"]),
     ({"algo": "a3c", "env": "ALE/Pong-v5"}, ["frame_skip", "noop_max", "sticky_actions"], ["hidden", "activation"]),
     ({"algo": "one-step-q", "env": "CartPole-v1"}, ["epsilon_finals", "target_update", "async_update"],
-     ["t_max", "entropy_beta", "value_coef"]),
+     ["t_max", "entropy_beta", "value_coef", "gaussian_mean"]),
     ({"algo": "a2c", "env": "CartPole-v1", "net": "lstm"}, ["lstm_size", "device", "vec_env"], ["start_method"]),
     ({"algo": "a3c", "env": "x", "optimizer": "adam", "executor": "ray"}, ["adam_eps", "ray_address"],
      ["rms_eps", "fused_optimizer", "sgd_momentum"]),

@@ -20,6 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import asyncrl
 import asyncrl.algos.actor_critic as ac_mod
 from asyncrl.algos.actor_critic import (ActorCriticAlgorithm, gaussian_log_prob_entropy,
                                         policy_gradient_loss)
@@ -27,7 +28,7 @@ from asyncrl.algos.value_based import ValueBasedAlgorithm
 from asyncrl.api import A3C
 from asyncrl.config import Config
 from asyncrl.errors import EnvError
-from asyncrl.nets import VAR_EPS, gaussian_mean_var
+from asyncrl.nets import VAR_EPS, gaussian_mean_var, mean_center_half
 from asyncrl.rollout import ActionBuffer, EpisodeSegmentCollector, Rollout
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -569,3 +570,30 @@ def test_bounded_mean_with_discrete_actions_is_refused():
     assert "\n" not in msg and "gaussian-mean tanh" in msg and "'CartPole-v1'" in msg
     assert "Discrete(2)" in msg and "linear" in msg
     ActorCriticAlgorithm(Config(env="x")).check_spaces(OBS, gym.spaces.Discrete(2), "CartPole-v1")
+
+
+def test_bounds_too_wide_for_float32_are_refused_with_the_bounded_mean():
+    """Finite float64 bounds of +-1e300: their half-width is inf in float32, so gaussian_mean tanh
+    refuses them in one line (the linear mean takes them); float32's own extremes still fit."""
+    wide = gym.spaces.Box(-1e300, 1e300, (1,), np.float64)
+    with pytest.raises(EnvError) as info:
+        ActorCriticAlgorithm(Config(env="x", gaussian_mean="tanh")).check_spaces(OBS, wide, "Wide-v0")
+    assert "\n" not in str(info.value) and "too wide for float32" in str(info.value) and "'Wide-v0'" in str(info.value)
+    ActorCriticAlgorithm(Config(env="x")).check_spaces(OBS, wide, "Wide-v0")
+    big = float(np.finfo(np.float32).max)
+    center, half = mean_center_half(np.array([-big, 0.0]), np.array([big, big]))
+    assert np.isfinite(center).all() and np.isfinite(half).all()
+    np.testing.assert_array_equal(half, np.array([big, big / 2], np.float32))
+
+
+def test_a_bounded_agent_loaded_onto_other_bounds_is_refused(tmp_path):
+    """asyncrl.load(path, env=...) of a gaussian_mean tanh agent: an env whose action bounds
+    differ from the saved ones (same shape) is refused, naming both; the same bounds load. A
+    linear-mean agent loads onto other bounds as before (only the clip differs)."""
+    saved = make_agent(gaussian_mean="tanh").save(str(tmp_path / "tanh.pt"))
+    with pytest.raises(EnvError, match=r"squashes its mean into the bounds of Box\(-0.5, 1.5"):
+        asyncrl.load(saved, env=lambda: RecordingBoxEnv(length=3, low=-1.0, high=1.0))
+    agent = asyncrl.load(saved, env=lambda: RecordingBoxEnv(length=3, low=-0.5, high=1.5))
+    np.testing.assert_array_equal(agent.model.mean_squash[0].numpy(), [0.5])
+    linear = make_agent().save(str(tmp_path / "linear.pt"))
+    asyncrl.load(linear, env=lambda: RecordingBoxEnv(length=3, low=-1.0, high=1.0))

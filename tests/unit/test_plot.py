@@ -100,6 +100,18 @@ def test_groups_split_on_a_hyperparameter(tmp_path):
     assert [(label, len(runs)) for label, runs in groups] == [("lr=0.001", 2), ("lr=0.003", 1)]
 
 
+def test_a_field_a_run_lacks_counts_at_its_default(tmp_path):
+    """A config.yaml without a field (recorded before it existed: gaussian_mean) groups with
+    runs that set it to its default, and apart from those that set another value."""
+    for name, seed, mean in (("old", 0, None), ("new", 1, "linear"), ("tanh", 2, "tanh")):
+        folder = _run(tmp_path / name, "a3c", seed, [1.0])
+        if mean is not None:
+            cfg = yaml.safe_load((folder / "config.yaml").read_text())
+            (folder / "config.yaml").write_text(yaml.safe_dump({**cfg, "gaussian_mean": mean}))
+    groups = group_runs([str(tmp_path / n) for n in ("old", "new", "tanh")])
+    assert [(label, len(runs)) for label, runs in groups] == [("gaussian_mean=linear", 2), ("gaussian_mean=tanh", 1)]
+
+
 def test_group_by_run_and_explicit_labels(experiment):
     groups = group_runs([str(experiment / "a3c")], group="run")
     assert [label for label, _ in groups] == ["seed-0", "seed-1", "seed-2"]

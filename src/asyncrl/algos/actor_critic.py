@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..errors import EnvError
 from ..nets import (VAR_EPS, ActivationTape, ActorCritic, AtariCNN, RecurrentScores, build_torso,
-                    gaussian_mean_var, numpy_scores)
+                    gaussian_mean_var, mean_center_half, numpy_scores)
 from ..returns import n_step_returns, n_step_returns_np
 from ..rollout import Rollout
 from ..spaces import check_observation_space, has_image, require_discrete_actions
@@ -48,8 +48,9 @@ def gaussian_log_prob_entropy(out: torch.Tensor, actions: torch.Tensor,
                               mean_squash: tuple[torch.Tensor, torch.Tensor] | None = None
                               ) -> tuple[torch.Tensor, torch.Tensor]:
     """log pi(a|s) and H(pi(.|s)) of the Gaussian policy, summed over the A independent
-    dimensions: out [..., 2A] (the head: mean, pre-softplus variance), actions [..., A] as
-    sampled (unclipped); mean_squash: the model's bounded mean (gaussian_mean_var).
+    dimensions: out [..., 2A] (the head: mean, or with mean_squash the mean before its squash;
+    pre-softplus variance), actions [..., A] as sampled (unclipped); mean_squash: the model's
+    (center, half) of the bounded mean (gaussian_mean_var).
         log N(a; mu, var) = -1/2 ((a - mu)^2 / var + log(2 pi var))
         H = 1/2 log(2 pi e var)
     """
@@ -155,6 +156,11 @@ class ActorCriticAlgorithm(Algorithm):
                     or not np.all(np.isfinite(action_space.high)):
                 raise EnvError(f"environment {env_name!r} has a continuous action space {action_space}; "
                                f"{self.name}'s Gaussian policy needs a 1-D Box with finite bounds")
+            if self.cfg.gaussian_mean == "tanh" and not all(np.isfinite(x).all() for x in mean_center_half(
+                    action_space.low, action_space.high)):
+                raise EnvError(f"gaussian-mean tanh squashes the mean into the action bounds, and environment "
+                               f"{env_name!r} has bounds too wide for float32 ({action_space}); use gaussian-mean "
+                               f"linear, or rescale the actions")
             return
         require_discrete_actions(action_space, env_name, self.name, "supports Discrete actions (softmax "
                                  "policy) and 1-D Box actions (Gaussian policy)")

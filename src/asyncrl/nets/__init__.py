@@ -12,7 +12,7 @@ near-uniform, 1 on the value head).
   numpy_mirror  NumPy mirrors of the acting forwards
 """
 from .cnn import CHANNELS_LAST_MIN_BATCH, AtariCNN
-from .heads import VAR_EPS, ActorCritic, QNetwork, gaussian_mean_var
+from .heads import VAR_EPS, ActorCritic, QNetwork, gaussian_mean_var, mean_center_half
 from .layers import ACTIVATIONS, init, mlp_torso
 from .numpy_mirror import NumpyCNN, NumpyMLP, RecurrentScores, numpy_mlp, numpy_scores
 from .tape import ActivationTape, cnn_backward
@@ -21,5 +21,5 @@ from .torso import build_torso
 __all__ = [
     "ACTIVATIONS", "CHANNELS_LAST_MIN_BATCH", "VAR_EPS", "ActivationTape", "ActorCritic", "AtariCNN",
     "NumpyCNN", "NumpyMLP", "QNetwork", "RecurrentScores", "build_torso", "cnn_backward",
-    "gaussian_mean_var", "init", "mlp_torso", "numpy_mlp", "numpy_scores",
+    "gaussian_mean_var", "init", "mean_center_half", "mlp_torso", "numpy_mlp", "numpy_scores",
 ]

@@ -22,8 +22,9 @@ class ActorCritic(nn.Module):
     LSTM core after the torso (A3C-LSTM, `core_size` cells; policy and value share it).
 
     The policy head is one linear layer: softmax logits [N, A] for discrete actions, or
-    [N, 2A] = (mean, pre-softplus variance) for a Gaussian over A continuous dimensions
-    (see gaussian_mean_var).
+    [N, 2A] = (mean, pre-softplus variance) for a Gaussian over A continuous dimensions; with
+    mean_bounds (--gaussian-mean tanh) the first A are the mean before its squash into the
+    bounds (see gaussian_mean_var).
 
     Feed-forward:  forward(obs [N, D]) -> (policy_out [N, P], value [N])
     Recurrent:     step(obs [B, D], (h, c)) -> (policy_out [B, P], value [B], (h, c))
@@ -43,9 +44,9 @@ class ActorCritic(nn.Module):
         # tanh(linear); buffers, so that they follow the model to a device, but not saved (the
         # run's config and env give them back)
         if mean_bounds is not None:
-            low, high = (torch.as_tensor(np.asarray(b, np.float32).reshape(-1)) for b in mean_bounds)
-            self.register_buffer("mean_center", (high + low) / 2, persistent=False)
-            self.register_buffer("mean_half", (high - low) / 2, persistent=False)
+            center, half = mean_center_half(*mean_bounds)
+            self.register_buffer("mean_center", torch.from_numpy(center), persistent=False)
+            self.register_buffer("mean_half", torch.from_numpy(half), persistent=False)
         self.torso = torso
         self.value_torso = value_torso
         self.continuous = continuous
@@ -202,6 +203,15 @@ def _zero_rows(h: torch.Tensor, c: torch.Tensor, rows: torch.Tensor) -> tuple[to
     """(h, c) with the rows where `rows` [B] is True set to zero (out of place, for autograd)."""
     keep = (~rows).to(h.dtype).unsqueeze(-1)
     return h * keep, c * keep
+
+
+def mean_center_half(low, high) -> tuple[np.ndarray, np.ndarray]:
+    """The middle and half-width of [low, high] per dimension, float32 [A] each (computed in
+    float64, halves first, so that wide finite bounds do not overflow on the way; a
+    half-width beyond float32 is inf: ActorCriticAlgorithm.check_spaces refuses those)."""
+    low, high = (np.asarray(b, np.float64).reshape(-1) for b in (low, high))
+    with np.errstate(over="ignore"):
+        return (high / 2 + low / 2).astype(np.float32), (high / 2 - low / 2).astype(np.float32)
 
 
 def gaussian_mean_var(out: torch.Tensor, mean_squash: tuple[torch.Tensor, torch.Tensor] | None = None
