@@ -18,6 +18,7 @@ from .atari import AtariOptions, is_atari_id, looks_atari, make_atari, require_a
 from .errors import EnvError
 from .pixels import PixelOptions, register_ids, shape_observations
 from .presets import pixel_mode
+from .spaces import same_kind
 from .success import with_success
 
 
@@ -197,19 +198,12 @@ def probe_spaces(factory: EnvFactory, check: bool = True, timeout: float = 0.0) 
 def check_same_spaces(factory: EnvFactory, obs_space: gym.Space, action_space: gym.Space, source: str,
                       timeout: float = 0.0, action_bounds: bool = False) -> None:
     """EnvError unless the env's spaces have the kinds and shapes of the saved ones (an agent
-    loaded from `source` is to act in it); with `action_bounds` a Box action space's bounds
-    too (a mean squashed into the saved bounds, --gaussian-mean tanh, is another policy in
-    other bounds)."""
+    loaded from `source` is to act in it); with `action_bounds` (gaussian-mean tanh) Box bounds."""
     env_obs, env_act = probe_spaces(factory, timeout=timeout)
     for what, saved, got in (("observation", obs_space, env_obs), ("action", action_space, env_act)):
-        if type(saved) is not type(got) or getattr(saved, "shape", None) != getattr(got, "shape", None) \
-                or getattr(saved, "n", None) != getattr(got, "n", None):
+        if not same_kind(saved, got, bounds=action_bounds and what == "action"):
             raise EnvError(f"environment {factory.name!r} has the {what} space {got}, but the agent in "
                            f"{source!r} was trained with {saved}")
-    if action_bounds and isinstance(action_space, gym.spaces.Box) and not (
-            np.array_equal(action_space.low, env_act.low) and np.array_equal(action_space.high, env_act.high)):
-        raise EnvError(f"environment {factory.name!r} has the action space {env_act}, but the agent in {source!r} "
-                       f"squashes its mean into the bounds of {action_space} (gaussian-mean tanh)")
 
 
 #: random steps check_env takes after the first reset

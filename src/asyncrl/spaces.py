@@ -22,6 +22,16 @@ def obs_dim(space: gym.Space) -> int:
     return int(math.prod(space.shape))
 
 
+def same_kind(saved: gym.Space, got: gym.Space, bounds: bool = False) -> bool:
+    """Whether `got` is a space of `saved`'s type, shape and size (Discrete n); with `bounds` a
+    Box's low and high too."""
+    if type(saved) is not type(got) or getattr(saved, "shape", None) != getattr(got, "shape", None) \
+            or getattr(saved, "n", None) != getattr(got, "n", None):
+        return False
+    return not (bounds and isinstance(saved, gym.spaces.Box)) or (
+        np.array_equal(saved.low, got.low) and np.array_equal(saved.high, got.high))
+
+
 def dict_entries(space: gym.spaces.Dict) -> list[tuple[str, gym.Space, slice]]:
     """(key, space, columns) of each entry of a Dict observation: where its encoding sits in
     the row (the Dict's own key order, which Gymnasium keeps sorted unless given in order)."""
