@@ -57,7 +57,13 @@ def read_config(run: str) -> dict | None:
         return None
     if not isinstance(data, dict):
         return None
-    return {str(k): (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if not isinstance(v, dict)}
+    return _flat(data)
+
+
+def _flat(values: dict) -> dict:
+    """The scalar and list values of a config (lists as tuples, so they compare and hash), the
+    nested dicts left out: what grouping compares."""
+    return {str(k): (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if not isinstance(v, dict)}
 
 
 def _with_defaults(config: dict | None) -> dict | None:
@@ -71,8 +77,7 @@ def _with_defaults(config: dict | None) -> dict | None:
     from .config import Config
 
     defaults = {f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(Config)}
-    return {**{k: (tuple(v) if isinstance(v, list) else v) for k, v in defaults.items() if not isinstance(v, dict)},
-            **config}
+    return {**_flat(defaults), **config}
 
 
 def _experiment(config: dict | None) -> tuple | None:
