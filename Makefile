@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(VENV)/bin/asyncrl train a3c --env CartPole-v1 --workers 2 --config configs/cartpole-a3c.yaml \
 		--run-dir runs/demo --overwrite
 	$(VENV)/bin/asyncrl eval runs/demo --episodes 20
-	$(VENV)/bin/asyncrl plot runs/demo --out runs/demo/learning_curve.png
+	$(VENV)/bin/asyncrl plot runs/demo
 	@echo "run folder: runs/demo  (config.yaml, episodes.csv, metrics.csv, tb/, checkpoints/, learning_curve.png)"
 
 # Two pytest workers (pytest-xdist): on 2 cores the suite's many waits (interpreters starting,

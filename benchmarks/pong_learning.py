@@ -152,7 +152,7 @@ def main() -> None:
     shutil.copy(os.path.join(args.run_dir, "episodes.csv"),
                 os.path.join(ROOT, "benchmarks", "results", f"pong_{name}_episodes.csv"))
     subprocess.run([exe, "plot", args.run_dir, "--out", os.path.join(ROOT, "docs", f"pong_{name}.png"),
-                    "--window", str(WINDOW)], check=True)
+                    "--overwrite", "--window", str(WINDOW)], check=True)
     text = json.dumps(res, indent=2)
     print(text)
     with open(os.path.join(ROOT, "benchmarks", "results", f"pong_{name}.json"), "w") as fh:

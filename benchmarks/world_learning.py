@@ -412,7 +412,7 @@ def main() -> None:
                 w.writerow([arm, e["step"], e["frames"], e["minutes"], e["mean_return"], e.get("success_rate", ""),
                             e["episodes"]])
     subprocess.run([exe, "plot", *kept.values(), "--labels", *kept, "--window", "20",
-                    "--out", os.path.join(ROOT, "docs", f"world_{args.study}.png")], check=False)
+                    "--out", os.path.join(ROOT, "docs", f"world_{args.study}.png"), "--overwrite"], check=False)
     emit(res, path)
 
 

@@ -247,7 +247,8 @@ class A3C(Agent):
 
 class A2C(Agent):
     """Synchronous advantage actor-critic: A3C's loss, B environments stepped in lockstep
-    (`workers`, default 16) and one batched update per segment, on CPU or CUDA (`device`)."""
+    (`workers`, default 16; 8 on vector observations, from the classic and continuous presets)
+    and one batched update per segment, on CPU or CUDA (`device`)."""
 
     algo = "a2c"
 

@@ -17,7 +17,8 @@ import sys
 
 from .cli_args import build_parser, config_values, int_arg
 from .cli_train import cmd_train
-from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NONFINITE, EXIT_WORKER_FAILED, command_line_words
+from .errors import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_IO_FAILED, EXIT_NONFINITE, EXIT_WORKER_FAILED,
+                     command_line_words)
 from .procs import repeated_interrupt
 from .status import describe_eval as _describe_eval
 
@@ -49,6 +50,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .video import check_video_path
 
         check_video_path(args.video)
+        _refuse_existing(args.video, "--video", args.overwrite)
         if video_episodes > episodes:
             raise ConfigError(f"--video-episodes must be at most --episodes ({episodes}), got {video_episodes}")
     agent = load(args.path, env=args.env)
@@ -140,11 +142,22 @@ def cmd_plot(args: argparse.Namespace) -> int:
     window = int_arg("--window", args.window, 1)
     if window > MAX_STEPS:
         raise ConfigError(f"--window must be at most {MAX_STEPS:,} episodes, got {window}")
+    if args.out:
+        _refuse_existing(args.out, "--out", args.overwrite)
     out = args.out or os.path.join(args.runs[0], "learning_curve.png")
     plot_runs(args.runs, out, window=window, group=args.group, labels=args.labels,
               panels=tuple(args.panels) if args.panels else None)
     print(f"asyncrl: wrote {out}")
     return 0
+
+
+def _refuse_existing(path: str, flag: str, overwrite: bool) -> None:
+    from .errors import ConfigError
+    from .paths import existing_output
+
+    problem = existing_output(path, flag, overwrite)
+    if problem:
+        raise ConfigError(problem)
 
 
 def _sigterm_as_interrupt(signum, frame):
@@ -168,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     except (WorkerError, NonFiniteError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_WORKER_FAILED if isinstance(exc, WorkerError) else EXIT_NONFINITE
+    except OSError as exc:           # the OS refused a read or a write (disk full, permissions; StorageError)
+        print(f"{prog}: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
+        return EXIT_IO_FAILED
     except AsyncRLError as exc:      # bad input: one line, whatever the message holds
         print(f"{prog}: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="record the first episode(s) as they render to FILE (.mp4 or .gif)")
     e.add_argument("--video-episodes", default="1", metavar="N",
                    help="episodes in the video (default: 1)")
+    e.add_argument("--overwrite", action="store_true", help="replace --video if it exists")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     b = sub.add_parser("bench", help="throughput of the executors against the environment alone")
@@ -129,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plot", help="learning curves of one or more runs")
     pl.add_argument("runs", metavar="RUN", nargs="+", help="run folders, or folders of them (--seeds makes one)")
-    pl.add_argument("--out", default=None, help="image file (default: learning_curve.png in the first RUN)")
+    pl.add_argument("--out", default=None, help="image file (default: learning_curve.png in the first RUN, "
+                                                "replaced if it is there)")
+    pl.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     pl.add_argument("--window", default="100", help="episodes in the moving average (default: 100)")
     pl.add_argument("--group", default="auto", metavar="auto|run",
                     help="auto: runs whose configurations differ only in seed (and logging, checkpoints, faults) "

@@ -5,21 +5,11 @@ import argparse
 import sys
 
 from .cli_args import config_values
-from .errors import EXIT_IO_FAILED
 from .status import run_and_report
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """`asyncrl train`; an OSError wherever it comes from (the run folder cannot be written:
-    a full disk, a file-size limit, permissions) is one line and exit code 5."""
-    try:
-        return _train(args)
-    except OSError as exc:
-        print(f"asyncrl train: error: {exc}", file=sys.stderr)
-        return EXIT_IO_FAILED
-
-
-def _train(args: argparse.Namespace) -> int:
+    """`asyncrl train` (an OSError from it is exit code 5 in `cli.main`, as for every command)."""
     _resume_mode(args)
     values = config_values(args)
     if args.seeds is not None:

@@ -33,7 +33,7 @@ from .api import Agent
 from .checkpoint import write_atomically
 from .errors import ConfigError
 from .nets import gaussian_mean_var
-from .paths import check_output_file
+from .paths import check_output_file, existing_output
 from .spaces import obs_dtype
 
 FORMATS = ("torchscript", "onnx")
@@ -134,9 +134,7 @@ def check_export_target(path: str, fmt: str, overwrite: bool) -> None:
         raise ConfigError(f"--format must be one of: {', '.join(FORMATS)}, got {fmt!r}")
     if os.path.isdir(path):
         raise ConfigError(f"--out {path!r} is a folder; name the file to write")
-    if os.path.lexists(path) and not overwrite:
-        raise ConfigError(f"--out {path!r} exists; choose another file or pass --overwrite to replace it")
-    problem = check_output_file(path, "--out")
+    problem = existing_output(path, "--out", overwrite) or check_output_file(path, "--out")
     if problem:
         raise ConfigError(problem)
     if fmt == "onnx":

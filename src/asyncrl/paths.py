@@ -24,6 +24,14 @@ def check_run_dir(path: str) -> str | None:
     return _folder_problem(os.path.abspath(path), f"run-dir {path!r}")
 
 
+def existing_output(path: str, flag: str, overwrite: bool) -> str | None:
+    """The refusal of an output file the user named (`flag`) that exists, unless `overwrite`:
+    asyncrl replaces nothing it did not make without being told to."""
+    if overwrite or not os.path.lexists(path):
+        return None
+    return f"{flag} {path!r} exists; choose another file or pass --overwrite to replace it"
+
+
 def check_output_file(path: str, what: str = "output file") -> str | None:
     """Why the file `path` (its folder made if need be) cannot be written, or None. `what`
     names it in the message (e.g. "plot file", "video file")."""

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 
 import numpy as np
 
+from .checkpoint import write_atomically
 from .errors import CheckpointError, ConfigError
 from .paths import check_output_file
 
@@ -111,11 +113,13 @@ def plot_runs(runs: list[str], out: str, window: int = 100, group: str = "auto",
         raise ConfigError(f"plot file {out!r}: .{ext} is not an image format matplotlib writes; use one of: "
                           f"{', '.join('.' + f for f in sorted(formats))}")
     fig = draw(groups, data, panels, window)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
+    buf = io.BytesIO()             # the image appears whole or not at all (an old one stays if the write fails)
+    fig.savefig(buf, format=ext or None, dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    write_atomically(out, buf.getbuffer(), durable=False)
     return out
 
 

@@ -22,6 +22,7 @@ def files(tmp_path_factory):
     (d / "steps-1e23.yaml").write_text("steps: 1e23\n")
     (d / "latin1.yaml").write_bytes("lr: 0.001  # r\xe9glage\n".encode("latin-1"))
     (d / "a-file").write_text("not a folder\n")
+    (d / "theirs.gif").write_bytes(b"GIF89a not asyncrl's")
     asyncrl.A3C("CartPole-v1", workers=1).save(str(d / "a3c-run" / "checkpoints" / "latest.pt"))
     (d / "garbage-run").mkdir()
     (d / "garbage-run" / "episodes.csv").write_bytes(b"\x00\x01 this is not,a csv\n\xff\xfe")
@@ -99,6 +100,11 @@ BAD_INPUTS = [
     (["plot", "{cut-run}", "--out", "{a-file}/curves.png"], "a-file' is a file, not a folder"),
     (["plot", "{cut-run}", "--out", "curves.xyz"], "plot file 'curves.xyz': .xyz is not an image format"),
     (["plot", "{cut-run}", "--window", "100000000000000000000"], "--window must be at most 1,000,000,000,000"),
+    # a file the user named that exists is theirs: replaced only when told (as export's --out)
+    (["plot", "{cut-run}", "--out", "{a-file}"], "a-file' exists; choose another file or pass --overwrite to "
+                                                 "replace it"),
+    (["eval", "{a3c-run}", "--video", "{theirs.gif}"], "theirs.gif' exists; choose another file or pass "
+                                                       "--overwrite to replace it"),
     (["eval", "{a3c-run}", "--video", "/proc/ep.mp4"], "video file '/proc/ep.mp4' is on the kernel's /proc file "
                                                        "system"),
     (["eval", "{a3c-run}", "--video", "/sys/ep.gif"], "video file '/sys/ep.gif' is on the kernel's /sys file system"),
@@ -151,3 +157,22 @@ def test_plot_tolerates_a_last_row_cut_short(files, tmp_path):
                            "watch": None}])
     assert r["returncode"] == 0, r["stderr"]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_replaces_its_own_default_file_and_a_named_one_only_with_overwrite(files, tmp_path):
+    """learning_curve.png in the run (the default --out) is asyncrl's and is redrawn each time;
+    a file named with --out that exists is replaced with --overwrite (refused without it: the
+    bad inputs above)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(files / "cut-run", run)
+    out = tmp_path / "mine.png"
+    out.write_bytes(b"old")
+    runs = run_cli_forked([{"args": ["plot", str(run)], "cwd": str(tmp_path), "watch": None},
+                           {"args": ["plot", str(run)], "cwd": str(tmp_path), "watch": None},
+                           {"args": ["plot", str(run), "--out", str(out), "--overwrite"], "cwd": str(tmp_path),
+                            "watch": None}])
+    assert [r["returncode"] for r in runs] == [0, 0, 0], [r["stderr"] for r in runs]
+    assert (run / "learning_curve.png").read_bytes()[:8] == out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(os.listdir(tmp_path)) == ["mine.png", "run"]         # no temporary file left

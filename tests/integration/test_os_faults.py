@@ -25,10 +25,15 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
         time.sleep(0.05)
 
 
-def _limited_files() -> None:
-    """Popen preexec_fn: files may not grow past FILE_LIMIT (EFBIG, as a full disk gives ENOSPC)."""
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
+def _limited_to(limit: int):
+    """A Popen preexec_fn: files may not grow past `limit` bytes (EFBIG, as a full disk gives ENOSPC)."""
+    def preexec() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+_limited_files = _limited_to(FILE_LIMIT)
 
 
 def test_a_full_disk_warns_at_periodic_checkpoints_and_fails_the_final_one_with_exit_5(tmp_path):
@@ -122,3 +127,26 @@ def test_no_room_in_shared_memory_for_the_parameters_is_one_line_and_exit_5(tmp_
     assert "Traceback" not in r.stderr, r.stderr
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("asyncrl train: error:")]
     assert len(errors) == 1 and "cannot put the parameters in shared memory (/dev/shm)" in errors[0], r.stderr
+
+
+def test_plot_and_export_that_cannot_write_are_one_line_and_exit_5_and_leave_the_old_file(tmp_path):
+    """Every command, not only train: a write the OS refuses (here a 4 KB file-size limit,
+    as a full disk refuses) is one line, `asyncrl CMD: error: ...`, exit code 5 and no
+    traceback; the file the user asked to replace (--overwrite) is as it was, and no
+    temporary file is left beside it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "episodes.csv").write_text("step,wall_time,worker,return,length\n"
+                                      + "".join(f"{10 * i},{0.1 * i},0,{i}.0,10\n" for i in range(1, 50)))
+    asyncrl.A3C("CartPole-v1", workers=1).save(str(run / "checkpoints" / "latest.pt"))
+    for cmd, out in (["plot", str(run), "--out"], "curves.png"), (["export", str(run), "--out"], "policy.pt"):
+        (tmp_path / out).write_bytes(b"the old file")
+        before = sorted(os.listdir(tmp_path))
+        r = subprocess.run([sys.executable, "-m", "asyncrl", *cmd, str(tmp_path / out), "--overwrite"],
+                           capture_output=True, text=True, timeout=120, preexec_fn=_limited_to(4096))
+        assert r.returncode == 5, (cmd, r.returncode, r.stderr[-3000:])
+        assert "Traceback" not in r.stderr, r.stderr[-3000:]
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"asyncrl {cmd[0]}: error: "), r.stderr
+        assert (tmp_path / out).read_bytes() == b"the old file"
+        assert sorted(os.listdir(tmp_path)) == before
