@@ -4,8 +4,9 @@ Every bad input ends in one line `asyncrl <cmd>: error: ...`, exit code 2, no tr
 before any worker starts. Ctrl-C / SIGTERM during training saves a checkpoint and exits
 with code 130. A run that fails keeps its latest checkpoint and exits with code 3 (a
 worker kept failing: max-worker-restarts used up, or an env failure under sync) or 4 (too
-many non-finite updates in a row, or parameters no longer finite); one whose run folder
-cannot be written (a full disk) exits with code 5, its last good checkpoint intact.
+many non-finite updates in a row, or parameters no longer finite); any command whose read
+or write the operating system refuses (a full disk) exits with code 5 in one line, a run
+with its last good checkpoint intact.
 """
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ import sys
 
 from .cli_args import build_parser, config_values, int_arg
 from .cli_train import cmd_train
-from .errors import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_IO_FAILED, EXIT_NONFINITE, EXIT_WORKER_FAILED,
-                     command_line_words)
+from .errors import EXIT_INTERRUPTED, command_line_words, exit_code
 from .procs import repeated_interrupt
 from .status import describe_eval as _describe_eval
 
@@ -142,13 +142,21 @@ def cmd_plot(args: argparse.Namespace) -> int:
     window = int_arg("--window", args.window, 1)
     if window > MAX_STEPS:
         raise ConfigError(f"--window must be at most {MAX_STEPS:,} episodes, got {window}")
-    if args.out:
-        _refuse_existing(args.out, "--out", args.overwrite)
     out = args.out or os.path.join(args.runs[0], "learning_curve.png")
+    if args.out or not _asyncrl_made(args.runs[0]):     # the default file in asyncrl's run folders is asyncrl's
+        _refuse_existing(out, "--out" if args.out else "plot file", args.overwrite)
     plot_runs(args.runs, out, window=window, group=args.group, labels=args.labels,
               panels=tuple(args.panels) if args.panels else None)
     print(f"asyncrl: wrote {out}")
     return 0
+
+
+def _asyncrl_made(folder: str) -> bool:
+    """A run folder asyncrl made, or a folder of them (--seeds)."""
+    from .curves import expand
+    from .run import is_marked
+
+    return os.path.isdir(folder) and all(is_marked(run) for run in expand(folder))
 
 
 def _refuse_existing(path: str, flag: str, overwrite: bool) -> None:
@@ -178,15 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         with command_line_words():
             return {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "plot": cmd_plot,
                     "export": cmd_export}[args.command](args)
-    except (WorkerError, NonFiniteError) as exc:
+    except (WorkerError, NonFiniteError) as exc:     # 3, 4: the message may carry a worker's traceback
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_WORKER_FAILED if isinstance(exc, WorkerError) else EXIT_NONFINITE
-    except OSError as exc:           # the OS refused a read or a write (disk full, permissions; StorageError)
+        return exit_code(exc)
+    except (OSError, AsyncRLError) as exc:    # 5: the OS refused a read or a write; 2: bad input
         print(f"{prog}: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
-        return EXIT_IO_FAILED
-    except AsyncRLError as exc:      # bad input: one line, whatever the message holds
-        print(f"{prog}: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

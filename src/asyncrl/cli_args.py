@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "       environment failed under the sync executor\n"
                   "  4    non-finite: too many inf/nan updates in a row, or parameters no longer finite\n"
                   "  5    I/O failure: the operating system refused a read or a write (disk full,\n"
-                  "       permissions); the last good checkpoint is kept\n"
+                  "       permissions, a library an env needs); the last good checkpoint is kept\n"
                   "  130  interrupted (Ctrl-C or SIGTERM); the latest checkpoint is kept")
     raw = argparse.RawDescriptionHelpFormatter
     parser = Parser(prog="asyncrl", description="Asynchronous Methods for Deep Reinforcement Learning "

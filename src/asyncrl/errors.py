@@ -1,7 +1,8 @@
 """The one exception family users see. Each message is one line naming the bad value
 and what would be accepted; the CLI prints it without a traceback and exits 2 for bad
 input, 3 for a worker failure (WorkerError), 4 for a run stopped by non-finite
-updates (NonFiniteError) and 5 for a run folder that could not be written (StorageError)."""
+updates (NonFiniteError) and 5 for a read or a write the operating system refused (any
+OSError, StorageError among them): exit_code() maps them, for every command."""
 from __future__ import annotations
 
 import contextlib
@@ -68,3 +69,16 @@ def command_line_words() -> Iterator[None]:
         yield
     finally:
         _COMMAND_LINE.reset(token)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The command line's exit code for an error it reports in one line: 3 WorkerError, 4
+    NonFiniteError, 5 any OSError (StorageError included), 2 any other AsyncRLError (bad
+    input), 1 anything else."""
+    if isinstance(exc, WorkerError):
+        return EXIT_WORKER_FAILED
+    if isinstance(exc, NonFiniteError):
+        return EXIT_NONFINITE
+    if isinstance(exc, OSError):
+        return EXIT_IO_FAILED
+    return EXIT_BAD_INPUT if isinstance(exc, AsyncRLError) else 1

@@ -132,8 +132,6 @@ def check_export_target(path: str, fmt: str, overwrite: bool) -> None:
     --out that exists (without `overwrite`) or cannot be written, or ONNX without its extra."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of: {', '.join(FORMATS)}, got {fmt!r}")
-    if os.path.isdir(path):
-        raise ConfigError(f"--out {path!r} is a folder; name the file to write")
     problem = existing_output(path, "--out", overwrite) or check_output_file(path, "--out")
     if problem:
         raise ConfigError(problem)

@@ -27,6 +27,8 @@ def check_run_dir(path: str) -> str | None:
 def existing_output(path: str, flag: str, overwrite: bool) -> str | None:
     """The refusal of an output file the user named (`flag`) that exists, unless `overwrite`:
     asyncrl replaces nothing it did not make without being told to."""
+    if os.path.isdir(path):
+        return f"{flag} {path!r} is a folder; name the file to write"
     if overwrite or not os.path.lexists(path):
         return None
     return f"{flag} {path!r} exists; choose another file or pass --overwrite to replace it"

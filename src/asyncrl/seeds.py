@@ -115,17 +115,17 @@ def _side_by_side(args: argparse.Namespace, values: dict, runs: list[tuple[int, 
 
 
 def _child(train_in: TrainIn, args: argparse.Namespace, values: dict, run_dir: str, log_path: str) -> None:
-    from .errors import command_line_words
+    from .errors import command_line_words, exit_code
 
-    with open(log_path, "a") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
     with command_line_words():
         try:
+            with open(log_path, "a") as log:
+                os.dup2(log.fileno(), 1)
+                os.dup2(log.fileno(), 2)
             code = train_in(args, values, run_dir)
         except KeyboardInterrupt:
             code = EXIT_INTERRUPTED
-        except Exception as exc:      # one line, as the command line's main would say it
+        except Exception as exc:      # one line and the exit code, as the command line's main says them
             print(f"asyncrl train: error: {' '.join(str(exc).splitlines())}", file=sys.stderr, flush=True)
-            code = 2 if isinstance(exc, ConfigError) else 1
+            code = exit_code(exc)
     sys.exit(code)

@@ -30,6 +30,9 @@ def files(tmp_path_factory):
     (d / "wrong-columns-run" / "episodes.csv").write_text("a,b,c\n1,2,3\n")
     (d / "bad-row-run").mkdir()
     (d / "bad-row-run" / "episodes.csv").write_text(EPISODES_HEADER + "10,0.1,0,abc,10\n20,0.2,0,5.0,10\n")
+    (d / "plotted-run").mkdir()           # episodes.csv and a learning_curve.png, not made by asyncrl (no marker)
+    (d / "plotted-run" / "episodes.csv").write_text(EPISODES_HEADER + "10,0.1,0,9.0,10\n")
+    (d / "plotted-run" / "learning_curve.png").write_bytes(b"\x89PNG theirs")
     (d / "cut-run").mkdir()
     (d / "cut-run" / "episodes.csv").write_text(EPISODES_HEADER + "10,0.1,0,9.0,10\n20,0.2,1,11.0,10\n30,0.3,1,1")
     return d
@@ -105,6 +108,8 @@ BAD_INPUTS = [
                                                  "replace it"),
     (["eval", "{a3c-run}", "--video", "{theirs.gif}"], "theirs.gif' exists; choose another file or pass "
                                                        "--overwrite to replace it"),
+    (["plot", "{plotted-run}"], "plotted-run/learning_curve.png' exists; choose another file or pass --overwrite"),
+    (["plot", "{cut-run}", "--out", "{plotted-run}"], "plotted-run' is a folder; name the file to write"),
     (["eval", "{a3c-run}", "--video", "/proc/ep.mp4"], "video file '/proc/ep.mp4' is on the kernel's /proc file "
                                                        "system"),
     (["eval", "{a3c-run}", "--video", "/sys/ep.gif"], "video file '/sys/ep.gif' is on the kernel's /sys file system"),
@@ -160,13 +165,17 @@ def test_plot_tolerates_a_last_row_cut_short(files, tmp_path):
 
 
 def test_plot_replaces_its_own_default_file_and_a_named_one_only_with_overwrite(files, tmp_path):
-    """learning_curve.png in the run (the default --out) is asyncrl's and is redrawn each time;
-    a file named with --out that exists is replaced with --overwrite (refused without it: the
-    bad inputs above)."""
+    """learning_curve.png in a run folder asyncrl made (the default --out) is asyncrl's and is
+    redrawn each time; a file named with --out that exists is replaced with --overwrite
+    (refused without it, as the default file in a folder asyncrl did not make: the bad inputs
+    above)."""
     import shutil
+
+    from asyncrl.run import mark_run_dir
 
     run = tmp_path / "run"
     shutil.copytree(files / "cut-run", run)
+    mark_run_dir(str(run))
     out = tmp_path / "mine.png"
     out.write_bytes(b"old")
     runs = run_cli_forked([{"args": ["plot", str(run)], "cwd": str(tmp_path), "watch": None},
@@ -176,3 +185,4 @@ def test_plot_replaces_its_own_default_file_and_a_named_one_only_with_overwrite(
     assert [r["returncode"] for r in runs] == [0, 0, 0], [r["stderr"] for r in runs]
     assert (run / "learning_curve.png").read_bytes()[:8] == out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(os.listdir(tmp_path)) == ["mine.png", "run"]         # no temporary file left
+    assert sorted(os.listdir(run)) == [".asyncrl-run", "episodes.csv", "learning_curve.png"]

@@ -134,6 +134,9 @@ def test_plot_and_export_that_cannot_write_are_one_line_and_exit_5_and_leave_the
     as a full disk refuses) is one line, `asyncrl CMD: error: ...`, exit code 5 and no
     traceback; the file the user asked to replace (--overwrite) is as it was, and no
     temporary file is left beside it."""
+    import matplotlib.font_manager  # noqa: F401  (its cache built here, where files may grow: else the
+    # limited plot process would build it and warn that it cannot save it)
+
     run = tmp_path / "run"
     run.mkdir()
     (run / "episodes.csv").write_text("step,wall_time,worker,return,length\n"
