@@ -152,11 +152,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _asyncrl_made(folder: str) -> bool:
-    """A run folder asyncrl made, or a folder of them (--seeds)."""
+    """A run folder asyncrl made, or a folder of them (--seeds); a path that is no folder has no marker."""
     from .curves import expand
     from .run import is_marked
 
-    return os.path.isdir(folder) and all(is_marked(run) for run in expand(folder))
+    return all(is_marked(run) for run in expand(folder))
 
 
 def _refuse_existing(path: str, flag: str, overwrite: bool) -> None:
